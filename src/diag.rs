@@ -1,0 +1,259 @@
+//! Diagnostics: every problem `vi` reports about a model or its data.
+//!
+//! One type, [`Diagnostic`], carries a stable code, a message, labelled spans into a source
+//! (the model file, or a data file when the fault is in the data), and a help line. It implements
+//! `miette::Diagnostic`, so the command line renders it with the source excerpt underlined.
+//! Phases collect diagnostics into a [`Diagnostics`] list and report them together.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+
+use crate::syntax::Span;
+
+/// The source a diagnostic points into: a model file or a data file, with its name.
+pub type Source = Arc<NamedSource<String>>;
+
+/// Make a [`Source`] from a display name and its text.
+pub fn source(name: impl AsRef<str>, text: impl Into<String>) -> Source {
+    Arc::new(NamedSource::new(name, text.into()).with_language("vi"))
+}
+
+#[derive(Clone, Debug)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
+    pub primary: bool,
+}
+
+/// One problem, located in a source where it has a location.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    /// A stable identifier such as `vi::name::undefined`; tests and users can search for it.
+    pub code: &'static str,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+    pub source: Option<Source>,
+}
+
+impl Diagnostic {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            source: None,
+        }
+    }
+
+    /// The main label: where the problem is.
+    pub fn primary(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+            primary: true,
+        });
+        self
+    }
+
+    /// A secondary label: something that explains the problem (a declaration, the other side).
+    pub fn secondary(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+            primary: false,
+        });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_source(mut self, source: &Source) -> Self {
+        if self.source.is_none() {
+            self.source = Some(source.clone());
+        }
+        self
+    }
+
+    /// The span of the primary label, if any.
+    pub fn primary_span(&self) -> Option<Span> {
+        self.labels.iter().find(|l| l.primary).map(|l| l.span)
+    }
+
+    /// Render without colour, as the snapshot tests and non-terminal output see it.
+    pub fn render_plain(&self) -> String {
+        render(self, GraphicalTheme::unicode_nocolor())
+    }
+}
+
+fn render(diag: &dyn miette::Diagnostic, theme: GraphicalTheme) -> String {
+    let mut out = String::new();
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false)
+        .render_report(&mut out, diag)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl miette::Diagnostic for Diagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.source.as_deref().map(|s| s as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() || self.source.is_none() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().map(|l| {
+            let text = (!l.text.is_empty()).then(|| l.text.clone());
+            if l.primary {
+                LabeledSpan::new_primary_with_span(text, l.span)
+            } else {
+                LabeledSpan::new_with_span(text, l.span)
+            }
+        })))
+    }
+}
+
+/// Several diagnostics from one phase, in the order they were found.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn new() -> Self {
+        Diagnostics(Vec::new())
+    }
+
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+
+    /// Attach `source` to every diagnostic that has none yet.
+    pub fn with_source(self, source: &Source) -> Self {
+        Diagnostics(self.0.into_iter().map(|d| d.with_source(source)).collect())
+    }
+
+    /// `Ok(value)` if nothing was reported.
+    pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Render all, without colour, separated by blank lines.
+    pub fn render_plain(&self) -> String {
+        self.0
+            .iter()
+            .map(Diagnostic::render_plain)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Render all for a terminal (colour when `color` is set).
+    pub fn render(&self, color: bool) -> String {
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        self.0
+            .iter()
+            .map(|d| render(d, theme.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.0 {
+            writeln!(f, "error[{}]: {}", d.code, d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Suggest the closest of `candidates` to `name` (edit distance at most a third of its length).
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_close_names_only() {
+        assert_eq!(did_you_mean("Normla", ["Normal", "Gamma"]), Some("Normal"));
+        assert_eq!(did_you_mean("Foo", ["Normal", "Gamma"]), None);
+        assert_eq!(did_you_mean("sigm", ["sigma", "mu"]), Some("sigma"));
+    }
+}

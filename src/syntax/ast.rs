@@ -1,0 +1,242 @@
+//! The abstract syntax tree, exactly as written: no names resolved, no types.
+//!
+//! Every node keeps the span of the text it came from; the checker reports against them.
+
+use crate::syntax::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Data(DataDecl),
+    Const(ConstDecl),
+    Param(ParamDecl),
+    Net(NetDecl),
+    Stmt(Stmt),
+    Guide(Block),
+    Fit(FitBlock),
+    Objective(ObjectiveDecl),
+}
+
+/// `data x: real[N] from "data/x.csv"`
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataDecl {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub from: Option<StrLit>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrLit {
+    pub value: String,
+    pub span: Span,
+}
+
+/// `const K = 3`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstDecl {
+    pub name: Ident,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// `param s: positive[K] = 1.0`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamDecl {
+    pub name: Ident,
+    pub ty: TypeExpr,
+    pub init: Option<Expr>,
+    pub span: Span,
+}
+
+/// An element type with optional arguments and shape: `real[N, D]`, `bounded(0, 1)[K]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeExpr {
+    pub name: Ident,
+    pub args: Vec<Expr>,
+    pub dims: Vec<Expr>,
+    pub span: Span,
+}
+
+/// `net encoder = mlp(D -> 400 -> 2 * Z, hidden = tanh)`
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetDecl {
+    pub name: Ident,
+    pub kind: Ident,
+    pub layers: Vec<Expr>,
+    pub options: Vec<Arg>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub stmts: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stmt {
+    /// `target ~ Dist(args) [dims]`: a latent variable, an observation, or an observed
+    /// transformation of data.
+    Sample {
+        target: Expr,
+        dist: DistCall,
+        span: Span,
+    },
+    /// `let h = expr`
+    Let { name: Ident, value: Expr, span: Span },
+    /// `for i in 1..N batch M { ... }`
+    For(Box<ForLoop>),
+    /// `term gan = log(disc(x[n]))`: a named quantity for objectives, not part of the density.
+    Term { name: Ident, value: Expr, span: Span },
+    /// A statement that did not parse; its diagnostic has been reported.
+    Error(Span),
+}
+
+impl Stmt {
+    pub fn span(&self) -> Span {
+        match self {
+            Stmt::Sample { span, .. } | Stmt::Let { span, .. } | Stmt::Term { span, .. } => *span,
+            Stmt::For(f) => f.span,
+            Stmt::Error(span) => *span,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForLoop {
+    pub var: Ident,
+    pub from: Expr,
+    pub to: Expr,
+    pub batch: Option<BatchSpec>,
+    pub body: Block,
+    pub span: Span,
+}
+
+/// `batch M`: the keyword's span and the size, which the checker requires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchSpec {
+    pub size: Option<Expr>,
+    pub span: Span,
+}
+
+/// `Normal(0, sigma) [K]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistCall {
+    pub name: Ident,
+    pub args: Vec<Arg>,
+    /// The iid shape after the call, `[K]`, with the span of the brackets.
+    pub iid: Option<(Vec<Expr>, Span)>,
+    pub span: Span,
+}
+
+/// A call argument, positional or `name = value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub name: Option<Ident>,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FitBlock {
+    pub settings: Vec<Setting>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    pub key: Ident,
+    pub value: Expr,
+    pub span: Span,
+}
+
+/// `objective disc: maximise gan`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectiveDecl {
+    pub groups: Vec<Ident>,
+    pub sense: Sense,
+    pub expr: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sense {
+    Maximise,
+    Minimise,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    MatMul,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Pow => "^",
+            BinOp::MatMul => "@",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// A number; `is_int` when written without a point or exponent.
+    Num { value: f64, is_int: bool },
+    Str(String),
+    Name(String),
+    Neg(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call { func: Ident, args: Vec<Arg> },
+    Index { base: Box<Expr>, indices: Vec<IndexArg> },
+    /// `[a, b, c]`
+    Vector(Vec<Expr>),
+    /// `draw Normal(0, 1) [Z]`: a fresh random draw, not a latent variable.
+    Draw(Box<DistCall>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexArg {
+    Expr(Expr),
+    /// `a:b`, `a:`, `:b` or `:`, zero-based and half-open.
+    Slice {
+        start: Option<Expr>,
+        end: Option<Expr>,
+        span: Span,
+    },
+}
+
+impl IndexArg {
+    pub fn span(&self) -> Span {
+        match self {
+            IndexArg::Expr(e) => e.span,
+            IndexArg::Slice { span, .. } => *span,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Source text to syntax tree: the `logos` lexer, the `lalrpop` parser and the AST.
+//!
+//! Nothing here knows what a name means; the checker does that.
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+mod span;
+
+pub use parser::{parse_expr, parse_program};
+pub use span::{Span, Spanned};
