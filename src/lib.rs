@@ -6,3 +6,8 @@
 
 pub mod diag;
 pub mod syntax;
+pub mod data;
+pub mod dist;
+pub mod graph;
+pub mod settings;
+pub mod special;

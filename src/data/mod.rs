@@ -1,0 +1,197 @@
+//! Data: reading arrays from files and binding them to a model's `data` declarations.
+//!
+//! Readers ([`csv`], [`npy`], [`idx`]) turn a file into a [`Table`] or an [`Array`], reporting
+//! faults as diagnostics that name the file and, for text, point at the row and column.
+//! [`DataSet`] holds the arrays bound to data names; the checker validates them against the
+//! declarations (shapes, supports).
+
+pub mod csv;
+pub mod idx;
+pub mod npy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+use crate::diag::Diagnostic;
+
+/// A numeric array in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+    /// Where it came from, for messages: `data/gmm.csv, column x`.
+    pub origin: String,
+    /// The file held bytes 0..=255 (IDX images, uint8 .npy); bound to `unit` data they are
+    /// divided by 255.
+    pub bytes: bool,
+}
+
+impl Array {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// The arrays bound to a model's data names.
+#[derive(Clone, Debug, Default)]
+pub struct DataSet {
+    pub arrays: BTreeMap<String, Array>,
+}
+
+impl DataSet {
+    pub fn get(&self, name: &str) -> Option<&Array> {
+        self.arrays.get(name)
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, array: Array) {
+        self.arrays.insert(name.into(), array);
+    }
+}
+
+/// A file's contents: a table with named columns (CSV) or an unnamed array (IDX, .npy).
+#[derive(Clone, Debug)]
+pub enum Contents {
+    Table(csv::Table),
+    Array(Array),
+}
+
+/// Read any supported file, choosing the reader by its name (`.csv`, `.npy`, IDX by its magic
+/// number; `.gz` for gzip either way).
+pub fn read_file(path: &Path) -> Result<Contents, Diagnostic> {
+    let bytes = read_bytes(path)?;
+    let name = path.to_string_lossy().to_string();
+    let stem = name.strip_suffix(".gz").unwrap_or(&name).to_lowercase();
+    if stem.ends_with(".npy") {
+        return npy::parse(&bytes, &name).map(Contents::Array);
+    }
+    if idx::looks_like_idx(&bytes) || stem.contains("-ubyte") || stem.ends_with(".idx") {
+        return idx::parse(&bytes, &name).map(Contents::Array);
+    }
+    if stem.ends_with(".amat") {
+        return csv::parse_whitespace_matrix(&bytes, &name).map(Contents::Array);
+    }
+    csv::parse(&bytes, &name).map(Contents::Table)
+}
+
+/// The bytes of a file, gunzipped when it is gzip (by its magic number).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+    let raw = std::fs::read(path).map_err(|e| {
+        Diagnostic::new("vi::data::unreadable", format!("cannot read data file `{}`", path.display())).help(
+            match e.kind() {
+                std::io::ErrorKind::NotFound => "no file at that path; paths in `--data` are relative to the current directory, paths in `from` to the model file".to_string(),
+                _ => e.to_string(),
+            },
+        )
+    })?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut GzDecoder::new(&raw[..]), &mut out).map_err(|e| {
+            Diagnostic::new("vi::data::bad_gzip", format!("`{}` is not valid gzip", path.display()))
+                .help(format!("the file starts like gzip but does not decompress: {e}"))
+        })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Which columns of a table to take.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Columns {
+    /// A column named like the data, or columns `name0, name1, ...`, or else the whole table.
+    Auto,
+    /// These columns, in this order.
+    Named(Vec<String>),
+}
+
+/// One `--data` argument: `NAME=PATH[:COLUMNS]` binds one name; a bare `PATH` binds every
+/// declared name the file has a column (or numbered columns) for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub name: Option<String>,
+    pub path: PathBuf,
+    pub columns: Columns,
+}
+
+impl Binding {
+    /// Parse the text of a `--data` argument.
+    pub fn parse(arg: &str) -> Result<Binding, String> {
+        let (name, rest) = match arg.split_once('=') {
+            Some((n, r)) if is_name(n) => (Some(n.to_string()), r),
+            Some((n, _)) => return Err(format!("`{n}` is not a data name (letters, digits and `_`)")),
+            None => (None, arg),
+        };
+        if rest.is_empty() {
+            return Err("missing the file path after `=`".into());
+        }
+        // `path:cols` — but not a Windows drive letter or a path that merely contains `:`.
+        let (path, columns) = match rest.rsplit_once(':') {
+            Some((p, cols)) if !p.is_empty() && !cols.contains('/') && !cols.is_empty() => (
+                p,
+                Columns::Named(cols.split(',').map(|c| c.trim().to_string()).collect()),
+            ),
+            _ => (rest, Columns::Auto),
+        };
+        Ok(Binding {
+            name,
+            path: PathBuf::from(path),
+            columns,
+        })
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Take the array for `name` out of a file's contents.
+///
+/// `explicit` is true when the user named this file for this name: then a table with no
+/// matching column is taken whole. Returns `Ok(None)` when the file has nothing for the name.
+pub fn select(contents: &Contents, name: &str, columns: &Columns, explicit: bool) -> Result<Option<Array>, Diagnostic> {
+    match contents {
+        Contents::Array(a) => Ok(Some(a.clone())),
+        Contents::Table(t) => match columns {
+            Columns::Named(cols) => t.columns_named(cols).map(Some),
+            Columns::Auto => {
+                if let Some(a) = t.column_named(name) {
+                    return Ok(Some(a));
+                }
+                if let Some(a) = t.numbered_columns(name) {
+                    return Ok(Some(a));
+                }
+                if explicit {
+                    return t.whole().map(Some);
+                }
+                Ok(None)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_arguments_parse() {
+        let b = Binding::parse("x=data/gmm.csv").unwrap();
+        assert_eq!(b.name.as_deref(), Some("x"));
+        assert_eq!(b.path, PathBuf::from("data/gmm.csv"));
+        assert_eq!(b.columns, Columns::Auto);
+        let b = Binding::parse("X=w.csv:x0,x1").unwrap();
+        assert_eq!(b.columns, Columns::Named(vec!["x0".into(), "x1".into()]));
+        let b = Binding::parse("../shared/w.csv").unwrap();
+        assert_eq!(b.name, None);
+        assert!(Binding::parse("1x=a.csv").is_err());
+        assert!(Binding::parse("x=").is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! NumPy `.npy` arrays of any real or integer dtype, C or Fortran order.
+
+use npyz::{DType, NpyFile, Order, TypeChar};
+
+use crate::data::Array;
+use crate::diag::Diagnostic;
+
+pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
+    let bad = |why: String| Diagnostic::new("vi::data::bad_npy", format!("cannot read `{path}` as .npy")).help(why);
+    let npy = NpyFile::new(bytes).map_err(|e| bad(e.to_string()))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let order = npy.order();
+    let DType::Plain(ts) = npy.dtype() else {
+        return Err(bad("only plain numeric arrays are supported, not structured dtypes".into()));
+    };
+    let size = ts.size_field();
+    let read_err = |e: std::io::Error| bad(e.to_string());
+    let mut values: Vec<f64> = match (ts.type_char(), size) {
+        (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(read_err)?,
+        (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(read_err)?.into_iter().map(|v| v as f64).collect(),
+        (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 2) => npy.into_vec::<i16>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 1) => npy.into_vec::<i8>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Uint, 8) => npy.into_vec::<u64>().map_err(read_err)?.into_iter().map(|v| v as f64).collect(),
+        (TypeChar::Uint, 4) => npy.into_vec::<u32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(f64::from).collect(),
+        (TypeChar::Bool, 1) => npy.into_vec::<bool>().map_err(read_err)?.into_iter().map(|b| f64::from(u8::from(b))).collect(),
+        (c, s) => return Err(bad(format!("unsupported dtype {c:?}{s}; use a float or integer array"))),
+    };
+    if order == Order::Fortran && shape.len() > 1 {
+        values = fortran_to_c(&values, &shape);
+    }
+    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Diagnostic::new("vi::data::not_finite", format!("element {k} of `{path}` is not finite"))
+            .help("NaN and infinite values are not data"));
+    }
+    Ok(Array {
+        shape,
+        values,
+        origin: path.to_string(),
+        bytes: ts.type_char() == TypeChar::Uint && size == 1,
+    })
+}
+
+/// Reorder column-major values into row-major.
+fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
+    let n = values.len();
+    let rank = shape.len();
+    let mut out = vec![0.0; n];
+    let mut idx = vec![0usize; rank];
+    for v in out.iter_mut() {
+        // `idx` is the row-major multi-index of this output position; find its column-major offset.
+        let mut off = 0;
+        let mut stride = 1;
+        for k in 0..rank {
+            off += idx[k] * stride;
+            stride *= shape[k];
+        }
+        *v = values[off];
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_an_f64_matrix() {
+        let mut buf = Vec::new();
+        {
+            use npyz::WriterBuilder;
+            let mut w = npyz::WriteOptions::<f64>::new()
+                .default_dtype()
+                .shape(&[2, 3])
+                .writer(&mut buf)
+                .begin_nd()
+                .unwrap();
+            w.extend([1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+            w.finish().unwrap();
+        }
+        let a = parse(&buf, "m.npy").unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.values, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn fortran_order_is_transposed_into_row_major() {
+        // [[1, 2, 3], [4, 5, 6]] stored column-major.
+        let c = fortran_to_c(&[1.0, 4.0, 2.0, 5.0, 3.0, 6.0], &[2, 3]);
+        assert_eq!(c, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn garbage_is_a_diagnostic() {
+        assert_eq!(parse(b"not an npy file", "x.npy").unwrap_err().code, "vi::data::bad_npy");
+    }
+}

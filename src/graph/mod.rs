@@ -1,0 +1,645 @@
+//! The lowered model: a typed computation graph (IR) that the engines run.
+//!
+//! The checker builds it; nothing downstream looks at the AST again. Every node keeps the span
+//! of the expression it came from, so the engines can still point at the source (a value that
+//! went non-finite, a statement that breaks conjugacy).
+//!
+//! Values are arrays. A node's [`Ty`] splits its axes in two: `plates`, the conditionally
+//! independent axes of the `for` loops it varies over, and `shape`, the axes of one plate
+//! member's value. Engines lay a value out as `[samples?, plates..., shape...]`; a node that
+//! does not vary over a plate is broadcast along it.
+
+mod print;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::diag::Source;
+use crate::dist::{Domain, Family, Parameterization};
+use crate::settings::Settings;
+use crate::syntax::Span;
+
+pub use print::{to_dot, to_text};
+
+macro_rules! id_type {
+    ($($name:ident),*) => {$(
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize { self.0 as usize }
+        }
+    )*};
+}
+id_type!(NodeId, PlateId, LatentId, DataId, ParamId, NetId, TermId);
+
+/// One axis length: a number, or a name bound from the data (and its value once bound).
+#[derive(Clone, Debug)]
+pub enum Dim {
+    Known(usize),
+    Sym { name: Arc<str>, value: Option<usize> },
+}
+
+impl Dim {
+    pub fn sym(name: &str, value: Option<usize>) -> Dim {
+        Dim::Sym {
+            name: name.into(),
+            value,
+        }
+    }
+
+    /// The length, once known.
+    pub fn value(&self) -> Option<usize> {
+        match self {
+            Dim::Known(n) => Some(*n),
+            Dim::Sym { value, .. } => *value,
+        }
+    }
+
+    /// Two dims are the same length: equal values once bound, else the same name.
+    pub fn same(&self, other: &Dim) -> bool {
+        match (self.value(), other.value()) {
+            (Some(a), Some(b)) => a == b,
+            _ => match (self, other) {
+                (Dim::Sym { name: a, .. }, Dim::Sym { name: b, .. }) => a == b,
+                _ => false,
+            },
+        }
+    }
+
+    pub fn is_one(&self) -> bool {
+        self.value() == Some(1)
+    }
+}
+
+impl PartialEq for Dim {
+    fn eq(&self, other: &Dim) -> bool {
+        self.same(other)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Known(n) => write!(f, "{n}"),
+            Dim::Sym { name, value: None } => f.write_str(name),
+            Dim::Sym {
+                name,
+                value: Some(v),
+            } => write!(f, "{name}={v}"),
+        }
+    }
+}
+
+/// Display a shape as `[N, 3]` (`[]` for a scalar).
+pub struct ShapeDisplay<'a>(pub &'a [Dim]);
+
+impl fmt::Display for ShapeDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// What the elements of a value are.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Elem {
+    Real,
+    Int,
+    /// An integer in `0..bound` (a categorical draw); indexing with it is checked against the
+    /// bound.
+    Index(Dim),
+}
+
+impl Elem {
+    pub fn is_int(&self) -> bool {
+        !matches!(self, Elem::Real)
+    }
+}
+
+/// The type of a node: which plates it varies over, the shape per plate member, and its
+/// elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ty {
+    pub plates: Vec<PlateId>,
+    pub shape: Vec<Dim>,
+    pub elem: Elem,
+}
+
+impl Ty {
+    pub fn scalar() -> Ty {
+        Ty {
+            plates: Vec::new(),
+            shape: Vec::new(),
+            elem: Elem::Real,
+        }
+    }
+
+    pub fn real(plates: Vec<PlateId>, shape: Vec<Dim>) -> Ty {
+        Ty {
+            plates,
+            shape,
+            elem: Elem::Real,
+        }
+    }
+}
+
+/// Elementwise functions of one argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapFn {
+    Neg,
+    Exp,
+    Log,
+    Log1p,
+    Expm1,
+    Sqrt,
+    Square,
+    Abs,
+    Sigmoid,
+    Logit,
+    Tanh,
+    Relu,
+    Softplus,
+    LGamma,
+    Digamma,
+    /// `log(1 - x)`, stable near 0.
+    Log1m,
+}
+
+impl MapFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            MapFn::Neg => "neg",
+            MapFn::Exp => "exp",
+            MapFn::Log => "log",
+            MapFn::Log1p => "log1p",
+            MapFn::Expm1 => "expm1",
+            MapFn::Sqrt => "sqrt",
+            MapFn::Square => "square",
+            MapFn::Abs => "abs",
+            MapFn::Sigmoid => "sigmoid",
+            MapFn::Logit => "logit",
+            MapFn::Tanh => "tanh",
+            MapFn::Relu => "relu",
+            MapFn::Softplus => "softplus",
+            MapFn::LGamma => "lgamma",
+            MapFn::Digamma => "digamma",
+            MapFn::Log1m => "log1m",
+        }
+    }
+
+    pub const ALL: [MapFn; 16] = [
+        MapFn::Neg,
+        MapFn::Exp,
+        MapFn::Log,
+        MapFn::Log1p,
+        MapFn::Expm1,
+        MapFn::Sqrt,
+        MapFn::Square,
+        MapFn::Abs,
+        MapFn::Sigmoid,
+        MapFn::Logit,
+        MapFn::Tanh,
+        MapFn::Relu,
+        MapFn::Softplus,
+        MapFn::LGamma,
+        MapFn::Digamma,
+        MapFn::Log1m,
+    ];
+
+    /// Apply to a number (constant folding, reference values).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            MapFn::Neg => -x,
+            MapFn::Exp => x.exp(),
+            MapFn::Log => x.ln(),
+            MapFn::Log1p => x.ln_1p(),
+            MapFn::Expm1 => x.exp_m1(),
+            MapFn::Sqrt => x.sqrt(),
+            MapFn::Square => x * x,
+            MapFn::Abs => x.abs(),
+            MapFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            MapFn::Logit => (x / (1.0 - x)).ln(),
+            MapFn::Tanh => x.tanh(),
+            MapFn::Relu => x.max(0.0),
+            MapFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            MapFn::LGamma => crate::special::lgamma(x),
+            MapFn::Digamma => crate::special::digamma(x),
+            MapFn::Log1m => (-x).ln_1p(),
+        }
+    }
+}
+
+/// Elementwise functions of two arguments, broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ZipFn {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Min,
+    Max,
+}
+
+impl ZipFn {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ZipFn::Add => "+",
+            ZipFn::Sub => "-",
+            ZipFn::Mul => "*",
+            ZipFn::Div => "/",
+            ZipFn::Pow => "^",
+            ZipFn::Min => "min",
+            ZipFn::Max => "max",
+        }
+    }
+
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            ZipFn::Add => a + b,
+            ZipFn::Sub => a - b,
+            ZipFn::Mul => a * b,
+            ZipFn::Div => a / b,
+            ZipFn::Pow => a.powf(b),
+            ZipFn::Min => a.min(b),
+            ZipFn::Max => a.max(b),
+        }
+    }
+}
+
+/// Reductions over all axes of a value's shape (never over plates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceFn {
+    Sum,
+    Mean,
+    LogSumExp,
+}
+
+impl ReduceFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceFn::Sum => "sum",
+            ReduceFn::Mean => "mean",
+            ReduceFn::LogSumExp => "logsumexp",
+        }
+    }
+}
+
+/// The objective's building blocks, summed over plates with minibatch scaling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quantity {
+    /// The evidence lower bound.
+    Elbo,
+    /// The expected log-likelihood of the observations (minus the distortion).
+    LogLik,
+    /// KL(q || prior) over the latents (the rate).
+    Kl,
+    Term(TermId),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Const(f64),
+    /// `[a, b, c]`: equal-shaped values stacked along a new leading axis.
+    Stack(Vec<NodeId>),
+    /// A data array, whole.
+    Data(DataId),
+    /// The length of a dimension, as a number.
+    DimValue(Dim),
+    /// A latent variable: plate-varying along the plates it was drawn in.
+    Latent(LatentId),
+    Param(ParamId),
+    /// A fresh random draw each evaluation (`draw Normal(0, 1) [Z]`).
+    Draw(Box<DistApp>),
+    /// The leading axes of `src` taken as the given plates: `x[i]`.
+    PlateView { src: NodeId, plates: Vec<PlateId> },
+    /// The plates of `src` turned back into its leading axes: a whole plate-drawn latent.
+    Unplate { src: NodeId },
+    /// `src` indexed along `axis` by an integer-valued node (a constant, data or a categorical
+    /// latent); the axis disappears.
+    Select { src: NodeId, axis: usize, index: NodeId },
+    /// `src[start:end]` along `axis`.
+    Slice {
+        src: NodeId,
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    Map(MapFn, NodeId),
+    Zip(ZipFn, NodeId, NodeId),
+    /// Matrix product over the last one or two axes (`@`, `dot`, `matmul`).
+    MatMul(NodeId, NodeId),
+    Reduce(ReduceFn, NodeId),
+    /// Softmax along the last axis (`log` when `log` is set).
+    Softmax { src: NodeId, log: bool },
+    /// A scalar repeated to a shape (`fill`, `zeros`, `ones`).
+    Fill { value: NodeId, shape: Vec<Dim> },
+    /// Swap the last two axes.
+    Transpose(NodeId),
+    /// A declared network applied to `input` (its last axis); `layer` stops after that many
+    /// layers, for feature matching.
+    Net {
+        net: NetId,
+        input: NodeId,
+        layer: Option<usize>,
+    },
+    /// A value that moves linearly from `from` to `to` over the first `steps` training steps.
+    Anneal { from: f64, to: f64, steps: f64 },
+    Quantity(Quantity),
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+/// A distribution applied to argument nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DistApp {
+    pub family: Family,
+    pub pz: Parameterization,
+    /// One node per parameter of the parameterisation, in its order.
+    pub args: Vec<NodeId>,
+    /// The iid shape written after the call (`[K]`).
+    pub iid: Vec<Dim>,
+    /// The shape the parameters broadcast to.
+    pub batch: Vec<Dim>,
+    /// The shape of one draw (`[K]` for a Dirichlet over K categories).
+    pub event: Vec<Dim>,
+    pub span: Span,
+}
+
+impl DistApp {
+    /// The shape of one draw per plate member: iid, then batch, then event axes.
+    pub fn value_shape(&self) -> Vec<Dim> {
+        let mut s = self.iid.clone();
+        s.extend(self.batch.iter().cloned());
+        s.extend(self.event.iter().cloned());
+        s
+    }
+
+    pub fn param_names(&self) -> impl Iterator<Item = &'static str> {
+        self.family.params(self.pz).iter().map(|p| p.name)
+    }
+}
+
+/// What a `~` statement draws or observes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Latent(LatentId),
+    /// Observed data; `value` is the data viewed along the enclosing plates.
+    Data { data: DataId, value: NodeId },
+    /// An observed function of data and parameters (e.g. a discriminator's features).
+    Derived { value: NodeId },
+}
+
+/// One `~` statement.
+#[derive(Clone, Debug)]
+pub struct Site {
+    pub target: Target,
+    pub dist: DistApp,
+    /// The enclosing plates, outermost first.
+    pub plates: Vec<PlateId>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plate {
+    pub var: String,
+    pub size: Dim,
+    /// The minibatch size, when the plate is subsampled.
+    pub batch: Option<usize>,
+    pub parent: Option<PlateId>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Latent {
+    pub name: String,
+    pub plates: Vec<PlateId>,
+    /// Shape per plate member.
+    pub shape: Vec<Dim>,
+    pub support: Domain,
+    /// The index of its prior site in [`Model::sites`].
+    pub site: usize,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct DataDecl {
+    pub name: String,
+    pub domain: Domain,
+    pub shape: Vec<Dim>,
+    /// The default file, relative to the model file.
+    pub from: Option<(String, Span)>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConstDecl {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+    pub is_int: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamDecl {
+    pub name: String,
+    pub domain: Domain,
+    pub shape: Vec<Dim>,
+    /// A constant initial value (broadcast); `None` for the engine's default.
+    pub init: Option<f64>,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activation {
+    Identity,
+    Tanh,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Softplus,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 6] = [
+        Activation::Identity,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Sigmoid,
+        Activation::Softplus,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Softplus => "softplus",
+        }
+    }
+}
+
+/// A declared network: an MLP with the given layer widths.
+#[derive(Clone, Debug)]
+pub struct NetDecl {
+    pub name: String,
+    /// Input width, hidden widths..., output width.
+    pub widths: Vec<Dim>,
+    pub hidden: Activation,
+    pub out: Activation,
+    pub span: Span,
+}
+
+/// `term NAME = expr`: a named quantity for objectives.
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub name: String,
+    pub value: NodeId,
+    pub plates: Vec<PlateId>,
+    pub span: Span,
+}
+
+/// Which learnable parameters an objective updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Group {
+    Net(NetId),
+    Param(ParamId),
+    /// The variational parameters of the automatic guide.
+    Guide,
+}
+
+#[derive(Clone, Debug)]
+pub struct Objective {
+    /// Empty: every learnable parameter not claimed by another objective.
+    pub groups: Vec<Group>,
+    pub maximise: bool,
+    pub expr: NodeId,
+    pub span: Span,
+}
+
+/// A checked, lowered model: everything an engine needs, nothing of the syntax.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: String,
+    pub source: Source,
+    pub data: Vec<DataDecl>,
+    pub consts: Vec<ConstDecl>,
+    pub params: Vec<ParamDecl>,
+    pub nets: Vec<NetDecl>,
+    pub plates: Vec<Plate>,
+    pub latents: Vec<Latent>,
+    pub nodes: Vec<Node>,
+    /// The model's `~` statements in program order.
+    pub sites: Vec<Site>,
+    /// The guide block's `~` statements, if the model has one.
+    pub guide: Option<Vec<Site>>,
+    pub terms: Vec<Term>,
+    pub objectives: Vec<Objective>,
+    pub settings: Settings,
+}
+
+impl Model {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn plate(&self, id: PlateId) -> &Plate {
+        &self.plates[id.index()]
+    }
+
+    pub fn latent(&self, id: LatentId) -> &Latent {
+        &self.latents[id.index()]
+    }
+
+    /// The guide site for a latent, if the guide block draws it.
+    pub fn guide_site(&self, id: LatentId) -> Option<&Site> {
+        self.guide
+            .as_ref()?
+            .iter()
+            .find(|s| s.target == Target::Latent(id))
+    }
+
+    /// The value of a node if it is a compile-time scalar constant.
+    pub fn constant(&self, id: NodeId) -> Option<f64> {
+        let node = self.node(id);
+        if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
+            return None;
+        }
+        match &node.op {
+            Op::Const(v) => Some(*v),
+            Op::Map(f, a) => Some(f.apply(self.constant(*a)?)),
+            Op::Zip(f, a, b) => Some(f.apply(self.constant(*a)?, self.constant(*b)?)),
+            Op::DimValue(d) => d.value().map(|v| v as f64),
+            _ => None,
+        }
+    }
+
+    /// Every node `id` depends on, itself included.
+    pub fn ancestors(&self, id: NodeId) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![id];
+        let mut out = Vec::new();
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n.index()], true) {
+                continue;
+            }
+            out.push(n);
+            stack.extend(self.inputs(n));
+        }
+        out.sort();
+        out
+    }
+
+    /// The direct inputs of a node.
+    pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
+        match &self.node(id).op {
+            Op::Const(_)
+            | Op::Data(_)
+            | Op::DimValue(_)
+            | Op::Latent(_)
+            | Op::Param(_)
+            | Op::Anneal { .. }
+            | Op::Quantity(_) => Vec::new(),
+            Op::Stack(items) => items.clone(),
+            Op::Draw(d) => d.args.clone(),
+            Op::PlateView { src, .. }
+            | Op::Unplate { src }
+            | Op::Slice { src, .. }
+            | Op::Softmax { src, .. } => vec![*src],
+            Op::Select { src, index, .. } => vec![*src, *index],
+            Op::Map(_, a) | Op::Reduce(_, a) | Op::Transpose(a) => vec![*a],
+            Op::Zip(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
+            Op::Fill { value, .. } => vec![*value],
+            Op::Net { input, .. } => vec![*input],
+        }
+    }
+
+    /// The latents a node depends on.
+    pub fn latents_of(&self, id: NodeId) -> Vec<LatentId> {
+        let mut out: Vec<LatentId> = self
+            .ancestors(id)
+            .into_iter()
+            .filter_map(|n| match self.node(n).op {
+                Op::Latent(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        out.dedup();
+        out
+    }
+}
