@@ -306,6 +306,8 @@ pub enum Quantity {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     Const(f64),
+    /// A constant array (row-major, the node's shape).
+    Literal(Vec<f64>),
     /// `[a, b, c]`: equal-shaped values stacked along a new leading axis.
     Stack(Vec<NodeId>),
     /// A data array, whole.
@@ -607,26 +609,7 @@ impl Model {
 
     /// The direct inputs of a node.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
-        match &self.node(id).op {
-            Op::Const(_)
-            | Op::Data(_)
-            | Op::DimValue(_)
-            | Op::Latent(_)
-            | Op::Param(_)
-            | Op::Anneal { .. }
-            | Op::Quantity(_) => Vec::new(),
-            Op::Stack(items) => items.clone(),
-            Op::Draw(d) => d.args.clone(),
-            Op::PlateView { src, .. }
-            | Op::Unplate { src }
-            | Op::Slice { src, .. }
-            | Op::Softmax { src, .. } => vec![*src],
-            Op::Select { src, index, .. } => vec![*src, *index],
-            Op::Map(_, a) | Op::Reduce(_, a) | Op::Transpose(a) => vec![*a],
-            Op::Zip(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
-            Op::Fill { value, .. } => vec![*value],
-            Op::Net { input, .. } => vec![*input],
-        }
+        op_inputs(&self.node(id).op)
     }
 
     /// The latents a node depends on.
@@ -641,5 +624,29 @@ impl Model {
             .collect();
         out.dedup();
         out
+    }
+}
+
+/// The nodes an op reads.
+pub fn op_inputs(op: &Op) -> Vec<NodeId> {
+    match op {
+        Op::Const(_)
+        | Op::Literal(_)
+        | Op::Data(_)
+        | Op::DimValue(_)
+        | Op::Latent(_)
+        | Op::Param(_)
+        | Op::Anneal { .. }
+        | Op::Quantity(_) => Vec::new(),
+        Op::Stack(items) => items.clone(),
+        Op::Draw(d) => d.args.clone(),
+        Op::PlateView { src, .. } | Op::Unplate { src } | Op::Slice { src, .. } | Op::Softmax { src, .. } => {
+            vec![*src]
+        }
+        Op::Select { src, index, .. } => vec![*src, *index],
+        Op::Map(_, a) | Op::Reduce(_, a) | Op::Transpose(a) => vec![*a],
+        Op::Zip(_, a, b) | Op::MatMul(a, b) => vec![*a, *b],
+        Op::Fill { value, .. } => vec![*value],
+        Op::Net { input, .. } => vec![*input],
     }
 }

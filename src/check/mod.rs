@@ -1,0 +1,563 @@
+//! The checker: resolves names, types, supports and shapes, and elaborates the AST into the
+//! graph IR ([`crate::graph::Model`]) in the same walk.
+//!
+//! Checking and lowering are one pass because every check needs the type of the expression it
+//! is looking at, and the typed expression *is* the graph node; a second walk would recompute
+//! the first. The checker never stops at the first problem: each failing expression yields
+//! `None`, its diagnostic is recorded, and checking goes on with the next statement.
+//!
+//! Dimensions are symbolic (`N`, `D`) until data binds them; with data, the data's shapes and
+//! values are validated against their declarations here too.
+
+mod decl;
+mod dist;
+mod expr;
+mod shape;
+mod site;
+
+use std::collections::HashMap;
+
+use crate::data::DataSet;
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::dist::Domain;
+use crate::graph::{
+    ConstDecl, DataDecl, DataId, Dim, Elem, LatentId, Model, NetDecl, NetId, Node, NodeId, Objective, Op,
+    ParamDecl, ParamId, Plate, PlateId, Site, Term, TermId, Ty,
+};
+use crate::settings::Settings;
+use crate::syntax::ast::{self, Item, Stmt};
+use crate::syntax::Span;
+
+/// Check a parsed model against the data bound so far (possibly none) and lower it.
+pub fn check(program: &ast::Program, source: &Source, name: &str, data: &DataSet) -> Result<Model, Diagnostics> {
+    let mut c = Checker::new(data);
+    c.program(program);
+    let diags = c.diags.with_source(source);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(Model {
+        name: name.to_string(),
+        source: source.clone(),
+        data: c.data,
+        consts: c.consts,
+        params: c.params,
+        nets: c.nets,
+        plates: c.plates,
+        latents: c.latents,
+        nodes: c.nodes,
+        sites: c.sites,
+        guide: c.guide,
+        terms: c.terms,
+        objectives: c.objectives,
+        settings: c.settings,
+    })
+}
+
+/// What a global name stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Symbol {
+    Data(DataId),
+    Const(usize),
+    Param(ParamId),
+    Net(NetId),
+    Latent(LatentId),
+    Term(TermId),
+}
+
+/// Which program a statement belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Program {
+    Model,
+    Guide,
+    /// An objective expression: only consts and quantities are visible.
+    Objective,
+    /// A const, a bound or an initial value: only numbers and consts.
+    Const,
+}
+
+/// A lexical frame: a block's `let`s and, for a loop body, its plate.
+#[derive(Default)]
+struct Frame {
+    lets: Vec<(String, NodeId, Span)>,
+    plate: Option<(String, PlateId, Span)>,
+}
+
+/// Names in scope while checking one statement.
+struct Scope {
+    program: Program,
+    frames: Vec<Frame>,
+}
+
+impl Scope {
+    fn new(program: Program) -> Scope {
+        Scope {
+            program,
+            frames: vec![Frame::default()],
+        }
+    }
+
+    /// The active plates, outermost first.
+    fn plates(&self) -> Vec<PlateId> {
+        self.frames.iter().filter_map(|f| f.plate.as_ref().map(|p| p.1)).collect()
+    }
+
+    fn plate_var(&self, name: &str) -> Option<PlateId> {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.plate.as_ref().filter(|p| p.0 == name).map(|p| p.1))
+    }
+
+    fn local(&self, name: &str) -> Option<(NodeId, Span)> {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.lets.iter().rev().find(|l| l.0 == name).map(|l| (l.1, l.2)))
+    }
+
+    fn local_names(&self) -> impl Iterator<Item = &str> {
+        self.frames.iter().flat_map(|f| {
+            f.lets
+                .iter()
+                .map(|l| l.0.as_str())
+                .chain(f.plate.iter().map(|p| p.0.as_str()))
+        })
+    }
+}
+
+struct Checker<'d> {
+    dataset: &'d DataSet,
+    diags: Diagnostics,
+    nodes: Vec<Node>,
+    /// Nodes by their operation and type, for sharing identical computations.
+    interned: HashMap<String, NodeId>,
+    globals: HashMap<String, (Symbol, Span)>,
+    /// Dimension names and their values once data binds them, with who bound them.
+    dims: HashMap<String, DimBinding>,
+    data: Vec<DataDecl>,
+    consts: Vec<ConstDecl>,
+    params: Vec<ParamDecl>,
+    nets: Vec<NetDecl>,
+    plates: Vec<Plate>,
+    latents: Vec<crate::graph::Latent>,
+    sites: Vec<Site>,
+    guide: Option<Vec<Site>>,
+    /// Latents the guide has drawn so far, with the span of the draw.
+    guide_drawn: HashMap<LatentId, Span>,
+    /// Data already observed, with the span of the observation.
+    observed: HashMap<DataId, Span>,
+    terms: Vec<Term>,
+    objectives: Vec<Objective>,
+    /// The spans of each objective's group names, for overlap messages.
+    objective_spans: Vec<Vec<Span>>,
+    settings: Settings,
+}
+
+#[derive(Clone, Debug)]
+struct DimBinding {
+    value: Option<usize>,
+    /// Where the name first appears in a declaration.
+    span: Span,
+    /// The data whose shape bound it, for messages.
+    bound_by: Option<String>,
+}
+
+impl<'d> Checker<'d> {
+    fn new(dataset: &'d DataSet) -> Self {
+        Checker {
+            dataset,
+            diags: Diagnostics::new(),
+            nodes: Vec::new(),
+            interned: HashMap::new(),
+            globals: HashMap::new(),
+            dims: HashMap::new(),
+            data: Vec::new(),
+            consts: Vec::new(),
+            params: Vec::new(),
+            nets: Vec::new(),
+            plates: Vec::new(),
+            latents: Vec::new(),
+            sites: Vec::new(),
+            guide: None,
+            guide_drawn: HashMap::new(),
+            observed: HashMap::new(),
+            terms: Vec::new(),
+            objectives: Vec::new(),
+            objective_spans: Vec::new(),
+            settings: Settings::default(),
+        }
+    }
+
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Add a node, or return the identical one already built: the same computation written
+    /// twice is evaluated once. Random draws are never shared.
+    fn add(&mut self, op: Op, ty: Ty, span: Span) -> NodeId {
+        let key = (!matches!(op, Op::Draw(_))).then(|| format!("{op:?}{ty:?}"));
+        if let Some(id) = key.as_ref().and_then(|k| self.interned.get(k)) {
+            return *id;
+        }
+        self.nodes.push(Node { op, ty, span });
+        let id = NodeId((self.nodes.len() - 1) as u32);
+        if let Some(k) = key {
+            self.interned.insert(k, id);
+        }
+        id
+    }
+
+    fn ty(&self, id: NodeId) -> &Ty {
+        &self.nodes[id.index()].ty
+    }
+
+    fn node_span(&self, id: NodeId) -> Span {
+        self.nodes[id.index()].span
+    }
+
+    /// The model's items: declarations and model statements in order, then the guide, the
+    /// objectives and the fit settings (which may refer to anything declared).
+    fn program(&mut self, program: &ast::Program) {
+        let mut model_scope = Scope::new(Program::Model);
+        let mut guides: Vec<&ast::Block> = Vec::new();
+        let mut objectives = Vec::new();
+        let mut fits = Vec::new();
+        // Data and consts first, so that every dimension is bound before any statement uses it.
+        for item in &program.items {
+            match item {
+                Item::Data(d) => self.data_decl(d),
+                Item::Const(c) => self.const_decl(c),
+                _ => {}
+            }
+        }
+        for item in &program.items {
+            match item {
+                Item::Data(_) | Item::Const(_) => {}
+                Item::Param(p) => self.param_decl(p),
+                Item::Net(n) => self.net_decl(n),
+                Item::Stmt(s) => self.stmt(s, &mut model_scope),
+                Item::Guide(b) => guides.push(b),
+                Item::Objective(o) => objectives.push(o),
+                Item::Fit(f) => fits.push(f),
+            }
+        }
+        if let Some((first, rest)) = guides.split_first() {
+            for extra in rest {
+                self.error(
+                    Diagnostic::new("vi::guide::duplicate", "a model has at most one guide")
+                        .primary(Span::new(extra.span.start, extra.span.start + 5), "second guide")
+                        .secondary(Span::new(first.span.start, first.span.start + 5), "first guide")
+                        .help("put every guide statement in one `guide { ... }` block"),
+                );
+            }
+            self.guide = Some(Vec::new());
+            let mut scope = Scope::new(Program::Guide);
+            for s in &first.stmts {
+                self.stmt(s, &mut scope);
+            }
+        }
+        for o in objectives {
+            self.objective(o);
+        }
+        if let Some((first, rest)) = fits.split_first() {
+            for extra in rest {
+                self.error(
+                    Diagnostic::new("vi::fit::duplicate", "a model has at most one fit block")
+                        .primary(Span::new(extra.span.start, extra.span.start + 3), "second fit block")
+                        .secondary(Span::new(first.span.start, first.span.start + 3), "first fit block")
+                        .help("merge the settings into one `fit { ... }` block"),
+                );
+            }
+            self.fit_block(first);
+        }
+        self.check_objective_groups();
+    }
+
+    // ------------------------------------------------------------------ names
+
+    /// Report a name that is already taken; returns true if it was free.
+    fn claim(&mut self, name: &ast::Ident, scope: Option<&Scope>) -> bool {
+        let taken = self
+            .globals
+            .get(&name.name)
+            .map(|(sym, span)| (describe(*sym), *span))
+            .or_else(|| {
+                let scope = scope?;
+                if let Some((_, span)) = scope.local(&name.name) {
+                    return Some(("a `let` value", span));
+                }
+                scope.frames.iter().find_map(|f| {
+                    f.plate
+                        .as_ref()
+                        .filter(|p| p.0 == name.name)
+                        .map(|p| ("a plate index", p.2))
+                })
+            });
+        match taken {
+            Some((what, prev)) => {
+                self.error(
+                    Diagnostic::new("vi::name::duplicate", format!("`{}` is defined twice", name.name))
+                        .primary(name.span, "defined again here")
+                        .secondary(prev, format!("first defined here, as {what}"))
+                        .help("every name in a model is defined once; rename one of them"),
+                );
+                false
+            }
+            None if is_reserved(&name.name) => {
+                self.error(
+                    Diagnostic::new("vi::name::reserved", format!("`{}` is a built-in name", name.name))
+                        .primary(name.span, "reserved")
+                        .help("choose another name; built-in functions and objective quantities cannot be redefined"),
+                );
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn undefined(&mut self, name: &str, span: Span, scope: &Scope) {
+        let mut candidates: Vec<&str> = self.globals.keys().map(String::as_str).collect();
+        candidates.extend(scope.local_names());
+        candidates.extend(self.dims.keys().map(String::as_str));
+        let mut d = Diagnostic::new("vi::name::undefined", format!("`{name}` is not defined"))
+            .primary(span, "not defined");
+        if let Some(s) = did_you_mean(name, candidates) {
+            d = d.help(format!("did you mean `{s}`?"));
+        } else if scope.program == Program::Guide {
+            d = d.help("the guide sees data, consts, params, nets and the latents it has already drawn");
+        } else {
+            d = d.help("declare it before this line (`data`, `const`, `param`, `let`, or draw it with `~`)");
+        }
+        self.error(d);
+    }
+
+    // ------------------------------------------------------------------ statements
+
+    fn stmt(&mut self, stmt: &Stmt, scope: &mut Scope) {
+        match stmt {
+            Stmt::Error(_) => {}
+            Stmt::Let { name, value, .. } => {
+                let free = self.claim(name, Some(scope));
+                if let Some(id) = self.expr(value, scope) {
+                    if free {
+                        let frame = scope.frames.last_mut().expect("a scope has a frame");
+                        frame.lets.push((name.name.clone(), id, name.span));
+                    }
+                }
+            }
+            Stmt::For(f) => self.for_loop(f, scope),
+            Stmt::Sample { target, dist, span } => self.sample(target, dist, *span, scope),
+            Stmt::Term { name, value, span } => self.term(name, value, *span, scope),
+        }
+    }
+
+    fn for_loop(&mut self, f: &ast::ForLoop, scope: &mut Scope) {
+        if !matches!(f.from.kind, ast::ExprKind::Num { value, is_int: true } if value == 1.0) {
+            self.error(
+                Diagnostic::new("vi::plate::start", "a plate runs from 1")
+                    .primary(f.from.span, "must be `1`")
+                    .help(format!(
+                        "write `for {} in 1..N`: a plate names its N members; index arrays with its variable",
+                        f.var.name
+                    )),
+            );
+            return;
+        }
+        let Some(size) = self.dim(&f.to) else { return };
+        let batch = match &f.batch {
+            None => None,
+            Some(ast::BatchSpec { size: None, span }) => {
+                self.error(
+                    Diagnostic::new("vi::plate::batch_size", "a batched plate needs a batch size")
+                        .primary(*span, "no size given")
+                        .help(format!("write `batch M` with a whole number, e.g. `for {} in 1..{} batch 100`", f.var.name, size)),
+                );
+                return;
+            }
+            Some(ast::BatchSpec { size: Some(e), .. }) => {
+                let Some(m) = self.const_count(e, "a batch size") else { return };
+                if m == 0 {
+                    self.error(
+                        Diagnostic::new("vi::plate::batch_size", "a batch size must be at least 1")
+                            .primary(e.span, "zero")
+                            .help("use a batch size between 1 and the plate's size"),
+                    );
+                    return;
+                }
+                if let Some(n) = size.value() {
+                    if m > n {
+                        self.error(
+                            Diagnostic::new("vi::plate::batch_size", format!("batch {m} is larger than the plate ({size})"))
+                                .primary(e.span, "too large")
+                                .secondary(f.to.span, format!("the plate has {n} members"))
+                                .help("a minibatch is a subset of the plate: use at most its size, or drop `batch`"),
+                        );
+                        return;
+                    }
+                }
+                Some(m)
+            }
+        };
+        let parent = scope.plates().last().copied();
+        let plate = match scope.program {
+            Program::Guide => match self.guide_plate(f, &size, batch, parent) {
+                Some(p) => p,
+                None => return,
+            },
+            _ => {
+                if !self.claim(&f.var, Some(scope)) {
+                    return;
+                }
+                self.model_plate(f, size, batch, parent)
+            }
+        };
+        scope.frames.push(Frame {
+            lets: Vec::new(),
+            plate: Some((f.var.name.clone(), plate, f.var.span)),
+        });
+        for s in &f.body.stmts {
+            self.stmt(s, scope);
+        }
+        scope.frames.pop();
+    }
+
+    /// A model plate; loops with the same variable, size and parent are the same plate.
+    fn model_plate(&mut self, f: &ast::ForLoop, size: Dim, batch: Option<usize>, parent: Option<PlateId>) -> PlateId {
+        if let Some(k) = self
+            .plates
+            .iter()
+            .position(|p| p.var == f.var.name && p.size.same(&size) && p.parent == parent)
+        {
+            if self.plates[k].batch != batch {
+                let prev = self.plates[k].span;
+                self.error(
+                    Diagnostic::new("vi::plate::batch_mismatch", format!("plate `{}` is batched differently", f.var.name))
+                        .primary(f.span.to(f.body.span), "this loop")
+                        .secondary(prev, "an earlier loop over the same plate")
+                        .help("every loop over one plate must say the same `batch M` (or none)"),
+                );
+            }
+            return PlateId(k as u32);
+        }
+        self.plates.push(Plate {
+            var: f.var.name.clone(),
+            size,
+            batch,
+            parent,
+            span: Span::new(f.span.start, f.body.span.start),
+        });
+        PlateId((self.plates.len() - 1) as u32)
+    }
+
+    /// The guide's loops are the model's plates, found by variable and size.
+    fn guide_plate(&mut self, f: &ast::ForLoop, size: &Dim, batch: Option<usize>, parent: Option<PlateId>) -> Option<PlateId> {
+        let found = self
+            .plates
+            .iter()
+            .position(|p| p.var == f.var.name && p.size.same(size) && p.parent == parent);
+        let Some(k) = found else {
+            self.error(
+                Diagnostic::new(
+                    "vi::guide::plate",
+                    format!("the model has no plate `for {} in 1..{size}` here", f.var.name),
+                )
+                .primary(Span::new(f.span.start, f.body.span.start), "no matching model plate")
+                .help("the guide's loops must repeat the model's: same variable, same size, same nesting"),
+            );
+            return None;
+        };
+        if batch.is_some() && batch != self.plates[k].batch {
+            self.error(
+                Diagnostic::new("vi::plate::batch_mismatch", "the guide batches this plate differently")
+                    .primary(Span::new(f.span.start, f.body.span.start), "here")
+                    .secondary(self.plates[k].span, "the model's plate")
+                    .help("leave `batch` out of the guide: it follows the model's"),
+            );
+        }
+        Some(PlateId(k as u32))
+    }
+
+    fn term(&mut self, name: &ast::Ident, value: &ast::Expr, span: Span, scope: &mut Scope) {
+        if scope.program != Program::Model {
+            self.error(
+                Diagnostic::new("vi::term::place", "`term` belongs in the model")
+                    .primary(span, "inside the guide")
+                    .help("define terms in the model; the guide only draws latents"),
+            );
+            return;
+        }
+        let free = self.claim(name, Some(scope));
+        let Some(v) = self.expr(value, scope) else { return };
+        if self.ty(v).elem.is_int() {
+            // Terms are real-valued sums; an integer is fine, just note nothing.
+        }
+        if free {
+            self.terms.push(Term {
+                name: name.name.clone(),
+                value: v,
+                plates: scope.plates(),
+                span,
+            });
+            let id = TermId((self.terms.len() - 1) as u32);
+            self.globals.insert(name.name.clone(), (Symbol::Term(id), name.span));
+        }
+    }
+
+    /// Evaluate `e` as a constant whole number (batch sizes, layer indices).
+    fn const_count(&mut self, e: &ast::Expr, what: &str) -> Option<usize> {
+        let scope = Scope::new(Program::Const);
+        let id = self.expr(e, &scope)?;
+        match self.constant(id) {
+            Some(v) if v >= 0.0 && v.fract() == 0.0 && v < 1e12 => Some(v as usize),
+            _ => {
+                self.error(
+                    Diagnostic::new("vi::type::not_constant", format!("{what} must be a constant whole number"))
+                        .primary(e.span, "not a constant whole number")
+                        .help("use a number or a `const`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The value of a node if it is a scalar constant.
+    fn constant(&self, id: NodeId) -> Option<f64> {
+        let node = &self.nodes[id.index()];
+        if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
+            return None;
+        }
+        match &node.op {
+            Op::Const(v) => Some(*v),
+            Op::Map(f, a) => Some(f.apply(self.constant(*a)?)),
+            Op::Zip(f, a, b) => Some(f.apply(self.constant(*a)?, self.constant(*b)?)),
+            Op::DimValue(d) => d.value().map(|v| v as f64),
+            _ => None,
+        }
+    }
+}
+
+fn describe(sym: Symbol) -> &'static str {
+    match sym {
+        Symbol::Data(_) => "data",
+        Symbol::Const(_) => "a const",
+        Symbol::Param(_) => "a param",
+        Symbol::Net(_) => "a net",
+        Symbol::Latent(_) => "a latent variable",
+        Symbol::Term(_) => "a term",
+    }
+}
+
+/// Names that mean something built in: functions, and the objective's quantities.
+fn is_reserved(name: &str) -> bool {
+    expr::is_builtin_function(name) || matches!(name, "elbo" | "loglik" | "kl" | "guide")
+}
+
+/// The element type of values in a domain.
+fn elem_of(domain: Domain, bound: Option<Dim>) -> Elem {
+    match (domain, bound) {
+        (Domain::Category, Some(k)) => Elem::Index(k),
+        (d, _) if d.is_discrete() => Elem::Int,
+        _ => Elem::Real,
+    }
+}

@@ -1,0 +1,492 @@
+//! `~` statements (latent draws, guide draws, observations) and objectives.
+
+use super::{Checker, Program, Scope, Symbol};
+use crate::diag::Diagnostic;
+use crate::dist::{Domain, Family};
+use crate::graph::{
+    op_inputs, DataId, DistApp, Group, Latent, LatentId, NodeId, Objective, Op, PlateId, ShapeDisplay, Site, Target,
+};
+use crate::syntax::ast::{self, ExprKind, IndexArg};
+use crate::syntax::Span;
+
+/// What the left of a `~` names.
+enum Lhs<'a> {
+    /// A name nobody declared yet, with its index arguments: a new latent (or an error).
+    Fresh(ast::Ident, &'a [IndexArg]),
+    Latent(LatentId, &'a [IndexArg]),
+    Data(DataId),
+    Other,
+}
+
+impl Checker<'_> {
+    pub(super) fn sample(&mut self, target: &ast::Expr, dist: &ast::DistCall, span: Span, scope: &mut Scope) {
+        let lhs = self.classify(target, scope);
+        let Some(app) = self.dist_call(dist, scope) else { return };
+        match (lhs, scope.program) {
+            (Lhs::Fresh(name, indices), Program::Model) => self.declare_latent(&name, indices, app, span, scope),
+            (Lhs::Fresh(name, _), _) => {
+                self.error(
+                    Diagnostic::new("vi::guide::unknown_latent", format!("the model has no latent `{}`", name.name))
+                        .primary(name.span, "not drawn in the model")
+                        .help("a guide draws the model's latent variables, under the same names"),
+                );
+            }
+            (Lhs::Latent(id, indices), Program::Guide) => self.guide_draw(id, target, indices, app, span, scope),
+            (Lhs::Latent(id, _), _) => {
+                let prev = self.latents[id.index()].span;
+                self.error(
+                    Diagnostic::new("vi::name::duplicate", format!("`{}` is drawn twice", self.latents[id.index()].name))
+                        .primary(target.span, "drawn again here")
+                        .secondary(prev, "first drawn here")
+                        .help("each latent variable has one prior; rename one of them"),
+                );
+            }
+            (Lhs::Data(id), Program::Model) => self.observe(Some(id), target, app, span, scope),
+            (Lhs::Other, Program::Model) => self.observe(None, target, app, span, scope),
+            (_, _) => {
+                self.error(
+                    Diagnostic::new("vi::guide::observe", "a guide cannot observe data")
+                        .primary(target.span, "observed in the guide")
+                        .help("the guide only draws latent variables; observations belong in the model"),
+                );
+            }
+        }
+    }
+
+    fn classify<'a>(&self, target: &'a ast::Expr, scope: &Scope) -> Lhs<'a> {
+        let (ident_name, ident_span, indices): (&str, Span, &'a [IndexArg]) = match &target.kind {
+            ExprKind::Name(n) => (n, target.span, &[]),
+            ExprKind::Index { base, indices } => match &base.kind {
+                ExprKind::Name(n) => (n, base.span, indices),
+                _ => return Lhs::Other,
+            },
+            _ => return Lhs::Other,
+        };
+        if scope.local(ident_name).is_some() || scope.plate_var(ident_name).is_some() {
+            return Lhs::Other;
+        }
+        match self.globals.get(ident_name) {
+            Some((Symbol::Data(id), _)) => Lhs::Data(*id),
+            Some((Symbol::Latent(id), _)) => Lhs::Latent(*id, indices),
+            Some(_) => Lhs::Other,
+            None if self.dims.contains_key(ident_name) => Lhs::Other,
+            None => Lhs::Fresh(
+                ast::Ident {
+                    name: ident_name.to_string(),
+                    span: ident_span,
+                },
+                indices,
+            ),
+        }
+    }
+
+    /// The indices on the left of a draw must be the enclosing plates' variables, in order.
+    fn check_draw_indices(&mut self, name: &str, indices: &[IndexArg], plates: &[PlateId], target: Span, scope: &Scope) -> bool {
+        let vars: Vec<String> = plates.iter().map(|p| self.plates[p.index()].var.clone()).collect();
+        let ok = indices.len() == plates.len()
+            && indices.iter().zip(plates).all(|(ix, p)| match ix {
+                IndexArg::Expr(ast::Expr { kind: ExprKind::Name(v), .. }) => scope.plate_var(v) == Some(*p),
+                _ => false,
+            });
+        if ok {
+            return true;
+        }
+        let want = if vars.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}[{}]", vars.join(", "))
+        };
+        let d = if plates.is_empty() {
+            Diagnostic::new("vi::plate::draw_index", format!("`{name}` is drawn outside any plate, so it takes no index"))
+                .primary(target, "indexed")
+                .help(format!("give its shape after the distribution instead: `{name} ~ Dist(...) [K]`"))
+        } else if indices.is_empty() {
+            Diagnostic::new(
+                "vi::plate::unindexed",
+                format!("`{name}` is drawn inside `for {}`, so it must be indexed by it", vars.join(", ")),
+            )
+            .primary(target, "missing the plate index")
+            .help(format!("write `{want} ~ ...`: one draw per plate member"))
+        } else {
+            Diagnostic::new("vi::plate::draw_index", format!("index `{name}` with the enclosing plates: `{want}`"))
+                .primary(target, "wrong indices")
+                .help("the left of a draw is indexed by the plate variables of its loops, outermost first")
+        };
+        self.error(d);
+        false
+    }
+
+    fn declare_latent(&mut self, name: &ast::Ident, indices: &[IndexArg], app: DistApp, span: Span, scope: &mut Scope) {
+        let plates = scope.plates();
+        let target_span = indices.last().map_or(name.span, |ix| name.span.to(ix.span()));
+        let target_span = Span::new(target_span.start, target_span.end + usize::from(!indices.is_empty()));
+        if !self.check_draw_indices(&name.name, indices, &plates, target_span, scope) {
+            return;
+        }
+        if !self.claim(name, Some(scope)) {
+            return;
+        }
+        let Some(support) = self.latent_support(&app) else { return };
+        if app.family == Family::Categorical || app.family.support().is_discrete() {
+            // Discrete latents are fine for CAVI; the engines say what they can do with them.
+        }
+        let id = LatentId(self.latents.len() as u32);
+        self.latents.push(Latent {
+            name: name.name.clone(),
+            plates: plates.clone(),
+            shape: app.value_shape(),
+            support,
+            site: self.sites.len(),
+            span: name.span,
+        });
+        self.globals.insert(name.name.clone(), (Symbol::Latent(id), name.span));
+        self.sites.push(Site {
+            target: Target::Latent(id),
+            dist: app,
+            plates,
+            span,
+        });
+    }
+
+    /// The support of a latent drawn from `app`; Uniform needs constant bounds.
+    fn latent_support(&mut self, app: &DistApp) -> Option<Domain> {
+        if app.family != Family::Uniform {
+            return Some(app.family.support());
+        }
+        match (self.constant(app.args[0]), self.constant(app.args[1])) {
+            (Some(lo), Some(hi)) if lo < hi => Some(Domain::Interval(lo, hi)),
+            (Some(lo), Some(hi)) => {
+                self.error(
+                    Diagnostic::new("vi::support::bad_constant", format!("Uniform({lo}, {hi}) is empty"))
+                        .primary(app.span, "low is not below high")
+                        .help("write `Uniform(low, high)` with low < high"),
+                );
+                None
+            }
+            _ => {
+                self.error(
+                    Diagnostic::new("vi::support::uniform_bounds", "a Uniform latent needs constant bounds")
+                        .primary(app.span, "bounds depend on other values")
+                        .help("use constants (the bijection to unconstrained space is fixed), or write the latent as `low + (high - low) * u` with `u ~ Uniform(0, 1)`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn guide_draw(&mut self, id: LatentId, target: &ast::Expr, indices: &[IndexArg], app: DistApp, span: Span, scope: &mut Scope) {
+        let latent = self.latents[id.index()].clone();
+        let plates = scope.plates();
+        if plates != latent.plates {
+            let vars: Vec<String> = latent.plates.iter().map(|p| self.plates[p.index()].var.clone()).collect();
+            self.error(
+                Diagnostic::new(
+                    "vi::guide::plate",
+                    format!("the guide must draw `{}` inside the same plates as the model", latent.name),
+                )
+                .primary(target.span, "drawn in other plates")
+                .secondary(latent.span, "drawn here in the model")
+                .help(if vars.is_empty() {
+                    "draw it outside any loop, as the model does".to_string()
+                } else {
+                    format!("draw it inside `for {} ...`, as the model does", vars.join(", "))
+                }),
+            );
+            return;
+        }
+        if !self.check_draw_indices(&latent.name, indices, &plates, target.span, scope) {
+            return;
+        }
+        if let Some(prev) = self.guide_drawn.get(&id).copied() {
+            self.error(
+                Diagnostic::new("vi::guide::duplicate_draw", format!("the guide draws `{}` twice", latent.name))
+                    .primary(target.span, "drawn again")
+                    .secondary(prev, "first drawn here")
+                    .help("draw each latent once in the guide"),
+            );
+            return;
+        }
+        let Some(support) = self.latent_support(&app) else { return };
+        if support != latent.support {
+            self.error(
+                Diagnostic::new(
+                    "vi::guide::support",
+                    format!(
+                        "the guide draws `{}` from {}, over {support}, but its prior is over {}",
+                        latent.name, app.family, latent.support
+                    ),
+                )
+                .primary(app.span, format!("values in {support}"))
+                .secondary(self.sites[latent.site].dist.span, format!("prior over {}", latent.support))
+                .help(guide_family_hint(latent.support)),
+            );
+            return;
+        }
+        let shape = app.value_shape();
+        if !same_shape(&shape, &latent.shape) {
+            self.error(
+                Diagnostic::new(
+                    "vi::shape::guide",
+                    format!(
+                        "the guide's `{}` has shape {}, the model's has {}",
+                        latent.name,
+                        ShapeDisplay(&shape),
+                        ShapeDisplay(&latent.shape)
+                    ),
+                )
+                .primary(app.span, format!("shape {}", ShapeDisplay(&shape)))
+                .secondary(self.sites[latent.site].dist.span, format!("shape {}", ShapeDisplay(&latent.shape)))
+                .help("give the guide's distribution the latent's shape (parameters of that shape, or `[dims]` after the call)"),
+            );
+            return;
+        }
+        self.guide_drawn.insert(id, target.span);
+        self.guide.get_or_insert_with(Vec::new).push(Site {
+            target: Target::Latent(id),
+            dist: app,
+            plates,
+            span,
+        });
+    }
+
+    fn observe(&mut self, data: Option<DataId>, target: &ast::Expr, app: DistApp, span: Span, scope: &mut Scope) {
+        let Some(value) = self.expr(target, scope) else { return };
+        let plates = scope.plates();
+        let vty = self.ty(value).clone();
+        if vty.plates != plates {
+            let missing: Vec<String> = plates
+                .iter()
+                .filter(|p| !vty.plates.contains(p))
+                .map(|p| self.plates[p.index()].var.clone())
+                .collect();
+            self.error(
+                Diagnostic::new(
+                    "vi::plate::observe_index",
+                    format!("this observation does not vary with `{}`", missing.join(", ")),
+                )
+                .primary(target.span, "the same value for every plate member")
+                .help(format!(
+                    "index the data by the plate: e.g. `{}[{}] ~ ...`; as written it would be observed once per member",
+                    name_text(target),
+                    missing.join(", ")
+                )),
+            );
+            return;
+        }
+        let shape = app.value_shape();
+        if !same_shape(&vty.shape, &shape) {
+            self.error(
+                Diagnostic::new(
+                    "vi::shape::observe",
+                    format!(
+                        "the observed value has shape {}, the distribution draws {}",
+                        ShapeDisplay(&vty.shape),
+                        ShapeDisplay(&shape)
+                    ),
+                )
+                .primary(target.span, format!("shape {}", ShapeDisplay(&vty.shape)))
+                .secondary(app.span, format!("draws {}", ShapeDisplay(&shape)))
+                .help("the left and right of `~` must have the same shape: index the data by its plate, or give the distribution parameters of the data's shape"),
+            );
+            return;
+        }
+        let latents = self.latent_ancestors(value);
+        if let Some(l) = latents.first() {
+            self.error(
+                Diagnostic::new("vi::observe::latent", "the left of `~` depends on a latent variable")
+                    .primary(target.span, format!("depends on `{l}`"))
+                    .help("observe data (or a function of data and params); draw latent variables with `name ~ ...`"),
+            );
+            return;
+        }
+        match data {
+            Some(id) => {
+                let d = self.data[id.index()].clone();
+                if !observable(app.family, d.domain) {
+                    self.error(
+                        Diagnostic::new(
+                            "vi::support::observation",
+                            format!(
+                                "{} draws values in {}, but `{}` is declared {}",
+                                app.family,
+                                app.family.support(),
+                                d.name,
+                                d.domain.keyword()
+                            ),
+                        )
+                        .primary(app.span, format!("values in {}", app.family.support()))
+                        .secondary(d.span, format!("declared {}", d.domain.keyword()))
+                        .help(observation_hint(app.family, d.domain)),
+                    );
+                    return;
+                }
+                let whole = matches!(self.nodes[value.index()].op, Op::Data(_))
+                    || matches!(self.nodes[value.index()].op, Op::PlateView { src, .. } if matches!(self.nodes[src.index()].op, Op::Data(_)));
+                if whole {
+                    if let Some(prev) = self.observed.get(&id).copied() {
+                        self.error(
+                            Diagnostic::new("vi::observe::twice", format!("`{}` is observed twice", d.name))
+                                .primary(target.span, "observed again")
+                                .secondary(prev, "first observed here")
+                                .help("each data point has one likelihood; remove one of the statements"),
+                        );
+                        return;
+                    }
+                    self.observed.insert(id, target.span);
+                }
+                self.sites.push(Site {
+                    target: Target::Data { data: id, value },
+                    dist: app,
+                    plates,
+                    span,
+                });
+            }
+            None => {
+                self.sites.push(Site {
+                    target: Target::Derived { value },
+                    dist: app,
+                    plates,
+                    span,
+                });
+            }
+        }
+    }
+
+    /// Names of the latents (and random draws) a node depends on.
+    fn latent_ancestors(&self, id: NodeId) -> Vec<String> {
+        let mut stack = vec![id];
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            match &self.nodes[n.index()].op {
+                Op::Latent(l) => out.push(self.latents[l.index()].name.clone()),
+                Op::Draw(_) => out.push("a random draw".into()),
+                _ => {}
+            }
+            stack.extend(op_inputs(&self.nodes[n.index()].op));
+        }
+        out
+    }
+
+    pub(super) fn objective(&mut self, o: &ast::ObjectiveDecl) {
+        let mut groups = Vec::new();
+        for g in &o.groups {
+            let group = match self.globals.get(&g.name) {
+                Some((Symbol::Net(id), _)) => Group::Net(*id),
+                Some((Symbol::Param(id), _)) => Group::Param(*id),
+                _ if g.name == "guide" => Group::Guide,
+                _ => {
+                    self.error(
+                        Diagnostic::new("vi::objective::group", format!("`{}` is not a net or a param", g.name))
+                            .primary(g.span, "not learnable")
+                            .help("an objective updates nets, params, or `guide` (the automatic guide's parameters)"),
+                    );
+                    continue;
+                }
+            };
+            groups.push((group, g.span));
+        }
+        let scope = Scope::new(Program::Objective);
+        let Some(expr) = self.expr(&o.expr, &scope) else { return };
+        let ty = self.ty(expr).clone();
+        if !ty.shape.is_empty() || !ty.plates.is_empty() {
+            self.error(
+                Diagnostic::new("vi::objective::shape", "an objective must be a scalar")
+                    .primary(o.expr.span, format!("shape {}", ShapeDisplay(&ty.shape)))
+                    .help("combine scalar quantities"),
+            );
+            return;
+        }
+        self.objective_spans.push(groups.iter().map(|(_, s)| *s).collect());
+        self.objectives.push(Objective {
+            groups: groups.into_iter().map(|(g, _)| g).collect(),
+            maximise: o.sense == ast::Sense::Maximise,
+            expr,
+            span: o.span,
+        });
+    }
+
+    /// Each learnable group is updated by at most one objective, and at most one objective
+    /// takes "everything else".
+    pub(super) fn check_objective_groups(&mut self) {
+        let mut claimed: Vec<(Group, Span)> = Vec::new();
+        let mut catch_all: Option<Span> = None;
+        for (o, spans) in self.objectives.clone().iter().zip(self.objective_spans.clone()) {
+            if o.groups.is_empty() {
+                if let Some(prev) = catch_all {
+                    self.error(
+                        Diagnostic::new("vi::objective::overlap", "two objectives update everything")
+                            .primary(o.span, "no groups named")
+                            .secondary(prev, "this one already updates every unclaimed parameter")
+                            .help("name the groups each objective updates: `objective disc: maximise ...`"),
+                    );
+                }
+                catch_all = Some(o.span);
+            }
+            for (g, s) in o.groups.iter().zip(spans) {
+                if let Some((_, prev)) = claimed.iter().find(|(h, _)| h == g) {
+                    self.error(
+                        Diagnostic::new("vi::objective::overlap", "a group is updated by two objectives")
+                            .primary(s, "claimed again")
+                            .secondary(*prev, "first claimed here")
+                            .help("each net or param follows one objective"),
+                    );
+                } else {
+                    claimed.push((*g, s));
+                }
+            }
+        }
+    }
+}
+
+fn name_text(e: &ast::Expr) -> String {
+    match &e.kind {
+        ExprKind::Name(n) => n.clone(),
+        ExprKind::Index { base, .. } => name_text(base),
+        _ => "data".into(),
+    }
+}
+
+fn same_shape(a: &[crate::graph::Dim], b: &[crate::graph::Dim]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y))
+}
+
+/// Whether a family can observe data of a domain. A Bernoulli may observe grey levels in
+/// [0, 1] (the usual VAE likelihood on images).
+fn observable(family: Family, data: Domain) -> bool {
+    match family {
+        Family::Bernoulli => matches!(data, Domain::Binary | Domain::Unit),
+        Family::Categorical => matches!(data, Domain::Int | Domain::Count | Domain::Binary),
+        Family::Binomial | Family::Poisson | Family::Multinomial => matches!(data, Domain::Count | Domain::Binary),
+        Family::Uniform => data != Domain::PosDef,
+        f => f.support().contains(data),
+    }
+}
+
+fn observation_hint(family: Family, data: Domain) -> String {
+    match (family, data) {
+        (Family::Bernoulli, _) => "a Bernoulli observes 0/1 values: declare the data `binary` (or `unit` for grey levels), or use a Normal likelihood for real values".into(),
+        (Family::Poisson | Family::Binomial, _) => format!("{family} observes counts: declare the data `count`"),
+        (Family::Categorical, _) => "a Categorical observes category numbers 0..K-1: declare the data `int` or `count`".into(),
+        (Family::Gamma | Family::Exponential | Family::LogNormal | Family::InverseGamma | Family::HalfNormal | Family::HalfCauchy, _) => {
+            format!("{family} is over positive values: declare the data `positive` if it is, or choose a likelihood over the reals")
+        }
+        (Family::Beta, _) => "a Beta observes values in (0, 1): declare the data `unit`".into(),
+        (Family::Dirichlet, _) => "a Dirichlet observes probability vectors: declare the data `simplex[N, K]`".into(),
+        _ => format!("choose a likelihood whose support contains {}", data),
+    }
+}
+
+fn guide_family_hint(support: Domain) -> String {
+    match support {
+        Domain::Positive => "use a positive guide family such as LogNormal or Gamma — or leave the latent out of the guide block and the automatic guide handles the constraint".into(),
+        Domain::Unit => "use a Beta guide, or leave the latent to the automatic guide".into(),
+        Domain::Simplex => "use a Dirichlet guide, or leave the latent to the automatic guide".into(),
+        Domain::Real => "use a guide over the reals, such as Normal".into(),
+        d if d.is_discrete() => "a discrete latent needs a discrete guide (Categorical for Categorical)".into(),
+        _ => "use a guide with the prior's support, or leave the latent to the automatic guide".into(),
+    }
+}
