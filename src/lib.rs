@@ -62,13 +62,15 @@ pub struct Loaded {
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Diagnostics::from(
-            Diagnostic::new("vi::io::model", format!("cannot read model file `{}`", path.display())).help(
-                match e.kind() {
-                    std::io::ErrorKind::NotFound => "no file at that path".to_string(),
-                    std::io::ErrorKind::InvalidData => "the file is not UTF-8 text".to_string(),
-                    _ => e.to_string(),
-                },
-            ),
+            Diagnostic::new(
+                "vi::io::model",
+                format!("cannot read model file `{}`", path.display()),
+            )
+            .help(match e.kind() {
+                std::io::ErrorKind::NotFound => "no file at that path".to_string(),
+                std::io::ErrorKind::InvalidData => "the file is not UTF-8 text".to_string(),
+                _ => e.to_string(),
+            }),
         )
     })?;
     let name = path
@@ -79,7 +81,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
 }
 
 /// Parse and check model text; `base` is the folder `from` paths are relative to.
-pub fn load_str(name: &str, display: &str, text: &str, base: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
+pub fn load_str(
+    name: &str,
+    display: &str,
+    text: &str,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<Loaded, Diagnostics> {
     let source = diag::source(display, text.to_string());
     let program = syntax::parse_program(text).map_err(|d| d.with_source(&source))?;
     let data = bind_data(&program, &source, base, opts)?;
@@ -105,7 +113,12 @@ pub fn load_str(name: &str, display: &str, text: &str, base: &Path, opts: &LoadO
 }
 
 /// Read every `--data` binding and default `from` file and take the declared names' arrays.
-fn bind_data(program: &ast::Program, source: &Source, base: &Path, opts: &LoadOptions) -> Result<DataSet, Diagnostics> {
+fn bind_data(
+    program: &ast::Program,
+    source: &Source,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<DataSet, Diagnostics> {
     let decls: Vec<&ast::DataDecl> = program
         .items
         .iter()
@@ -115,40 +128,56 @@ fn bind_data(program: &ast::Program, source: &Source, base: &Path, opts: &LoadOp
         })
         .collect();
     let names: Vec<&str> = decls.iter().map(|d| d.name.name.as_str()).collect();
-    let mut files: HashMap<PathBuf, Contents> = HashMap::new();
-    let mut read = |path: &Path| -> Result<Contents, Diagnostic> {
+    // Each file is read once; a file that fails is reported once, however many names use it.
+    let mut files: HashMap<PathBuf, Option<Contents>> = HashMap::new();
+    let mut read = |path: &Path| -> Result<Option<Contents>, Diagnostic> {
         if let Some(c) = files.get(path) {
             return Ok(c.clone());
         }
-        let c = data::read_file(path)?;
-        files.insert(path.to_path_buf(), c.clone());
-        Ok(c)
+        let c = data::read_file(path);
+        files.insert(path.to_path_buf(), c.as_ref().ok().cloned());
+        c.map(Some)
     };
     let mut set = DataSet::default();
     let mut diags = Diagnostics::new();
     for b in &opts.bindings {
+        let (arg_src, name_span, path_span) = b.source();
+        // Faults of the file as a whole point at its path in the argument.
+        let at_path = |d: Diagnostic| {
+            if d.source.is_some() {
+                d
+            } else {
+                d.primary(path_span, "this file").with_source(&arg_src)
+            }
+        };
         let contents = match read(&b.path) {
-            Ok(c) => c,
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
             Err(d) => {
-                diags.push(d);
+                diags.push(at_path(d));
                 continue;
             }
         };
         match &b.name {
             Some(n) => {
                 if !names.contains(&n.as_str()) {
-                    let mut d = Diagnostic::new("vi::data::undeclared", format!("the model declares no data `{n}`"))
-                        .help(format!("its data names are: {}", list_or_none(&names)));
-                    if let Some(s) = diag::did_you_mean(n, names.iter().copied()) {
-                        d = d.help(format!("did you mean `{s}`? (`--data {s}=PATH`)"));
-                    }
+                    let mut d = Diagnostic::new(
+                        "vi::data::undeclared",
+                        format!("the model declares no data `{n}`"),
+                    )
+                    .primary(name_span, "not a data name of the model")
+                    .with_source(&arg_src);
+                    d = match diag::did_you_mean(n, names.iter().copied()) {
+                        Some(s) => d.help(format!("did you mean `{s}`? (`--data {s}=PATH`)")),
+                        None => d.help(format!("its data names are: {}", list_or_none(&names))),
+                    };
                     diags.push(d);
                     continue;
                 }
                 match data::select(&contents, n, &b.columns, true) {
                     Ok(Some(a)) => set.insert(n.clone(), a),
                     Ok(None) => {}
-                    Err(d) => diags.push(d),
+                    Err(d) => diags.push(at_path(d)),
                 }
             }
             None => {
@@ -160,17 +189,17 @@ fn bind_data(program: &ast::Program, source: &Source, base: &Path, opts: &LoadOp
                             found += 1;
                         }
                         Ok(None) => {}
-                        Err(d) => diags.push(d),
+                        Err(d) => diags.push(at_path(d)),
                     }
                 }
                 if found == 0 && b.columns == Columns::Auto {
-                    diags.push(
+                    diags.push(at_path(
                         Diagnostic::new(
                             "vi::data::no_match",
                             format!("`{}` has nothing for the model's data ({})", b.path.display(), list_or_none(&names)),
                         )
                         .help("name the columns after the data (`x`, or `x0, x1, ...` for a matrix), or bind explicitly: `--data NAME=PATH`"),
-                    );
+                    ));
                 }
             }
         }
@@ -182,7 +211,10 @@ fn bind_data(program: &ast::Program, source: &Source, base: &Path, opts: &LoadOp
                 continue;
             }
             let path = base.join(&from.value);
-            let result = read(&path).and_then(|c| data::select(&c, &d.name.name, &Columns::Auto, true));
+            let result = read(&path).and_then(|c| match c {
+                Some(c) => data::select(&c, &d.name.name, &Columns::Auto, true),
+                None => Ok(None),
+            });
             match result {
                 Ok(Some(a)) => set.insert(d.name.name.clone(), a),
                 Ok(None) => {}

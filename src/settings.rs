@@ -59,8 +59,16 @@ pub const SPECS: &[Spec] = &[
         &["auto", "cavi", "svi"],
         "inference: closed-form CAVI where conjugate, gradients otherwise",
     ),
-    choice("guide", &["mean_field", "full_rank"], "the automatic guide's covariance"),
-    choice("optimizer", &["adam", "adagrad", "rmsprop", "sgd"], "the stochastic optimiser"),
+    choice(
+        "guide",
+        &["mean_field", "full_rank"],
+        "the automatic guide's covariance",
+    ),
+    choice(
+        "optimizer",
+        &["adam", "adagrad", "rmsprop", "sgd"],
+        "the stochastic optimiser",
+    ),
     choice(
         "estimator",
         &["mc", "analytic"],
@@ -68,7 +76,11 @@ pub const SPECS: &[Spec] = &[
     ),
     num("lr", 1e-12, 1e6, "learning rate"),
     int("steps", 1.0, "the most optimisation steps or CAVI sweeps"),
-    int("epochs", 1.0, "passes over the data for minibatch models (instead of steps)"),
+    int(
+        "epochs",
+        1.0,
+        "passes over the data for minibatch models (instead of steps)",
+    ),
     int("samples", 1.0, "Monte-Carlo samples per step"),
     num("tol", 0.0, 1.0, "relative ELBO change that counts as converged"),
     int("seed", 0.0, "random seed"),
@@ -97,7 +109,13 @@ impl Settings {
     }
 
     /// Check and store one setting from a model file.
-    pub fn set_checked(&mut self, key: &str, key_span: Span, value: Value, value_span: Span) -> Result<(), Diagnostic> {
+    pub fn set_checked(
+        &mut self,
+        key: &str,
+        key_span: Span,
+        value: Value,
+        value_span: Span,
+    ) -> Result<(), Diagnostic> {
         let Some(spec) = Settings::spec(key) else {
             let mut d = Diagnostic::new("vi::fit::unknown_setting", format!("unknown setting `{key}`"))
                 .primary(key_span, "not a fit setting");
@@ -105,7 +123,11 @@ impl Settings {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help(format!(
                     "the settings are {}",
-                    SPECS.iter().map(|s| format!("`{}`", s.key)).collect::<Vec<_>>().join(", ")
+                    SPECS
+                        .iter()
+                        .map(|s| format!("`{}`", s.key))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             };
             return Err(d);

@@ -4,23 +4,31 @@ use super::{Checker, Program, Scope, Symbol};
 use crate::data::Array;
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::dist::Domain;
-use crate::graph::{Activation, ConstDecl, DataDecl, DataId, Dim, NetDecl, NetId, NodeId, Op, ParamDecl, ParamId};
+use crate::graph::{
+    Activation, ConstDecl, DataDecl, DataId, Dim, NetDecl, NetId, NodeId, Op, ParamDecl, ParamId,
+};
 use crate::settings::Value;
 use crate::syntax::ast::{self, ExprKind};
 use crate::syntax::Span;
 
-const DATA_TYPES: &[&str] = &["real", "positive", "unit", "simplex", "binary", "count", "int", "bounded"];
+const DATA_TYPES: &[&str] = &[
+    "real", "positive", "unit", "simplex", "binary", "count", "int", "bounded",
+];
 const PARAM_TYPES: &[&str] = &["real", "positive", "unit", "simplex", "bounded"];
 
 impl Checker<'_> {
     pub(super) fn data_decl(&mut self, d: &ast::DataDecl) {
         let free = self.claim(&d.name, None);
-        let Some(domain) = self.domain_type(&d.ty, DATA_TYPES, "data") else { return };
+        let Some(domain) = self.domain_type(&d.ty, DATA_TYPES, "data") else {
+            return;
+        };
         let mut shape = Vec::new();
         for e in &d.ty.dims {
             shape.push(self.data_dim(e));
         }
-        let Some(mut shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else { return };
+        let Some(mut shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else {
+            return;
+        };
         if let Some(array) = self.dataset.get(&d.name.name) {
             match self.bind_data(d, domain, &shape, array) {
                 Some(bound) => shape = bound,
@@ -38,22 +46,40 @@ impl Checker<'_> {
             span: d.span,
         });
         let id = DataId((self.data.len() - 1) as u32);
-        self.globals.insert(d.name.name.clone(), (Symbol::Data(id), d.name.span));
+        self.globals
+            .insert(d.name.name.clone(), (Symbol::Data(id), d.name.span));
     }
 
     /// Fit an array to a declaration: bind its dimension names, check the known ones, and check
     /// every value against the declared support. Returns the bound shape.
-    fn bind_data(&mut self, d: &ast::DataDecl, domain: Domain, shape: &[Dim], array: &Array) -> Option<Vec<Dim>> {
+    fn bind_data(
+        &mut self,
+        d: &ast::DataDecl,
+        domain: Domain,
+        shape: &[Dim],
+        array: &Array,
+    ) -> Option<Vec<Dim>> {
         let name = &d.name.name;
         let dims = adapt_rank(&array.shape, shape.len());
         let Some(dims) = dims else {
             self.error(
                 Diagnostic::new(
                     "vi::data::rank",
-                    format!("`{name}` is declared with {} ax{}, but its data has shape {:?}", shape.len(), if shape.len() == 1 { "is" } else { "es" }, array.shape),
+                    format!(
+                        "`{name}` is declared with {} ax{}, but its data has shape {:?}",
+                        shape.len(),
+                        if shape.len() == 1 { "is" } else { "es" },
+                        array.shape
+                    ),
                 )
-                .primary(d.ty.span, format!("{} ax{}", shape.len(), if shape.len() == 1 { "is" } else { "es" }))
-                .help(format!("the data came from {}; declare a shape with as many axes", array.origin)),
+                .primary(
+                    d.ty.span,
+                    format!("{} ax{}", shape.len(), if shape.len() == 1 { "is" } else { "es" }),
+                )
+                .help(format!(
+                    "the data came from {}; declare a shape with as many axes",
+                    array.origin
+                )),
             );
             return None;
         };
@@ -61,7 +87,10 @@ impl Checker<'_> {
         for (k, (dim, &n)) in shape.iter().zip(&dims).enumerate() {
             let span = d.ty.dims.get(k).map_or(d.ty.span, |e| e.span);
             match dim {
-                Dim::Sym { name: sym, value: None } if self.dims.get(&**sym).is_some_and(|b| b.value.is_none()) => {
+                Dim::Sym {
+                    name: sym,
+                    value: None,
+                } if self.dims.get(&**sym).is_some_and(|b| b.value.is_none()) => {
                     let b = self.dims.get_mut(&**sym).expect("checked");
                     b.value = Some(n);
                     b.bound_by = Some(format!("`{name}` ({})", array.origin));
@@ -79,7 +108,11 @@ impl Checker<'_> {
                     .primary(span, format!("{dim}"));
                     if let Dim::Sym { name: sym, .. } = dim {
                         if let Some(by) = self.dims.get(&**sym).and_then(|b| b.bound_by.clone()) {
-                            diag = diag.help(format!("{sym} = {} was bound by {by}; {} has {n}", dim.value().unwrap_or(0), array.origin));
+                            diag = diag.help(format!(
+                                "{sym} = {} was bound by {by}; {} has {n}",
+                                dim.value().unwrap_or(0),
+                                array.origin
+                            ));
                         } else {
                             diag = diag.help(format!("{} has {n} along axis {k}", array.origin));
                         }
@@ -96,12 +129,18 @@ impl Checker<'_> {
                 }
             }
         }
-        let scale = if array.bytes && domain == Domain::Unit { 255.0 } else { 1.0 };
+        let scale = if array.bytes && domain == Domain::Unit {
+            255.0
+        } else {
+            1.0
+        };
         let width = dims.last().copied().unwrap_or(1).max(1);
         let bad = if domain == Domain::Simplex {
-            array.values.chunks(width).position(|row| {
-                row.iter().any(|v| *v < 0.0) || (row.iter().sum::<f64>() - 1.0).abs() > 1e-6
-            }).map(|r| r * width)
+            array
+                .values
+                .chunks(width)
+                .position(|row| row.iter().any(|v| *v < 0.0) || (row.iter().sum::<f64>() - 1.0).abs() > 1e-6)
+                .map(|r| r * width)
         } else {
             array.values.iter().position(|v| !domain.admits(v / scale))
         };
@@ -120,7 +159,11 @@ impl Checker<'_> {
             self.error(
                 Diagnostic::new("vi::data::support", format!("`{name}` at {at} {what}"))
                     .primary(d.ty.name.span, format!("declared {}", domain.keyword()))
-                    .help(format!("the value comes from {}; {}", array.origin, suggest_domain(domain, v))),
+                    .help(format!(
+                        "the value comes from {}; {}",
+                        array.origin,
+                        suggest_domain(domain, v)
+                    )),
             );
             return None;
         }
@@ -181,12 +224,17 @@ impl Checker<'_> {
     pub(super) fn const_decl(&mut self, c: &ast::ConstDecl) {
         let free = self.claim(&c.name, None);
         let scope = Scope::new(Program::Const);
-        let Some(id) = self.expr(&c.value, &scope) else { return };
+        let Some(id) = self.expr(&c.value, &scope) else {
+            return;
+        };
         let Some((shape, values)) = self.fold(id) else {
             self.error(
-                Diagnostic::new("vi::const::not_constant", format!("const `{}` is not computable", c.name.name))
-                    .primary(c.value.span, "not a constant")
-                    .help("a const is built from numbers and other consts; use `let` for anything else"),
+                Diagnostic::new(
+                    "vi::const::not_constant",
+                    format!("const `{}` is not computable", c.name.name),
+                )
+                .primary(c.value.span, "not a constant")
+                .help("a const is built from numbers and other consts; use `let` for anything else"),
             );
             return;
         };
@@ -206,8 +254,10 @@ impl Checker<'_> {
                 is_int: self.ty(id).elem.is_int(),
                 span: c.span,
             });
-            self.globals
-                .insert(c.name.name.clone(), (Symbol::Const(self.consts.len() - 1), c.name.span));
+            self.globals.insert(
+                c.name.name.clone(),
+                (Symbol::Const(self.consts.len() - 1), c.name.span),
+            );
         }
     }
 
@@ -250,12 +300,16 @@ impl Checker<'_> {
 
     pub(super) fn param_decl(&mut self, p: &ast::ParamDecl) {
         let free = self.claim(&p.name, None);
-        let Some(domain) = self.domain_type(&p.ty, PARAM_TYPES, "param") else { return };
+        let Some(domain) = self.domain_type(&p.ty, PARAM_TYPES, "param") else {
+            return;
+        };
         let mut shape = Vec::new();
         for e in &p.ty.dims {
             shape.push(self.dim(e));
         }
-        let Some(shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else { return };
+        let Some(shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else {
+            return;
+        };
         if domain == Domain::Simplex && shape.is_empty() {
             self.error(
                 Diagnostic::new("vi::type::simplex_scalar", "a simplex param needs a length")
@@ -270,21 +324,29 @@ impl Checker<'_> {
                 let scope = Scope::new(Program::Const);
                 let v = self.expr(e, &scope).and_then(|id| self.constant(id));
                 match v {
-                    Some(v) if domain.admits(v) || (domain == Domain::Unit && (0.0..=1.0).contains(&v)) => Some(v),
+                    Some(v) if domain.admits(v) || (domain == Domain::Unit && (0.0..=1.0).contains(&v)) => {
+                        Some(v)
+                    }
                     Some(v) => {
                         self.error(
-                            Diagnostic::new("vi::param::init", format!("initial value {v} is not {}", domain_word(domain)))
-                                .primary(e.span, "outside the param's support")
-                                .secondary(p.ty.span, format!("declared {}", domain.keyword()))
-                                .help("start the param inside its support"),
+                            Diagnostic::new(
+                                "vi::param::init",
+                                format!("initial value {v} is not {}", domain_word(domain)),
+                            )
+                            .primary(e.span, "outside the param's support")
+                            .secondary(p.ty.span, format!("declared {}", domain.keyword()))
+                            .help("start the param inside its support"),
                         );
                         return;
                     }
                     None => {
                         self.error(
-                            Diagnostic::new("vi::param::init", "a param's initial value must be a constant scalar")
-                                .primary(e.span, "not a constant")
-                                .help("write a number or a const; it is broadcast to the param's shape"),
+                            Diagnostic::new(
+                                "vi::param::init",
+                                "a param's initial value must be a constant scalar",
+                            )
+                            .primary(e.span, "not a constant")
+                            .help("write a number or a const; it is broadcast to the param's shape"),
                         );
                         return;
                     }
@@ -300,7 +362,8 @@ impl Checker<'_> {
                 span: p.span,
             });
             let id = ParamId((self.params.len() - 1) as u32);
-            self.globals.insert(p.name.name.clone(), (Symbol::Param(id), p.name.span));
+            self.globals
+                .insert(p.name.name.clone(), (Symbol::Param(id), p.name.span));
         }
     }
 
@@ -317,7 +380,9 @@ impl Checker<'_> {
         for e in &n.layers {
             widths.push(self.dim(e));
         }
-        let Some(widths) = widths.into_iter().collect::<Option<Vec<Dim>>>() else { return };
+        let Some(widths) = widths.into_iter().collect::<Option<Vec<Dim>>>() else {
+            return;
+        };
         if let Some((k, _)) = widths.iter().enumerate().find(|(_, w)| w.value() == Some(0)) {
             self.error(
                 Diagnostic::new("vi::net::width", "a layer of width 0")
@@ -356,7 +421,11 @@ impl Checker<'_> {
                             .primary(opt.value.span, "not an activation")
                             .help(format!(
                                 "activations are {}",
-                                Activation::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                                Activation::ALL
+                                    .iter()
+                                    .map(|a| a.name())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )),
                     );
                     return;
@@ -372,7 +441,8 @@ impl Checker<'_> {
                 span: n.span,
             });
             let id = NetId((self.nets.len() - 1) as u32);
-            self.globals.insert(n.name.name.clone(), (Symbol::Net(id), n.name.span));
+            self.globals
+                .insert(n.name.name.clone(), (Symbol::Net(id), n.name.span));
         }
     }
 
@@ -393,7 +463,10 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            if let Err(d) = self.settings.set_checked(&s.key.name, s.key.span, value, s.value.span) {
+            if let Err(d) = self
+                .settings
+                .set_checked(&s.key.name, s.key.span, value, s.value.span)
+            {
                 self.error(d);
             }
         }

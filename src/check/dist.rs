@@ -4,19 +4,26 @@ use super::shape::broadcast_shapes;
 use super::{Checker, Scope};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::dist::{Family, Parameterization};
-use crate::graph::{DistApp, Dim, NodeId, ShapeDisplay};
+use crate::graph::{Dim, DistApp, NodeId, ShapeDisplay};
 use crate::syntax::ast::{self, Arg};
 
 impl Checker<'_> {
     pub(super) fn dist_call(&mut self, call: &ast::DistCall, scope: &Scope) -> Option<DistApp> {
         let Some(family) = Family::from_name(&call.name.name) else {
-            let mut d = Diagnostic::new("vi::dist::unknown", format!("unknown distribution `{}`", call.name.name))
-                .primary(call.name.span, "not a distribution");
+            let mut d = Diagnostic::new(
+                "vi::dist::unknown",
+                format!("unknown distribution `{}`", call.name.name),
+            )
+            .primary(call.name.span, "not a distribution");
             d = match did_you_mean(&call.name.name, Family::names()) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help(format!(
                     "the distributions are {}",
-                    Family::ALL.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+                    Family::ALL
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             };
             self.error(d);
@@ -37,9 +44,17 @@ impl Checker<'_> {
                     self.error(
                         Diagnostic::new(
                             "vi::support::bad_constant",
-                            format!("`{}` of {} must be {}, found {v}", spec.name, family, domain_phrase(spec.domain)),
+                            format!(
+                                "`{}` of {} must be {}, found {v}",
+                                spec.name,
+                                family,
+                                domain_phrase(spec.domain)
+                            ),
                         )
-                        .primary(arg.value.span, format!("{v} is not {}", domain_phrase(spec.domain)))
+                        .primary(
+                            arg.value.span,
+                            format!("{v} is not {}", domain_phrase(spec.domain)),
+                        )
                         .help(constraint_help(family, spec.name)),
                     );
                     return None;
@@ -58,7 +73,10 @@ impl Checker<'_> {
                             if spec.event_rank == 1 { "is" } else { "es" }
                         ),
                     )
-                    .primary(arg.value.span, format!("shape {}", ShapeDisplay(&self.ty(id).shape)))
+                    .primary(
+                        arg.value.span,
+                        format!("shape {}", ShapeDisplay(&self.ty(id).shape)),
+                    )
                     .help(match spec.event_rank {
                         1 => format!("`{}` is a vector, e.g. `fill(1.0 / K, K)`", spec.name),
                         _ => format!("`{}` is a matrix", spec.name),
@@ -115,7 +133,11 @@ impl Checker<'_> {
     }
 
     /// Match positional and named arguments to one of the family's parameterisations.
-    fn assign_args<'a>(&mut self, family: Family, call: &'a ast::DistCall) -> Option<(Parameterization, Vec<&'a Arg>)> {
+    fn assign_args<'a>(
+        &mut self,
+        family: Family,
+        call: &'a ast::DistCall,
+    ) -> Option<(Parameterization, Vec<&'a Arg>)> {
         let all = family.parameterizations();
         // A named argument that only an alternative parameterisation has selects it.
         let mut pz = all[0].0;
@@ -137,7 +159,13 @@ impl Checker<'_> {
         let alternatives: Vec<String> = all
             .iter()
             .filter(|(k, _)| *k != pz)
-            .map(|(_, ps)| format!("{}({})", family, ps.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")))
+            .map(|(_, ps)| {
+                format!(
+                    "{}({})",
+                    family,
+                    ps.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                )
+            })
             .collect();
         let help = if alternatives.is_empty() {
             format!("write `{signature}`")
@@ -185,10 +213,13 @@ impl Checker<'_> {
                     };
                     if let Some(prev) = slots[k] {
                         self.error(
-                            Diagnostic::new("vi::dist::duplicate_argument", format!("`{}` is given twice", n.name))
-                                .primary(a.span, "given again")
-                                .secondary(prev.span, "first given here")
-                                .help(help),
+                            Diagnostic::new(
+                                "vi::dist::duplicate_argument",
+                                format!("`{}` is given twice", n.name),
+                            )
+                            .primary(a.span, "given again")
+                            .secondary(prev.span, "first given here")
+                            .help(help),
                         );
                         return None;
                     }
@@ -208,7 +239,11 @@ impl Checker<'_> {
                     "vi::dist::missing_argument",
                     format!(
                         "{family} is missing {}",
-                        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" and ")
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
                     ),
                 )
                 .primary(call.span, "incomplete call")
@@ -220,7 +255,12 @@ impl Checker<'_> {
     }
 
     /// The shape of one draw, from the parameters' event axes.
-    fn event_shape(&mut self, family: Family, nodes: &[NodeId], specs: &[crate::dist::ParamSpec]) -> Option<Vec<Dim>> {
+    fn event_shape(
+        &mut self,
+        family: Family,
+        nodes: &[NodeId],
+        specs: &[crate::dist::ParamSpec],
+    ) -> Option<Vec<Dim>> {
         let event_of = |c: &Self, k: usize| {
             let s = &c.ty(nodes[k]).shape;
             s[s.len() - specs[k].event_rank..].to_vec()
@@ -235,7 +275,11 @@ impl Checker<'_> {
                     self.error(
                         Diagnostic::new(
                             "vi::shape::mismatch",
-                            format!("MvNormal's matrix is {}, its mean has length {}", ShapeDisplay(&cov), loc[0]),
+                            format!(
+                                "MvNormal's matrix is {}, its mean has length {}",
+                                ShapeDisplay(&cov),
+                                loc[0]
+                            ),
                         )
                         .primary(self.node_span(nodes[1]), format!("shape {}", ShapeDisplay(&cov)))
                         .secondary(self.node_span(nodes[0]), format!("length {}", loc[0]))
@@ -264,7 +308,9 @@ fn constraint_help(family: Family, param: &str) -> String {
     match param {
         "scale" => format!("a scale is a standard deviation: {family}'s `scale` must be > 0"),
         "precision" => "a precision is 1 / variance and must be > 0".into(),
-        "rate" | "shape" | "concentration" | "alpha" | "beta" | "df" => format!("{family}'s `{param}` must be > 0"),
+        "rate" | "shape" | "concentration" | "alpha" | "beta" | "df" => {
+            format!("{family}'s `{param}` must be > 0")
+        }
         "p" => "a probability lies in [0, 1]; use `logits =` for unconstrained values".into(),
         "n" => "a number of trials is a whole number ≥ 0".into(),
         _ => format!("check {family}'s `{param}`"),

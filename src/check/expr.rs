@@ -3,8 +3,8 @@
 use super::{Checker, Program, Scope, Symbol};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::dist::Family;
-use crate::graph::{Dim, Elem, MapFn, Op, PlateId, Quantity, ReduceFn, ShapeDisplay, Ty, ZipFn};
 use crate::graph::NodeId;
+use crate::graph::{Dim, Elem, MapFn, Op, PlateId, Quantity, ReduceFn, ShapeDisplay, Ty, ZipFn};
 use crate::syntax::ast::{self, Arg, BinOp, ExprKind, IndexArg};
 use crate::syntax::Span;
 
@@ -47,7 +47,9 @@ pub(super) fn is_builtin_function(name: &str) -> bool {
 }
 
 fn map_fn(name: &str) -> Option<MapFn> {
-    MapFn::ALL.into_iter().find(|f| f.name() == name && *f != MapFn::Neg)
+    MapFn::ALL
+        .into_iter()
+        .find(|f| f.name() == name && *f != MapFn::Neg)
 }
 
 impl Checker<'_> {
@@ -118,11 +120,18 @@ impl Checker<'_> {
         if let Some((id, _)) = scope.local(n) {
             return Some(id);
         }
+        if self.poisoned.contains(n) {
+            // Its definition already failed and was reported; say nothing more.
+            return None;
+        }
         if scope.plate_var(n).is_some() {
             self.error(
-                Diagnostic::new("vi::plate::index_value", format!("plate index `{n}` is not a value"))
-                    .primary(span, "used as a number")
-                    .help(format!("a plate index only indexes arrays, as in `x[{n}]`")),
+                Diagnostic::new(
+                    "vi::plate::index_value",
+                    format!("plate index `{n}` is not a value"),
+                )
+                .primary(span, "used as a number")
+                .help(format!("a plate index only indexes arrays, as in `x[{n}]`")),
             );
             return None;
         }
@@ -161,9 +170,14 @@ impl Checker<'_> {
             }
             if Family::from_name(n).is_some() {
                 self.error(
-                    Diagnostic::new("vi::name::distribution_value", format!("`{n}` is a distribution, not a value"))
-                        .primary(span, "a distribution")
-                        .help(format!("draw from it: `x ~ {n}(...)`, or `draw {n}(...)` for a fresh sample")),
+                    Diagnostic::new(
+                        "vi::name::distribution_value",
+                        format!("`{n}` is a distribution, not a value"),
+                    )
+                    .primary(span, "a distribution")
+                    .help(format!(
+                        "draw from it: `x ~ {n}(...)`, or `draw {n}(...)` for a fresh sample"
+                    )),
                 );
                 return None;
             }
@@ -197,9 +211,12 @@ impl Checker<'_> {
             Symbol::Latent(id) => {
                 if scope.program == Program::Guide && !self.guide_drawn.contains_key(&id) {
                     self.error(
-                        Diagnostic::new("vi::guide::order", format!("the guide uses `{n}` before drawing it"))
-                            .primary(span, "not drawn in the guide yet")
-                            .help(format!("draw `{n}` earlier in the guide, or do not use it there")),
+                        Diagnostic::new(
+                            "vi::guide::order",
+                            format!("the guide uses `{n}` before drawing it"),
+                        )
+                        .primary(span, "not drawn in the guide yet")
+                        .help(format!("draw `{n}` earlier in the guide, or do not use it there")),
                     );
                     return None;
                 }
@@ -312,14 +329,23 @@ impl Checker<'_> {
             let plate = &self.plates[p.index()];
             let (var, pspan) = (plate.var.clone(), plate.span);
             self.error(
-                Diagnostic::new("vi::plate::batched_whole", "a variable of a batched plate cannot be used whole")
-                    .primary(span, "the whole array")
-                    .secondary(pspan, "this plate is subsampled each step")
-                    .help(format!("index it with the plate's variable inside the loop, e.g. `[{var}]`")),
+                Diagnostic::new(
+                    "vi::plate::batched_whole",
+                    "a variable of a batched plate cannot be used whole",
+                )
+                .primary(span, "the whole array")
+                .secondary(pspan, "this plate is subsampled each step")
+                .help(format!(
+                    "index it with the plate's variable inside the loop, e.g. `[{var}]`"
+                )),
             );
             return None;
         }
-        let mut shape: Vec<Dim> = ty.plates.iter().map(|p| self.plates[p.index()].size.clone()).collect();
+        let mut shape: Vec<Dim> = ty
+            .plates
+            .iter()
+            .map(|p| self.plates[p.index()].size.clone())
+            .collect();
         shape.extend(ty.shape);
         Some(self.add(
             Op::Unplate { src: node },
@@ -336,7 +362,9 @@ impl Checker<'_> {
 
     pub(super) fn zip(&mut self, f: ZipFn, a: NodeId, b: NodeId, span: Span) -> Option<NodeId> {
         let (plates, shape) = self.broadcast(a, b, span, f.symbol())?;
-        let int = self.ty(a).elem.is_int() && self.ty(b).elem.is_int() && matches!(f, ZipFn::Add | ZipFn::Sub | ZipFn::Mul | ZipFn::Min | ZipFn::Max);
+        let int = self.ty(a).elem.is_int()
+            && self.ty(b).elem.is_int()
+            && matches!(f, ZipFn::Add | ZipFn::Sub | ZipFn::Mul | ZipFn::Min | ZipFn::Max);
         let elem = if int { Elem::Int } else { Elem::Real };
         Some(self.add(Op::Zip(f, a, b), Ty { plates, shape, elem }, span))
     }
@@ -361,8 +389,14 @@ impl Checker<'_> {
                             "vi::shape::matmul",
                             format!("cannot multiply {} by {}", ShapeDisplay(&sa), ShapeDisplay(&sb)),
                         )
-                        .primary(self.node_span(a), format!("shape {}, last axis {k_a}", ShapeDisplay(&sa)))
-                        .secondary(self.node_span(b), format!("shape {}, first axis {k_b}", ShapeDisplay(&sb)))
+                        .primary(
+                            self.node_span(a),
+                            format!("shape {}, last axis {k_a}", ShapeDisplay(&sa)),
+                        )
+                        .secondary(
+                            self.node_span(b),
+                            format!("shape {}, first axis {k_b}", ShapeDisplay(&sb)),
+                        )
                         .help("the left operand's last axis must equal the right operand's first"),
                     );
                     return None;
@@ -373,9 +407,12 @@ impl Checker<'_> {
             }
             _ => {
                 self.error(
-                    Diagnostic::new("vi::shape::matmul", "the right operand of `@` must be a vector or a matrix")
-                        .primary(self.node_span(b), format!("shape {}", ShapeDisplay(&sb)))
-                        .help("batch over the left operand's leading axes, or over a plate"),
+                    Diagnostic::new(
+                        "vi::shape::matmul",
+                        "the right operand of `@` must be a vector or a matrix",
+                    )
+                    .primary(self.node_span(b), format!("shape {}", ShapeDisplay(&sb)))
+                    .help("batch over the left operand's leading axes, or over a plate"),
                 );
                 return None;
             }
@@ -403,7 +440,10 @@ impl Checker<'_> {
             if !same_shape(&self.ty(id).shape, &first) {
                 self.error(
                     Diagnostic::new("vi::shape::mismatch", "vector elements have different shapes")
-                        .primary(self.node_span(id), format!("shape {}", ShapeDisplay(&self.ty(id).shape)))
+                        .primary(
+                            self.node_span(id),
+                            format!("shape {}", ShapeDisplay(&self.ty(id).shape)),
+                        )
                         .secondary(self.node_span(ids[0]), format!("shape {}", ShapeDisplay(&first)))
                         .help("every element of `[...]` must have the same shape"),
                 );
@@ -412,9 +452,9 @@ impl Checker<'_> {
         }
         let mut shape = vec![Dim::Known(ids.len())];
         shape.extend(first);
-        let plates = ids
-            .iter()
-            .fold(Vec::new(), |acc, id| self.union_plates(&acc, &self.ty(*id).plates.clone()));
+        let plates = ids.iter().fold(Vec::new(), |acc, id| {
+            self.union_plates(&acc, &self.ty(*id).plates.clone())
+        });
         let int = ids.iter().all(|id| self.ty(*id).elem.is_int());
         let elem = if int { Elem::Int } else { Elem::Real };
         let consts: Option<Vec<f64>> = ids.iter().map(|id| self.constant(*id)).collect();
@@ -432,8 +472,11 @@ impl Checker<'_> {
             return self.net_call(id, func, args, span, scope);
         }
         let Some((_, arity)) = FUNCTIONS.iter().find(|(n, _)| *n == func.name).copied() else {
-            let mut d = Diagnostic::new("vi::name::unknown_function", format!("unknown function `{}`", func.name))
-                .primary(func.span, "not a function");
+            let mut d = Diagnostic::new(
+                "vi::name::unknown_function",
+                format!("unknown function `{}`", func.name),
+            )
+            .primary(func.span, "not a function");
             if Family::from_name(&func.name).is_some() {
                 d = d.help(format!(
                     "`{}` is a distribution: draw from it with `~`, or `draw {}(...)` inside an expression",
@@ -441,7 +484,10 @@ impl Checker<'_> {
                 ));
             } else if let Some(s) = did_you_mean(
                 &func.name,
-                FUNCTIONS.iter().map(|(n, _)| *n).chain(self.nets.iter().map(|n| n.name.as_str())),
+                FUNCTIONS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .chain(self.nets.iter().map(|n| n.name.as_str())),
             ) {
                 d = d.help(format!("did you mean `{s}`?"));
             } else {
@@ -452,9 +498,12 @@ impl Checker<'_> {
         };
         if let Some(a) = args.iter().find(|a| a.name.is_some()) {
             self.error(
-                Diagnostic::new("vi::call::named_argument", format!("`{}` takes no named arguments", func.name))
-                    .primary(a.span, "named argument")
-                    .help("pass the arguments by position"),
+                Diagnostic::new(
+                    "vi::call::named_argument",
+                    format!("`{}` takes no named arguments", func.name),
+                )
+                .primary(a.span, "named argument")
+                .help("pass the arguments by position"),
             );
             return None;
         }
@@ -470,7 +519,14 @@ impl Checker<'_> {
                             args.len()
                         ),
                     )
-                    .primary(span, format!("{} argument{}", args.len(), if args.len() == 1 { "" } else { "s" }))
+                    .primary(
+                        span,
+                        format!(
+                            "{} argument{}",
+                            args.len(),
+                            if args.len() == 1 { "" } else { "s" }
+                        ),
+                    )
                     .help(signature(&func.name)),
                 );
                 return None;
@@ -499,10 +555,17 @@ impl Checker<'_> {
         let ids: Vec<NodeId> = ids.into_iter().collect::<Option<_>>()?;
         if let Some(f) = map_fn(name) {
             let ty = Ty {
-                elem: if matches!(f, MapFn::Square | MapFn::Abs | MapFn::Relu) { self.ty(ids[0]).elem.clone() } else { Elem::Real },
+                elem: if matches!(f, MapFn::Square | MapFn::Abs | MapFn::Relu) {
+                    self.ty(ids[0]).elem.clone()
+                } else {
+                    Elem::Real
+                },
                 ..self.ty(ids[0]).clone()
             };
-            let ty = Ty { elem: if ty.elem.is_int() { Elem::Int } else { Elem::Real }, ..ty };
+            let ty = Ty {
+                elem: if ty.elem.is_int() { Elem::Int } else { Elem::Real },
+                ..ty
+            };
             return Some(self.add(Op::Map(f, ids[0]), ty, span));
         }
         match name {
@@ -525,7 +588,10 @@ impl Checker<'_> {
                 if ty.shape.len() < need {
                     self.error(
                         Diagnostic::new("vi::shape::rank", format!("`{name}` needs at least {need} axes"))
-                            .primary(self.node_span(ids[0]), format!("shape {}", ShapeDisplay(&ty.shape)))
+                            .primary(
+                                self.node_span(ids[0]),
+                                format!("shape {}", ShapeDisplay(&ty.shape)),
+                            )
                             .help(signature(name)),
                     );
                     return None;
@@ -570,7 +636,14 @@ impl Checker<'_> {
         }
         let shape: Vec<Dim> = shape.into_iter().collect::<Option<_>>()?;
         let plates = self.ty(value).plates.clone();
-        Some(self.add(Op::Fill { value, shape: shape.clone() }, Ty::real(plates, shape), span))
+        Some(self.add(
+            Op::Fill {
+                value,
+                shape: shape.clone(),
+            },
+            Ty::real(plates, shape),
+            span,
+        ))
     }
 
     /// `anneal(from, to, steps)`: all constants.
@@ -592,9 +665,12 @@ impl Checker<'_> {
         }
         if vals[2] <= 0.0 {
             self.error(
-                Diagnostic::new("vi::call::bad_argument", "`anneal` needs a positive number of steps")
-                    .primary(args[2].span, "not positive")
-                    .help(signature("anneal")),
+                Diagnostic::new(
+                    "vi::call::bad_argument",
+                    "`anneal` needs a positive number of steps",
+                )
+                .primary(args[2].span, "not positive")
+                .help(signature("anneal")),
             );
             return None;
         }
@@ -606,7 +682,14 @@ impl Checker<'_> {
         Some(self.add(op, Ty::scalar(), span))
     }
 
-    fn net_call(&mut self, id: crate::graph::NetId, func: &ast::Ident, args: &[Arg], span: Span, scope: &Scope) -> Option<NodeId> {
+    fn net_call(
+        &mut self,
+        id: crate::graph::NetId,
+        func: &ast::Ident,
+        args: &[Arg],
+        span: Span,
+        scope: &Scope,
+    ) -> Option<NodeId> {
         let net = self.nets[id.index()].clone();
         let mut input = None;
         let mut layer = None;
@@ -617,16 +700,22 @@ impl Checker<'_> {
                     self.error(
                         Diagnostic::new("vi::call::arity", format!("net `{}` takes one input", net.name))
                             .primary(a.span, "extra argument")
-                            .help(format!("call it as `{}(x)`, or `{}(x, layer = k)` for the k-th layer's output", net.name, net.name)),
+                            .help(format!(
+                                "call it as `{}(x)`, or `{}(x, layer = k)` for the k-th layer's output",
+                                net.name, net.name
+                            )),
                     );
                     return None;
                 }
                 Some(n) if n.name == "layer" => layer = Some(a),
                 Some(n) => {
                     self.error(
-                        Diagnostic::new("vi::call::unknown_argument", format!("net `{}` has no argument `{}`", net.name, n.name))
-                            .primary(n.span, "unknown argument")
-                            .help("a net call takes its input and, optionally, `layer = k`"),
+                        Diagnostic::new(
+                            "vi::call::unknown_argument",
+                            format!("net `{}` has no argument `{}`", net.name, n.name),
+                        )
+                        .primary(n.span, "unknown argument")
+                        .help("a net call takes its input and, optionally, `layer = k`"),
                     );
                     return None;
                 }
@@ -648,10 +737,13 @@ impl Checker<'_> {
                 let k = self.const_count(&a.value, "a layer number")?;
                 if k == 0 || k > layers {
                     self.error(
-                        Diagnostic::new("vi::call::bad_argument", format!("net `{}` has layers 1 to {layers}", net.name))
-                            .primary(a.value.span, format!("layer {k}"))
-                            .secondary(net.span, "declared here")
-                            .help("`layer = k` takes the output of the k-th layer, after its activation"),
+                        Diagnostic::new(
+                            "vi::call::bad_argument",
+                            format!("net `{}` has layers 1 to {layers}", net.name),
+                        )
+                        .primary(a.value.span, format!("layer {k}"))
+                        .secondary(net.span, "declared here")
+                        .help("`layer = k` takes the output of the k-th layer, after its activation"),
                     );
                     return None;
                 }
@@ -664,18 +756,33 @@ impl Checker<'_> {
             self.error(
                 Diagnostic::new(
                     "vi::shape::net_input",
-                    format!("net `{}` takes inputs of width {}, found shape {}", net.name, net.widths[0], ShapeDisplay(&ty.shape)),
+                    format!(
+                        "net `{}` takes inputs of width {}, found shape {}",
+                        net.name,
+                        net.widths[0],
+                        ShapeDisplay(&ty.shape)
+                    ),
                 )
                 .primary(input.span, format!("shape {}", ShapeDisplay(&ty.shape)))
                 .secondary(net.span, format!("input width {}", net.widths[0]))
-                .help("a net maps the last axis of its input; index the data by its plate first, e.g. `x[n]`"),
+                .help(
+                    "a net maps the last axis of its input; index the data by its plate first, e.g. `x[n]`",
+                ),
             );
             return None;
         }
         let mut shape = ty.shape[..ty.shape.len() - 1].to_vec();
         shape.push(net.widths[layer.unwrap_or(layers)].clone());
         let _ = func;
-        Some(self.add(Op::Net { net: id, input: x, layer }, Ty::real(ty.plates, shape), span))
+        Some(self.add(
+            Op::Net {
+                net: id,
+                input: x,
+                layer,
+            },
+            Ty::real(ty.plates, shape),
+            span,
+        ))
     }
 
     // ------------------------------------------------------------------ indexing
@@ -689,16 +796,25 @@ impl Checker<'_> {
                     .iter()
                     .take(plates.len())
                     .map(|ix| match ix {
-                        IndexArg::Expr(ast::Expr { kind: ExprKind::Name(v), .. }) => scope.plate_var(v),
+                        IndexArg::Expr(ast::Expr {
+                            kind: ExprKind::Name(v),
+                            ..
+                        }) => scope.plate_var(v),
                         _ => None,
                     })
                     .collect();
-                if !plates.is_empty() && leading.len() == plates.len() && leading.iter().zip(&plates).all(|(a, b)| *a == Some(*b)) {
+                if !plates.is_empty()
+                    && leading.len() == plates.len()
+                    && leading.iter().zip(&plates).all(|(a, b)| *a == Some(*b))
+                {
                     if scope.program == Program::Guide && !self.guide_drawn.contains_key(&id) {
                         self.error(
-                            Diagnostic::new("vi::guide::order", format!("the guide uses `{n}` before drawing it"))
-                                .primary(base.span, "not drawn in the guide yet")
-                                .help(format!("draw `{n}` earlier in the guide, or do not use it there")),
+                            Diagnostic::new(
+                                "vi::guide::order",
+                                format!("the guide uses `{n}` before drawing it"),
+                            )
+                            .primary(base.span, "not drawn in the guide yet")
+                            .help(format!("draw `{n}` earlier in the guide, or do not use it there")),
                         );
                         return None;
                     }
@@ -713,12 +829,22 @@ impl Checker<'_> {
 
     /// Apply index arguments left to right: plate indices first, then integer indices and
     /// slices.
-    fn index_rest(&mut self, mut src: NodeId, indices: &[IndexArg], span: Span, scope: &Scope) -> Option<NodeId> {
+    fn index_rest(
+        &mut self,
+        mut src: NodeId,
+        indices: &[IndexArg],
+        span: Span,
+        scope: &Scope,
+    ) -> Option<NodeId> {
         let mut axis = 0;
         let mut k = 0;
         // Leading plate indices become one plate view.
         let mut view: Vec<(PlateId, Span)> = Vec::new();
-        while let Some(IndexArg::Expr(ast::Expr { kind: ExprKind::Name(v), span: vs })) = indices.get(k) {
+        while let Some(IndexArg::Expr(ast::Expr {
+            kind: ExprKind::Name(v),
+            span: vs,
+        })) = indices.get(k)
+        {
             let Some(p) = scope.plate_var(v) else { break };
             view.push((p, *vs));
             k += 1;
@@ -742,9 +868,12 @@ impl Checker<'_> {
                     if let ExprKind::Name(v) = &e.kind {
                         if scope.plate_var(v).is_some() {
                             self.error(
-                                Diagnostic::new("vi::plate::index_order", format!("plate index `{v}` must come first"))
-                                    .primary(e.span, "after another index")
-                                    .help("plate indices take the leading axes: write them before other indices"),
+                                Diagnostic::new(
+                                    "vi::plate::index_order",
+                                    format!("plate index `{v}` must come first"),
+                                )
+                                .primary(e.span, "after another index")
+                                .help("plate indices take the leading axes: write them before other indices"),
                             );
                             return None;
                         }
@@ -752,7 +881,11 @@ impl Checker<'_> {
                     let index = self.expr(e, scope)?;
                     src = self.select(src, axis, index, e.span, span)?;
                 }
-                IndexArg::Slice { start, end, span: sspan } => {
+                IndexArg::Slice {
+                    start,
+                    end,
+                    span: sspan,
+                } => {
                     src = self.slice(src, axis, start.as_ref(), end.as_ref(), *sspan, span)?;
                     axis += 1;
                 }
@@ -767,9 +900,12 @@ impl Checker<'_> {
             let plate = self.plates[p.index()].clone();
             if ty.plates.contains(p) {
                 self.error(
-                    Diagnostic::new("vi::plate::twice", format!("`{}` is already indexed by `{}`", "this value", plate.var))
-                        .primary(*vspan, "indexed again")
-                        .help("a value varies along a plate once; drop this index"),
+                    Diagnostic::new(
+                        "vi::plate::twice",
+                        format!("`{}` is already indexed by `{}`", "this value", plate.var),
+                    )
+                    .primary(*vspan, "indexed again")
+                    .help("a value varies along a plate once; drop this index"),
                 );
                 return None;
             }
@@ -779,7 +915,10 @@ impl Checker<'_> {
                     self.error(
                         Diagnostic::new(
                             "vi::shape::plate_index",
-                            format!("axis {k} has length {d}, but plate `{}` has {} members", plate.var, plate.size),
+                            format!(
+                                "axis {k} has length {d}, but plate `{}` has {} members",
+                                plate.var, plate.size
+                            ),
                         )
                         .primary(*vspan, format!("plate over {}", plate.size))
                         .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&ty.shape)))
@@ -811,7 +950,14 @@ impl Checker<'_> {
         Some(self.add(Op::PlateView { src, plates }, out, span))
     }
 
-    fn select(&mut self, src: crate::graph::NodeId, axis: usize, index: crate::graph::NodeId, ispan: Span, span: Span) -> Option<crate::graph::NodeId> {
+    fn select(
+        &mut self,
+        src: crate::graph::NodeId,
+        axis: usize,
+        index: crate::graph::NodeId,
+        ispan: Span,
+        span: Span,
+    ) -> Option<crate::graph::NodeId> {
         let sty = self.ty(src).clone();
         let ity = self.ty(index).clone();
         let len = sty.shape[axis].clone();
@@ -826,10 +972,13 @@ impl Checker<'_> {
         if let Some(k) = self.constant(index) {
             if k < 0.0 || len.value().is_some_and(|n| k >= n as f64) {
                 self.error(
-                    Diagnostic::new("vi::index::out_of_range", format!("index {k} is out of range for an axis of length {len}"))
-                        .primary(ispan, "out of range")
-                        .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&sty.shape)))
-                        .help(format!("indices start at 0: the valid range is 0..{len}")),
+                    Diagnostic::new(
+                        "vi::index::out_of_range",
+                        format!("index {k} is out of range for an axis of length {len}"),
+                    )
+                    .primary(ispan, "out of range")
+                    .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&sty.shape)))
+                    .help(format!("indices start at 0: the valid range is 0..{len}")),
                 );
                 return None;
             }
@@ -840,7 +989,7 @@ impl Checker<'_> {
                     self.error(
                         Diagnostic::new(
                             "vi::index::category_range",
-                            format!("this index takes values up to {}, but the axis has length {n}", b - 1),
+                            format!("this index ranges over 0..{b}, but the axis has only {n} element{}", if n == 1 { "" } else { "s" }),
                         )
                         .primary(ispan, format!("a category in 0..{bound}"))
                         .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&sty.shape)))
@@ -889,9 +1038,12 @@ impl Checker<'_> {
                 return Some(src);
             }
             self.error(
-                Diagnostic::new("vi::index::symbolic_slice", format!("cannot slice from {a} to the end of an axis of unknown length {len}"))
-                    .primary(sspan, "end unknown")
-                    .help("give the end explicitly, or bind the data so the length is known"),
+                Diagnostic::new(
+                    "vi::index::symbolic_slice",
+                    format!("cannot slice from {a} to the end of an axis of unknown length {len}"),
+                )
+                .primary(sspan, "end unknown")
+                .help("give the end explicitly, or bind the data so the length is known"),
             );
             return None;
         };
@@ -907,7 +1059,12 @@ impl Checker<'_> {
         let mut shape = sty.shape.clone();
         shape[axis] = Dim::Known(b - a);
         Some(self.add(
-            Op::Slice { src, axis, start: a, end: b },
+            Op::Slice {
+                src,
+                axis,
+                start: a,
+                end: b,
+            },
             Ty {
                 plates: sty.plates,
                 shape,
@@ -926,13 +1083,19 @@ fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
 fn signature(name: &str) -> String {
     let s = match name {
         "pow" | "min" | "max" => format!("`{name}(a, b)` works elementwise, broadcasting"),
-        "sum" | "mean" | "logsumexp" => format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar"),
+        "sum" | "mean" | "logsumexp" => {
+            format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar")
+        }
         "softmax" | "log_softmax" => format!("`{name}(x)` normalises along x's last axis"),
-        "dot" | "matmul" => format!("`{name}(a, b)` is `a @ b`: vector·vector, matrix·vector or matrix·matrix"),
+        "dot" | "matmul" => {
+            format!("`{name}(a, b)` is `a @ b`: vector·vector, matrix·vector or matrix·matrix")
+        }
         "transpose" => "`transpose(m)` swaps the last two axes".into(),
         "fill" => "`fill(value, dims...)` repeats a scalar, e.g. `fill(1.0 / K, K)`".into(),
         "zeros" | "ones" => format!("`{name}(dims...)`, e.g. `{name}(K)` or `{name}(N, D)`"),
-        "anneal" => "`anneal(from, to, steps)` moves linearly from `from` to `to` over the first `steps` steps".into(),
+        "anneal" => {
+            "`anneal(from, to, steps)` moves linearly from `from` to `to` over the first `steps` steps".into()
+        }
         _ => format!("`{name}(x)` works elementwise"),
     };
     s

@@ -29,7 +29,12 @@ use crate::syntax::ast::{self, Item, Stmt};
 use crate::syntax::Span;
 
 /// Check a parsed model against the data bound so far (possibly none) and lower it.
-pub fn check(program: &ast::Program, source: &Source, name: &str, data: &DataSet) -> Result<Model, Diagnostics> {
+pub fn check(
+    program: &ast::Program,
+    source: &Source,
+    name: &str,
+    data: &DataSet,
+) -> Result<Model, Diagnostics> {
     let mut c = Checker::new(data);
     c.program(program);
     let diags = c.diags.with_source(source);
@@ -99,7 +104,10 @@ impl Scope {
 
     /// The active plates, outermost first.
     fn plates(&self) -> Vec<PlateId> {
-        self.frames.iter().filter_map(|f| f.plate.as_ref().map(|p| p.1)).collect()
+        self.frames
+            .iter()
+            .filter_map(|f| f.plate.as_ref().map(|p| p.1))
+            .collect()
     }
 
     fn plate_var(&self, name: &str) -> Option<PlateId> {
@@ -130,6 +138,8 @@ struct Checker<'d> {
     dataset: &'d DataSet,
     diags: Diagnostics,
     nodes: Vec<Node>,
+    /// Names whose definition failed: uses of them are not reported again.
+    poisoned: std::collections::HashSet<String>,
     /// Nodes by their operation and type, for sharing identical computations.
     interned: HashMap<String, NodeId>,
     globals: HashMap<String, (Symbol, Span)>,
@@ -170,6 +180,7 @@ impl<'d> Checker<'d> {
             diags: Diagnostics::new(),
             nodes: Vec::new(),
             interned: HashMap::new(),
+            poisoned: Default::default(),
             globals: HashMap::new(),
             dims: HashMap::new(),
             data: Vec::new(),
@@ -264,8 +275,14 @@ impl<'d> Checker<'d> {
             for extra in rest {
                 self.error(
                     Diagnostic::new("vi::fit::duplicate", "a model has at most one fit block")
-                        .primary(Span::new(extra.span.start, extra.span.start + 3), "second fit block")
-                        .secondary(Span::new(first.span.start, first.span.start + 3), "first fit block")
+                        .primary(
+                            Span::new(extra.span.start, extra.span.start + 3),
+                            "second fit block",
+                        )
+                        .secondary(
+                            Span::new(first.span.start, first.span.start + 3),
+                            "first fit block",
+                        )
                         .help("merge the settings into one `fit { ... }` block"),
                 );
             }
@@ -317,6 +334,19 @@ impl<'d> Checker<'d> {
     }
 
     fn undefined(&mut self, name: &str, span: Span, scope: &Scope) {
+        if let Some(p) = self.plates.iter().find(|p| p.var == name) {
+            let pspan = p.span;
+            self.error(
+                Diagnostic::new(
+                    "vi::plate::outside",
+                    format!("plate index `{name}` is used outside its loop"),
+                )
+                .primary(span, "outside the plate")
+                .secondary(pspan, format!("`{name}` is only defined inside this loop"))
+                .help("move the statement into the loop, or index the whole array without the plate"),
+            );
+            return;
+        }
         let mut candidates: Vec<&str> = self.globals.keys().map(String::as_str).collect();
         candidates.extend(scope.local_names());
         candidates.extend(self.dims.keys().map(String::as_str));
@@ -339,10 +369,13 @@ impl<'d> Checker<'d> {
             Stmt::Error(_) => {}
             Stmt::Let { name, value, .. } => {
                 let free = self.claim(name, Some(scope));
-                if let Some(id) = self.expr(value, scope) {
-                    if free {
+                match self.expr(value, scope) {
+                    Some(id) if free => {
                         let frame = scope.frames.last_mut().expect("a scope has a frame");
                         frame.lets.push((name.name.clone(), id, name.span));
+                    }
+                    _ => {
+                        self.poisoned.insert(name.name.clone());
                     }
                 }
             }
@@ -371,12 +404,17 @@ impl<'d> Checker<'d> {
                 self.error(
                     Diagnostic::new("vi::plate::batch_size", "a batched plate needs a batch size")
                         .primary(*span, "no size given")
-                        .help(format!("write `batch M` with a whole number, e.g. `for {} in 1..{} batch 100`", f.var.name, size)),
+                        .help(format!(
+                            "write `batch M` with a whole number, e.g. `for {} in 1..{} batch 100`",
+                            f.var.name, size
+                        )),
                 );
                 return;
             }
             Some(ast::BatchSpec { size: Some(e), .. }) => {
-                let Some(m) = self.const_count(e, "a batch size") else { return };
+                let Some(m) = self.const_count(e, "a batch size") else {
+                    return;
+                };
                 if m == 0 {
                     self.error(
                         Diagnostic::new("vi::plate::batch_size", "a batch size must be at least 1")
@@ -388,10 +426,15 @@ impl<'d> Checker<'d> {
                 if let Some(n) = size.value() {
                     if m > n {
                         self.error(
-                            Diagnostic::new("vi::plate::batch_size", format!("batch {m} is larger than the plate ({size})"))
-                                .primary(e.span, "too large")
-                                .secondary(f.to.span, format!("the plate has {n} members"))
-                                .help("a minibatch is a subset of the plate: use at most its size, or drop `batch`"),
+                            Diagnostic::new(
+                                "vi::plate::batch_size",
+                                format!("batch {m} is larger than the plate ({size})"),
+                            )
+                            .primary(e.span, "too large")
+                            .secondary(f.to.span, format!("the plate has {n} members"))
+                            .help(
+                                "a minibatch is a subset of the plate: use at most its size, or drop `batch`",
+                            ),
                         );
                         return;
                     }
@@ -423,7 +466,13 @@ impl<'d> Checker<'d> {
     }
 
     /// A model plate; loops with the same variable, size and parent are the same plate.
-    fn model_plate(&mut self, f: &ast::ForLoop, size: Dim, batch: Option<usize>, parent: Option<PlateId>) -> PlateId {
+    fn model_plate(
+        &mut self,
+        f: &ast::ForLoop,
+        size: Dim,
+        batch: Option<usize>,
+        parent: Option<PlateId>,
+    ) -> PlateId {
         if let Some(k) = self
             .plates
             .iter()
@@ -432,10 +481,13 @@ impl<'d> Checker<'d> {
             if self.plates[k].batch != batch {
                 let prev = self.plates[k].span;
                 self.error(
-                    Diagnostic::new("vi::plate::batch_mismatch", format!("plate `{}` is batched differently", f.var.name))
-                        .primary(f.span.to(f.body.span), "this loop")
-                        .secondary(prev, "an earlier loop over the same plate")
-                        .help("every loop over one plate must say the same `batch M` (or none)"),
+                    Diagnostic::new(
+                        "vi::plate::batch_mismatch",
+                        format!("plate `{}` is batched differently", f.var.name),
+                    )
+                    .primary(f.span.to(f.body.span), "this loop")
+                    .secondary(prev, "an earlier loop over the same plate")
+                    .help("every loop over one plate must say the same `batch M` (or none)"),
                 );
             }
             return PlateId(k as u32);
@@ -451,7 +503,13 @@ impl<'d> Checker<'d> {
     }
 
     /// The guide's loops are the model's plates, found by variable and size.
-    fn guide_plate(&mut self, f: &ast::ForLoop, size: &Dim, batch: Option<usize>, parent: Option<PlateId>) -> Option<PlateId> {
+    fn guide_plate(
+        &mut self,
+        f: &ast::ForLoop,
+        size: &Dim,
+        batch: Option<usize>,
+        parent: Option<PlateId>,
+    ) -> Option<PlateId> {
         let found = self
             .plates
             .iter()
@@ -462,17 +520,23 @@ impl<'d> Checker<'d> {
                     "vi::guide::plate",
                     format!("the model has no plate `for {} in 1..{size}` here", f.var.name),
                 )
-                .primary(Span::new(f.span.start, f.body.span.start), "no matching model plate")
+                .primary(
+                    Span::new(f.span.start, f.body.span.start),
+                    "no matching model plate",
+                )
                 .help("the guide's loops must repeat the model's: same variable, same size, same nesting"),
             );
             return None;
         };
         if batch.is_some() && batch != self.plates[k].batch {
             self.error(
-                Diagnostic::new("vi::plate::batch_mismatch", "the guide batches this plate differently")
-                    .primary(Span::new(f.span.start, f.body.span.start), "here")
-                    .secondary(self.plates[k].span, "the model's plate")
-                    .help("leave `batch` out of the guide: it follows the model's"),
+                Diagnostic::new(
+                    "vi::plate::batch_mismatch",
+                    "the guide batches this plate differently",
+                )
+                .primary(Span::new(f.span.start, f.body.span.start), "here")
+                .secondary(self.plates[k].span, "the model's plate")
+                .help("leave `batch` out of the guide: it follows the model's"),
             );
         }
         Some(PlateId(k as u32))
@@ -500,7 +564,8 @@ impl<'d> Checker<'d> {
                 span,
             });
             let id = TermId((self.terms.len() - 1) as u32);
-            self.globals.insert(name.name.clone(), (Symbol::Term(id), name.span));
+            self.globals
+                .insert(name.name.clone(), (Symbol::Term(id), name.span));
         }
     }
 
@@ -512,9 +577,12 @@ impl<'d> Checker<'d> {
             Some(v) if v >= 0.0 && v.fract() == 0.0 && v < 1e12 => Some(v as usize),
             _ => {
                 self.error(
-                    Diagnostic::new("vi::type::not_constant", format!("{what} must be a constant whole number"))
-                        .primary(e.span, "not a constant whole number")
-                        .help("use a number or a `const`"),
+                    Diagnostic::new(
+                        "vi::type::not_constant",
+                        format!("{what} must be a constant whole number"),
+                    )
+                    .primary(e.span, "not a constant whole number")
+                    .help("use a number or a `const`"),
                 );
                 None
             }

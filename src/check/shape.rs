@@ -25,7 +25,13 @@ impl Checker<'_> {
 
     /// Numpy broadcasting of two nodes' shapes (aligned at the right; a 1 stretches), with their
     /// plates united. Reports a mismatch with both operands labelled.
-    pub(super) fn broadcast(&mut self, a: NodeId, b: NodeId, span: Span, what: &str) -> Option<(Vec<PlateId>, Vec<Dim>)> {
+    pub(super) fn broadcast(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        span: Span,
+        what: &str,
+    ) -> Option<(Vec<PlateId>, Vec<Dim>)> {
         let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
         match broadcast_shapes(&sa, &sb) {
             Some(shape) => {
@@ -87,7 +93,7 @@ impl Checker<'_> {
 
     fn dim_val(&mut self, e: &ast::Expr, introduce: bool) -> Option<DimVal> {
         match &e.kind {
-            ExprKind::Num { value, is_int: true } => Some(DimVal {
+            ExprKind::Num { value, is_int: true } if *value < 1e15 => Some(DimVal {
                 value: Some(*value as i64),
                 text: format!("{value}"),
                 symbolic: false,
@@ -119,10 +125,13 @@ impl Checker<'_> {
                             })
                         } else {
                             self.error(
-                                Diagnostic::new("vi::shape::not_whole", format!("const `{n}` is not a whole number"))
-                                    .primary(e.span, "used as a dimension")
-                                    .secondary(c.span, "declared here")
-                                    .help("dimensions are whole numbers"),
+                                Diagnostic::new(
+                                    "vi::shape::not_whole",
+                                    format!("const `{n}` is not a whole number"),
+                                )
+                                .primary(e.span, "used as a dimension")
+                                .secondary(c.span, "declared here")
+                                .help("dimensions are whole numbers"),
                             );
                             None
                         }
@@ -152,8 +161,11 @@ impl Checker<'_> {
                         })
                     }
                     None => {
-                        let mut d = Diagnostic::new("vi::shape::unknown_dimension", format!("unknown dimension `{n}`"))
-                            .primary(e.span, "not a dimension");
+                        let mut d = Diagnostic::new(
+                            "vi::shape::unknown_dimension",
+                            format!("unknown dimension `{n}`"),
+                        )
+                        .primary(e.span, "not a dimension");
                         let names: Vec<&str> = self.dims.keys().map(String::as_str).collect();
                         d = match crate::diag::did_you_mean(n, names.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -169,15 +181,18 @@ impl Checker<'_> {
                 let b = self.dim_val(b, introduce)?;
                 let value = match (a.value, b.value) {
                     (Some(x), Some(y)) => match op {
-                        BinOp::Add => Some(x + y),
-                        BinOp::Sub => Some(x - y),
-                        BinOp::Mul => Some(x * y),
+                        BinOp::Add => x.checked_add(y),
+                        BinOp::Sub => x.checked_sub(y),
+                        BinOp::Mul => x.checked_mul(y),
                         _ if y != 0 && x % y == 0 => Some(x / y),
                         _ => {
                             self.error(
-                                Diagnostic::new("vi::shape::not_whole", format!("{x} / {y} is not a whole number"))
-                                    .primary(e.span, "a dimension")
-                                    .help("dimensions are whole numbers"),
+                                Diagnostic::new(
+                                    "vi::shape::not_whole",
+                                    format!("{x} / {y} is not a whole number"),
+                                )
+                                .primary(e.span, "a dimension")
+                                .help("dimensions are whole numbers"),
                             );
                             return None;
                         }
@@ -237,9 +252,18 @@ mod tests {
     fn broadcasting_follows_numpy() {
         let k = Dim::Known;
         let n = Dim::sym("N", None);
-        assert_eq!(broadcast_shapes(&[n.clone(), k(3)], &[k(3)]), Some(vec![n.clone(), k(3)]));
-        assert_eq!(broadcast_shapes(&[k(1)], &[n.clone()]), Some(vec![n.clone()]));
-        assert_eq!(broadcast_shapes(&[n.clone()], &[Dim::sym("D", None)]), None);
+        assert_eq!(
+            broadcast_shapes(&[n.clone(), k(3)], &[k(3)]),
+            Some(vec![n.clone(), k(3)])
+        );
+        assert_eq!(
+            broadcast_shapes(&[k(1)], std::slice::from_ref(&n)),
+            Some(vec![n.clone()])
+        );
+        assert_eq!(
+            broadcast_shapes(std::slice::from_ref(&n), &[Dim::sym("D", None)]),
+            None
+        );
         assert_eq!(broadcast_shapes(&[], &[k(2)]), Some(vec![k(2)]));
     }
 }

@@ -4,7 +4,8 @@ use super::{Checker, Program, Scope, Symbol};
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family};
 use crate::graph::{
-    op_inputs, DataId, DistApp, Group, Latent, LatentId, NodeId, Objective, Op, PlateId, ShapeDisplay, Site, Target,
+    op_inputs, DataId, DistApp, Group, Latent, LatentId, NodeId, Objective, Op, PlateId, ShapeDisplay, Site,
+    Target,
 };
 use crate::syntax::ast::{self, ExprKind, IndexArg};
 use crate::syntax::Span;
@@ -21,24 +22,39 @@ enum Lhs<'a> {
 impl Checker<'_> {
     pub(super) fn sample(&mut self, target: &ast::Expr, dist: &ast::DistCall, span: Span, scope: &mut Scope) {
         let lhs = self.classify(target, scope);
-        let Some(app) = self.dist_call(dist, scope) else { return };
+        let Some(app) = self.dist_call(dist, scope) else {
+            if let Lhs::Fresh(name, _) = lhs {
+                self.poisoned.insert(name.name);
+            }
+            return;
+        };
         match (lhs, scope.program) {
-            (Lhs::Fresh(name, indices), Program::Model) => self.declare_latent(&name, indices, app, span, scope),
+            (Lhs::Fresh(name, indices), Program::Model) => {
+                self.declare_latent(&name, indices, app, span, scope)
+            }
             (Lhs::Fresh(name, _), _) => {
                 self.error(
-                    Diagnostic::new("vi::guide::unknown_latent", format!("the model has no latent `{}`", name.name))
-                        .primary(name.span, "not drawn in the model")
-                        .help("a guide draws the model's latent variables, under the same names"),
+                    Diagnostic::new(
+                        "vi::guide::unknown_latent",
+                        format!("the model has no latent `{}`", name.name),
+                    )
+                    .primary(name.span, "not drawn in the model")
+                    .help("a guide draws the model's latent variables, under the same names"),
                 );
             }
-            (Lhs::Latent(id, indices), Program::Guide) => self.guide_draw(id, target, indices, app, span, scope),
+            (Lhs::Latent(id, indices), Program::Guide) => {
+                self.guide_draw(id, target, indices, app, span, scope)
+            }
             (Lhs::Latent(id, _), _) => {
                 let prev = self.latents[id.index()].span;
                 self.error(
-                    Diagnostic::new("vi::name::duplicate", format!("`{}` is drawn twice", self.latents[id.index()].name))
-                        .primary(target.span, "drawn again here")
-                        .secondary(prev, "first drawn here")
-                        .help("each latent variable has one prior; rename one of them"),
+                    Diagnostic::new(
+                        "vi::name::duplicate",
+                        format!("`{}` is drawn twice", self.latents[id.index()].name),
+                    )
+                    .primary(target.span, "drawn again here")
+                    .secondary(prev, "first drawn here")
+                    .help("each latent variable has one prior; rename one of them"),
                 );
             }
             (Lhs::Data(id), Program::Model) => self.observe(Some(id), target, app, span, scope),
@@ -81,11 +97,24 @@ impl Checker<'_> {
     }
 
     /// The indices on the left of a draw must be the enclosing plates' variables, in order.
-    fn check_draw_indices(&mut self, name: &str, indices: &[IndexArg], plates: &[PlateId], target: Span, scope: &Scope) -> bool {
-        let vars: Vec<String> = plates.iter().map(|p| self.plates[p.index()].var.clone()).collect();
+    fn check_draw_indices(
+        &mut self,
+        name: &str,
+        indices: &[IndexArg],
+        plates: &[PlateId],
+        target: Span,
+        scope: &Scope,
+    ) -> bool {
+        let vars: Vec<String> = plates
+            .iter()
+            .map(|p| self.plates[p.index()].var.clone())
+            .collect();
         let ok = indices.len() == plates.len()
             && indices.iter().zip(plates).all(|(ix, p)| match ix {
-                IndexArg::Expr(ast::Expr { kind: ExprKind::Name(v), .. }) => scope.plate_var(v) == Some(*p),
+                IndexArg::Expr(ast::Expr {
+                    kind: ExprKind::Name(v),
+                    ..
+                }) => scope.plate_var(v) == Some(*p),
                 _ => false,
             });
         if ok {
@@ -97,36 +126,60 @@ impl Checker<'_> {
             format!("{name}[{}]", vars.join(", "))
         };
         let d = if plates.is_empty() {
-            Diagnostic::new("vi::plate::draw_index", format!("`{name}` is drawn outside any plate, so it takes no index"))
-                .primary(target, "indexed")
-                .help(format!("give its shape after the distribution instead: `{name} ~ Dist(...) [K]`"))
+            Diagnostic::new(
+                "vi::plate::draw_index",
+                format!("`{name}` is drawn outside any plate, so it takes no index"),
+            )
+            .primary(target, "indexed")
+            .help(format!(
+                "give its shape after the distribution instead: `{name} ~ Dist(...) [K]`"
+            ))
         } else if indices.is_empty() {
             Diagnostic::new(
                 "vi::plate::unindexed",
-                format!("`{name}` is drawn inside `for {}`, so it must be indexed by it", vars.join(", ")),
+                format!(
+                    "`{name}` is drawn inside `for {}`, so it must be indexed by it",
+                    vars.join(", ")
+                ),
             )
             .primary(target, "missing the plate index")
             .help(format!("write `{want} ~ ...`: one draw per plate member"))
         } else {
-            Diagnostic::new("vi::plate::draw_index", format!("index `{name}` with the enclosing plates: `{want}`"))
-                .primary(target, "wrong indices")
-                .help("the left of a draw is indexed by the plate variables of its loops, outermost first")
+            Diagnostic::new(
+                "vi::plate::draw_index",
+                format!("index `{name}` with the enclosing plates: `{want}`"),
+            )
+            .primary(target, "wrong indices")
+            .help("the left of a draw is indexed by the plate variables of its loops, outermost first")
         };
         self.error(d);
         false
     }
 
-    fn declare_latent(&mut self, name: &ast::Ident, indices: &[IndexArg], app: DistApp, span: Span, scope: &mut Scope) {
+    fn declare_latent(
+        &mut self,
+        name: &ast::Ident,
+        indices: &[IndexArg],
+        app: DistApp,
+        span: Span,
+        scope: &mut Scope,
+    ) {
         let plates = scope.plates();
         let target_span = indices.last().map_or(name.span, |ix| name.span.to(ix.span()));
-        let target_span = Span::new(target_span.start, target_span.end + usize::from(!indices.is_empty()));
-        if !self.check_draw_indices(&name.name, indices, &plates, target_span, scope) {
+        let target_span = Span::new(
+            target_span.start,
+            target_span.end + usize::from(!indices.is_empty()),
+        );
+        if !self.check_draw_indices(&name.name, indices, &plates, target_span, scope)
+            || !self.claim(name, Some(scope))
+        {
+            self.poisoned.insert(name.name.clone());
             return;
         }
-        if !self.claim(name, Some(scope)) {
+        let Some(support) = self.latent_support(&app) else {
+            self.poisoned.insert(name.name.clone());
             return;
-        }
-        let Some(support) = self.latent_support(&app) else { return };
+        };
         if app.family == Family::Categorical || app.family.support().is_discrete() {
             // Discrete latents are fine for CAVI; the engines say what they can do with them.
         }
@@ -139,7 +192,8 @@ impl Checker<'_> {
             site: self.sites.len(),
             span: name.span,
         });
-        self.globals.insert(name.name.clone(), (Symbol::Latent(id), name.span));
+        self.globals
+            .insert(name.name.clone(), (Symbol::Latent(id), name.span));
         self.sites.push(Site {
             target: Target::Latent(id),
             dist: app,
@@ -157,9 +211,12 @@ impl Checker<'_> {
             (Some(lo), Some(hi)) if lo < hi => Some(Domain::Interval(lo, hi)),
             (Some(lo), Some(hi)) => {
                 self.error(
-                    Diagnostic::new("vi::support::bad_constant", format!("Uniform({lo}, {hi}) is empty"))
-                        .primary(app.span, "low is not below high")
-                        .help("write `Uniform(low, high)` with low < high"),
+                    Diagnostic::new(
+                        "vi::support::bad_constant",
+                        format!("Uniform({lo}, {hi}) is empty"),
+                    )
+                    .primary(app.span, "low is not below high")
+                    .help("write `Uniform(low, high)` with low < high"),
                 );
                 None
             }
@@ -174,15 +231,30 @@ impl Checker<'_> {
         }
     }
 
-    fn guide_draw(&mut self, id: LatentId, target: &ast::Expr, indices: &[IndexArg], app: DistApp, span: Span, scope: &mut Scope) {
+    fn guide_draw(
+        &mut self,
+        id: LatentId,
+        target: &ast::Expr,
+        indices: &[IndexArg],
+        app: DistApp,
+        span: Span,
+        scope: &mut Scope,
+    ) {
         let latent = self.latents[id.index()].clone();
         let plates = scope.plates();
         if plates != latent.plates {
-            let vars: Vec<String> = latent.plates.iter().map(|p| self.plates[p.index()].var.clone()).collect();
+            let vars: Vec<String> = latent
+                .plates
+                .iter()
+                .map(|p| self.plates[p.index()].var.clone())
+                .collect();
             self.error(
                 Diagnostic::new(
                     "vi::guide::plate",
-                    format!("the guide must draw `{}` inside the same plates as the model", latent.name),
+                    format!(
+                        "the guide must draw `{}` inside the same plates as the model",
+                        latent.name
+                    ),
                 )
                 .primary(target.span, "drawn in other plates")
                 .secondary(latent.span, "drawn here in the model")
@@ -199,14 +271,19 @@ impl Checker<'_> {
         }
         if let Some(prev) = self.guide_drawn.get(&id).copied() {
             self.error(
-                Diagnostic::new("vi::guide::duplicate_draw", format!("the guide draws `{}` twice", latent.name))
-                    .primary(target.span, "drawn again")
-                    .secondary(prev, "first drawn here")
-                    .help("draw each latent once in the guide"),
+                Diagnostic::new(
+                    "vi::guide::duplicate_draw",
+                    format!("the guide draws `{}` twice", latent.name),
+                )
+                .primary(target.span, "drawn again")
+                .secondary(prev, "first drawn here")
+                .help("draw each latent once in the guide"),
             );
             return;
         }
-        let Some(support) = self.latent_support(&app) else { return };
+        let Some(support) = self.latent_support(&app) else {
+            return;
+        };
         if support != latent.support {
             self.error(
                 Diagnostic::new(
@@ -217,7 +294,10 @@ impl Checker<'_> {
                     ),
                 )
                 .primary(app.span, format!("values in {support}"))
-                .secondary(self.sites[latent.site].dist.span, format!("prior over {}", latent.support))
+                .secondary(
+                    self.sites[latent.site].dist.span,
+                    format!("prior over {}", latent.support),
+                )
                 .help(guide_family_hint(latent.support)),
             );
             return;
@@ -249,8 +329,17 @@ impl Checker<'_> {
         });
     }
 
-    fn observe(&mut self, data: Option<DataId>, target: &ast::Expr, app: DistApp, span: Span, scope: &mut Scope) {
-        let Some(value) = self.expr(target, scope) else { return };
+    fn observe(
+        &mut self,
+        data: Option<DataId>,
+        target: &ast::Expr,
+        app: DistApp,
+        span: Span,
+        scope: &mut Scope,
+    ) {
+        let Some(value) = self.expr(target, scope) else {
+            return;
+        };
         let plates = scope.plates();
         let vty = self.ty(value).clone();
         if vty.plates != plates {
@@ -390,7 +479,9 @@ impl Checker<'_> {
             groups.push((group, g.span));
         }
         let scope = Scope::new(Program::Objective);
-        let Some(expr) = self.expr(&o.expr, &scope) else { return };
+        let Some(expr) = self.expr(&o.expr, &scope) else {
+            return;
+        };
         let ty = self.ty(expr).clone();
         if !ty.shape.is_empty() || !ty.plates.is_empty() {
             self.error(
@@ -400,7 +491,8 @@ impl Checker<'_> {
             );
             return;
         }
-        self.objective_spans.push(groups.iter().map(|(_, s)| *s).collect());
+        self.objective_spans
+            .push(groups.iter().map(|(_, s)| *s).collect());
         self.objectives.push(Objective {
             groups: groups.into_iter().map(|(g, _)| g).collect(),
             maximise: o.sense == ast::Sense::Maximise,
@@ -460,7 +552,9 @@ fn observable(family: Family, data: Domain) -> bool {
     match family {
         Family::Bernoulli => matches!(data, Domain::Binary | Domain::Unit),
         Family::Categorical => matches!(data, Domain::Int | Domain::Count | Domain::Binary),
-        Family::Binomial | Family::Poisson | Family::Multinomial => matches!(data, Domain::Count | Domain::Binary),
+        Family::Binomial | Family::Poisson | Family::Multinomial => {
+            matches!(data, Domain::Count | Domain::Binary)
+        }
         Family::Uniform => data != Domain::PosDef,
         f => f.support().contains(data),
     }

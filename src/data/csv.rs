@@ -104,10 +104,8 @@ impl Table {
             }
         }
         let mut a = self.take(&cols, &format!("columns {}", spec.join(",")));
-        if cols.len() > 1 || spec.iter().any(|s| s.contains("..")) {
-            if a.shape.len() == 1 {
-                a.shape.push(1);
-            }
+        if (cols.len() > 1 || spec.iter().any(|s| s.contains(".."))) && a.shape.len() == 1 {
+            a.shape.push(1);
         }
         Ok(a)
     }
@@ -119,7 +117,11 @@ impl Table {
     }
 
     fn no_column(&self, item: &str) -> Diagnostic {
-        Diagnostic::new("vi::data::no_column", format!("`{}` has no column `{item}`", self.path)).help(format!(
+        Diagnostic::new(
+            "vi::data::no_column",
+            format!("`{}` has no column `{item}`", self.path),
+        )
+        .help(format!(
             "its columns are {}; choose by name, by position (0-based) or by a range `a..b`",
             preview(&self.columns)
         ))
@@ -130,7 +132,12 @@ fn preview(cols: &[String]) -> String {
     if cols.len() <= 8 {
         cols.join(", ")
     } else {
-        format!("{}, …, {} ({} in all)", cols[..4].join(", "), cols[cols.len() - 1], cols.len())
+        format!(
+            "{}, …, {} ({} in all)",
+            cols[..4].join(", "),
+            cols[cols.len() - 1],
+            cols.len()
+        )
     }
 }
 
@@ -138,8 +145,14 @@ fn preview(cols: &[String]) -> String {
 /// columns are then named by position (`0`, `1`, ...).
 pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        Diagnostic::new("vi::data::not_text", format!("`{path}` is not a text (UTF-8) file"))
-            .help(format!("byte {} is not UTF-8; CSV files must be text", e.valid_up_to()))
+        Diagnostic::new(
+            "vi::data::not_text",
+            format!("`{path}` is not a text (UTF-8) file"),
+        )
+        .help(format!(
+            "byte {} is not UTF-8; CSV files must be text",
+            e.valid_up_to()
+        ))
     })?;
     let src = source(path, text.to_string());
     let mut reader = ::csv::ReaderBuilder::new()
@@ -179,7 +192,11 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
             let span = line_span(text, line_start);
             return Err(Diagnostic::new(
                 "vi::data::ragged_row",
-                format!("row {} of `{path}` has {} cells, the header has {width}", line_no, record.len()),
+                format!(
+                    "row {} of `{path}` has {} cells, the header has {width}",
+                    line_no,
+                    record.len()
+                ),
             )
             .primary(span, format!("{} cells", record.len()))
             .help("every row needs one value per column")
@@ -189,16 +206,34 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
             let v = match cell.parse::<f64>() {
                 Ok(v) if v.is_finite() => v,
                 Ok(_) => {
-                    return Err(cell_error(&src, text, line_start, j, line_no, &columns[j], path, "is not finite")
-                        .help("NaN and infinite values are not data; remove the row or impute the value"))
+                    return Err(cell_error(
+                        &src,
+                        text,
+                        line_start,
+                        j,
+                        line_no,
+                        &columns[j],
+                        path,
+                        "is not finite",
+                    )
+                    .help("NaN and infinite values are not data; remove the row or impute the value"))
                 }
                 Err(_) => {
-                    return Err(cell_error(&src, text, line_start, j, line_no, &columns[j], path, "is not a number")
-                        .help(if cell.is_empty() {
-                            "the cell is empty; missing values are not supported".to_string()
-                        } else {
-                            format!("`{cell}` cannot be read as a number")
-                        }))
+                    return Err(cell_error(
+                        &src,
+                        text,
+                        line_start,
+                        j,
+                        line_no,
+                        &columns[j],
+                        path,
+                        "is not a number",
+                    )
+                    .help(if cell.is_empty() {
+                        "the cell is empty; missing values are not supported".to_string()
+                    } else {
+                        format!("`{cell}` cannot be read as a number")
+                    }))
                 }
             };
             values.push(v);
@@ -206,8 +241,10 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
         rows += 1;
     }
     if rows == 0 {
-        return Err(Diagnostic::new("vi::data::empty", format!("`{path}` has a header but no rows"))
-            .help("add one row per data point under the header"));
+        return Err(
+            Diagnostic::new("vi::data::empty", format!("`{path}` has a header but no rows"))
+                .help("add one row per data point under the header"),
+        );
     }
     Ok(Table {
         path: path.to_string(),
@@ -313,7 +350,10 @@ pub fn parse_whitespace_matrix(bytes: &[u8], path: &str) -> Result<Array, Diagno
             Some(w) if w != n => {
                 return Err(Diagnostic::new(
                     "vi::data::ragged_row",
-                    format!("line {} of `{path}` has {n} numbers, the first line has {w}", i + 1),
+                    format!(
+                        "line {} of `{path}` has {n} numbers, the first line has {w}",
+                        i + 1
+                    ),
                 )
                 .help("every row needs the same number of entries"))
             }
@@ -322,7 +362,9 @@ pub fn parse_whitespace_matrix(bytes: &[u8], path: &str) -> Result<Array, Diagno
         rows += 1;
     }
     let Some(width) = width else {
-        return Err(Diagnostic::new("vi::data::empty", format!("`{path}` is empty")).help("the file has no numbers"));
+        return Err(
+            Diagnostic::new("vi::data::empty", format!("`{path}` is empty")).help("the file has no numbers")
+        );
     };
     Ok(Array {
         shape: vec![rows, width],

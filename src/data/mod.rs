@@ -92,8 +92,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut GzDecoder::new(&raw[..]), &mut out).map_err(|e| {
-            Diagnostic::new("vi::data::bad_gzip", format!("`{}` is not valid gzip", path.display()))
-                .help(format!("the file starts like gzip but does not decompress: {e}"))
+            Diagnostic::new(
+                "vi::data::bad_gzip",
+                format!("`{}` is not valid gzip", path.display()),
+            )
+            .help(format!("the file starts like gzip but does not decompress: {e}"))
         })?;
         Ok(out)
     } else {
@@ -114,6 +117,8 @@ pub enum Columns {
 /// declared name the file has a column (or numbered columns) for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
+    /// The argument as written, for diagnostics that point into it.
+    pub arg: String,
     pub name: Option<String>,
     pub path: PathBuf,
     pub columns: Columns,
@@ -139,10 +144,29 @@ impl Binding {
             _ => (rest, Columns::Auto),
         };
         Ok(Binding {
+            arg: arg.to_string(),
             name,
             path: PathBuf::from(path),
             columns,
         })
+    }
+
+    /// The argument as a diagnostic source (`--data NAME=PATH`), and the spans of its name
+    /// and path within it.
+    pub fn source(&self) -> (crate::diag::Source, crate::syntax::Span, crate::syntax::Span) {
+        let text = format!("--data {}", self.arg);
+        let start = "--data ".len();
+        let (name, path) = match self.arg.split_once('=') {
+            Some((n, _)) if self.name.is_some() => (
+                crate::syntax::Span::new(start, start + n.len()),
+                crate::syntax::Span::new(start + n.len() + 1, text.len()),
+            ),
+            _ => (
+                crate::syntax::Span::new(start, text.len()),
+                crate::syntax::Span::new(start, text.len()),
+            ),
+        };
+        (crate::diag::source("command line", text), name, path)
     }
 }
 
@@ -156,7 +180,12 @@ fn is_name(s: &str) -> bool {
 ///
 /// `explicit` is true when the user named this file for this name: then a table with no
 /// matching column is taken whole. Returns `Ok(None)` when the file has nothing for the name.
-pub fn select(contents: &Contents, name: &str, columns: &Columns, explicit: bool) -> Result<Option<Array>, Diagnostic> {
+pub fn select(
+    contents: &Contents,
+    name: &str,
+    columns: &Columns,
+    explicit: bool,
+) -> Result<Option<Array>, Diagnostic> {
     match contents {
         Contents::Array(a) => Ok(Some(a.clone())),
         Contents::Table(t) => match columns {

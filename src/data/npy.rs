@@ -6,35 +6,95 @@ use crate::data::Array;
 use crate::diag::Diagnostic;
 
 pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
-    let bad = |why: String| Diagnostic::new("vi::data::bad_npy", format!("cannot read `{path}` as .npy")).help(why);
+    let bad =
+        |why: String| Diagnostic::new("vi::data::bad_npy", format!("cannot read `{path}` as .npy")).help(why);
     let npy = NpyFile::new(bytes).map_err(|e| bad(e.to_string()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
     let DType::Plain(ts) = npy.dtype() else {
-        return Err(bad("only plain numeric arrays are supported, not structured dtypes".into()));
+        return Err(bad(
+            "only plain numeric arrays are supported, not structured dtypes".into(),
+        ));
     };
     let size = ts.size_field();
     let read_err = |e: std::io::Error| bad(e.to_string());
     let mut values: Vec<f64> = match (ts.type_char(), size) {
         (TypeChar::Float, 8) => npy.into_vec::<f64>().map_err(read_err)?,
-        (TypeChar::Float, 4) => npy.into_vec::<f32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Int, 8) => npy.into_vec::<i64>().map_err(read_err)?.into_iter().map(|v| v as f64).collect(),
-        (TypeChar::Int, 4) => npy.into_vec::<i32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Int, 2) => npy.into_vec::<i16>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Int, 1) => npy.into_vec::<i8>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Uint, 8) => npy.into_vec::<u64>().map_err(read_err)?.into_iter().map(|v| v as f64).collect(),
-        (TypeChar::Uint, 4) => npy.into_vec::<u32>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Uint, 2) => npy.into_vec::<u16>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Uint, 1) => npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(f64::from).collect(),
-        (TypeChar::Bool, 1) => npy.into_vec::<bool>().map_err(read_err)?.into_iter().map(|b| f64::from(u8::from(b))).collect(),
-        (c, s) => return Err(bad(format!("unsupported dtype {c:?}{s}; use a float or integer array"))),
+        (TypeChar::Float, 4) => npy
+            .into_vec::<f32>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, 8) => npy
+            .into_vec::<i64>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (TypeChar::Int, 4) => npy
+            .into_vec::<i32>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, 2) => npy
+            .into_vec::<i16>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Int, 1) => npy
+            .into_vec::<i8>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, 8) => npy
+            .into_vec::<u64>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(|v| v as f64)
+            .collect(),
+        (TypeChar::Uint, 4) => npy
+            .into_vec::<u32>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, 2) => npy
+            .into_vec::<u16>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Uint, 1) => npy
+            .into_vec::<u8>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        (TypeChar::Bool, 1) => npy
+            .into_vec::<bool>()
+            .map_err(read_err)?
+            .into_iter()
+            .map(|b| f64::from(u8::from(b)))
+            .collect(),
+        (c, s) => {
+            return Err(bad(format!(
+                "unsupported dtype {c:?}{s}; use a float or integer array"
+            )))
+        }
     };
     if order == Order::Fortran && shape.len() > 1 {
         values = fortran_to_c(&values, &shape);
     }
     if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-        return Err(Diagnostic::new("vi::data::not_finite", format!("element {k} of `{path}` is not finite"))
-            .help("NaN and infinite values are not data"));
+        return Err(Diagnostic::new(
+            "vi::data::not_finite",
+            format!("element {k} of `{path}` is not finite"),
+        )
+        .help("NaN and infinite values are not data"));
     }
     Ok(Array {
         shape,
@@ -102,6 +162,9 @@ mod tests {
 
     #[test]
     fn garbage_is_a_diagnostic() {
-        assert_eq!(parse(b"not an npy file", "x.npy").unwrap_err().code, "vi::data::bad_npy");
+        assert_eq!(
+            parse(b"not an npy file", "x.npy").unwrap_err().code,
+            "vi::data::bad_npy"
+        );
     }
 }

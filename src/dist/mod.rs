@@ -31,7 +31,10 @@ pub enum Domain {
 
 impl Domain {
     pub fn is_discrete(self) -> bool {
-        matches!(self, Domain::Binary | Domain::Count | Domain::Int | Domain::Category)
+        matches!(
+            self,
+            Domain::Binary | Domain::Count | Domain::Int | Domain::Category
+        )
     }
 
     /// Whether every value of `inner` is a value of `self` (`Bernoulli` on grey levels is
@@ -168,33 +171,58 @@ pub enum Parameterization {
 use Domain::*;
 
 const NORMAL: &[(Parameterization, &[ParamSpec])] = &[
-    (Parameterization::Standard, &[p("loc", Real), p("scale", Positive)]),
-    (Parameterization::Precision, &[p("loc", Real), p("precision", Positive)]),
+    (
+        Parameterization::Standard,
+        &[p("loc", Real), p("scale", Positive)],
+    ),
+    (
+        Parameterization::Precision,
+        &[p("loc", Real), p("precision", Positive)],
+    ),
 ];
-const HALF_NORMAL: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[p("scale", Positive)])];
-const LOG_NORMAL: &[(Parameterization, &[ParamSpec])] =
-    &[(Parameterization::Standard, &[p("loc", Real), p("scale", Positive)])];
-const GAMMA: &[(Parameterization, &[ParamSpec])] =
-    &[(Parameterization::Standard, &[p("shape", Positive), p("rate", Positive)])];
-const INVERSE_GAMMA: &[(Parameterization, &[ParamSpec])] =
-    &[(Parameterization::Standard, &[p("shape", Positive), p("scale", Positive)])];
-const EXPONENTIAL: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[p("rate", Positive)])];
-const BETA: &[(Parameterization, &[ParamSpec])] =
-    &[(Parameterization::Standard, &[p("alpha", Positive), p("beta", Positive)])];
+const HALF_NORMAL: &[(Parameterization, &[ParamSpec])] =
+    &[(Parameterization::Standard, &[p("scale", Positive)])];
+const LOG_NORMAL: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("loc", Real), p("scale", Positive)],
+)];
+const GAMMA: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("shape", Positive), p("rate", Positive)],
+)];
+const INVERSE_GAMMA: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("shape", Positive), p("scale", Positive)],
+)];
+const EXPONENTIAL: &[(Parameterization, &[ParamSpec])] =
+    &[(Parameterization::Standard, &[p("rate", Positive)])];
+const BETA: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("alpha", Positive), p("beta", Positive)],
+)];
 const UNIFORM: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[p("low", Real), p("high", Real)])];
 const STUDENT_T: &[(Parameterization, &[ParamSpec])] = &[(
     Parameterization::Standard,
     &[p("df", Positive), p("loc", Real), p("scale", Positive)],
 )];
-const LOC_SCALE: &[(Parameterization, &[ParamSpec])] =
-    &[(Parameterization::Standard, &[p("loc", Real), p("scale", Positive)])];
-const HALF_CAUCHY: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[p("scale", Positive)])];
+const LOC_SCALE: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("loc", Real), p("scale", Positive)],
+)];
+const HALF_CAUCHY: &[(Parameterization, &[ParamSpec])] =
+    &[(Parameterization::Standard, &[p("scale", Positive)])];
 const DIRICHLET: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[pv("concentration", Positive, 1)])];
 const MV_NORMAL: &[(Parameterization, &[ParamSpec])] = &[
-    (Parameterization::Standard, &[pv("loc", Real, 1), pv("cov", PosDef, 2)]),
-    (Parameterization::ScaleTril, &[pv("loc", Real, 1), pv("scale_tril", Real, 2)]),
+    (
+        Parameterization::Standard,
+        &[pv("loc", Real, 1), pv("cov", PosDef, 2)],
+    ),
+    (
+        Parameterization::ScaleTril,
+        &[pv("loc", Real, 1), pv("scale_tril", Real, 2)],
+    ),
 ];
 const BERNOULLI: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Standard, &[p("p", Unit)]),
@@ -269,7 +297,10 @@ impl Family {
 
     /// All names a model may write, for suggestions.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        Family::ALL.into_iter().map(Family::name).chain(["MultivariateNormal"])
+        Family::ALL
+            .into_iter()
+            .map(Family::name)
+            .chain(["MultivariateNormal"])
     }
 
     /// The parameterisations, the standard one first.

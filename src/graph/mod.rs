@@ -82,10 +82,7 @@ impl fmt::Display for Dim {
         match self {
             Dim::Known(n) => write!(f, "{n}"),
             Dim::Sym { name, value: None } => f.write_str(name),
-            Dim::Sym {
-                name,
-                value: Some(v),
-            } => write!(f, "{name}={v}"),
+            Dim::Sym { name, value: Some(v) } => write!(f, "{name}={v}"),
         }
     }
 }
@@ -320,12 +317,21 @@ pub enum Op {
     /// A fresh random draw each evaluation (`draw Normal(0, 1) [Z]`).
     Draw(Box<DistApp>),
     /// The leading axes of `src` taken as the given plates: `x[i]`.
-    PlateView { src: NodeId, plates: Vec<PlateId> },
+    PlateView {
+        src: NodeId,
+        plates: Vec<PlateId>,
+    },
     /// The plates of `src` turned back into its leading axes: a whole plate-drawn latent.
-    Unplate { src: NodeId },
+    Unplate {
+        src: NodeId,
+    },
     /// `src` indexed along `axis` by an integer-valued node (a constant, data or a categorical
     /// latent); the axis disappears.
-    Select { src: NodeId, axis: usize, index: NodeId },
+    Select {
+        src: NodeId,
+        axis: usize,
+        index: NodeId,
+    },
     /// `src[start:end]` along `axis`.
     Slice {
         src: NodeId,
@@ -339,9 +345,15 @@ pub enum Op {
     MatMul(NodeId, NodeId),
     Reduce(ReduceFn, NodeId),
     /// Softmax along the last axis (`log` when `log` is set).
-    Softmax { src: NodeId, log: bool },
+    Softmax {
+        src: NodeId,
+        log: bool,
+    },
     /// A scalar repeated to a shape (`fill`, `zeros`, `ones`).
-    Fill { value: NodeId, shape: Vec<Dim> },
+    Fill {
+        value: NodeId,
+        shape: Vec<Dim>,
+    },
     /// Swap the last two axes.
     Transpose(NodeId),
     /// A declared network applied to `input` (its last axis); `layer` stops after that many
@@ -352,7 +364,11 @@ pub enum Op {
         layer: Option<usize>,
     },
     /// A value that moves linearly from `from` to `to` over the first `steps` training steps.
-    Anneal { from: f64, to: f64, steps: f64 },
+    Anneal {
+        from: f64,
+        to: f64,
+        steps: f64,
+    },
     Quantity(Quantity),
 }
 
@@ -398,9 +414,14 @@ impl DistApp {
 pub enum Target {
     Latent(LatentId),
     /// Observed data; `value` is the data viewed along the enclosing plates.
-    Data { data: DataId, value: NodeId },
+    Data {
+        data: DataId,
+        value: NodeId,
+    },
     /// An observed function of data and parameters (e.g. a discriminator's features).
-    Derived { value: NodeId },
+    Derived {
+        value: NodeId,
+    },
 }
 
 /// One `~` statement.

@@ -62,11 +62,20 @@ fn op_text(m: &Model, op: &Op) -> String {
         Op::PlateView { src, plates } => format!(
             "{}[{}]",
             n(src),
-            plates.iter().map(|p| m.plate(*p).var.as_str()).collect::<Vec<_>>().join(", ")
+            plates
+                .iter()
+                .map(|p| m.plate(*p).var.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Op::Unplate { src } => format!("whole {}", n(src)),
         Op::Select { src, axis, index } => format!("select {} axis {axis} at {}", n(src), n(index)),
-        Op::Slice { src, axis, start, end } => format!("slice {} axis {axis} {start}:{end}", n(src)),
+        Op::Slice {
+            src,
+            axis,
+            start,
+            end,
+        } => format!("slice {} axis {axis} {start}:{end}", n(src)),
         Op::Map(f, a) => format!("{}({})", f.name(), n(a)),
         Op::Zip(f, a, b) => match f {
             super::ZipFn::Min | super::ZipFn::Max => format!("{}({}, {})", f.symbol(), n(a), n(b)),
@@ -114,7 +123,11 @@ fn site_text(m: &Model, s: &Site) -> String {
                 format!(
                     "{}[{}]",
                     lat.name,
-                    lat.plates.iter().map(|p| m.plate(*p).var.as_str()).collect::<Vec<_>>().join(", ")
+                    lat.plates
+                        .iter()
+                        .map(|p| m.plate(*p).var.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             }
         }
@@ -142,17 +155,40 @@ pub fn to_text(m: &Model) -> String {
         let _ = writeln!(out, "plate {} in 1..{}{batch}", p.var, p.size);
     }
     for d in &m.data {
-        let _ = writeln!(out, "data {}: {}{}", d.name, d.domain.keyword(), ShapeDisplay(&d.shape));
+        let _ = writeln!(
+            out,
+            "data {}: {}{}",
+            d.name,
+            d.domain.keyword(),
+            ShapeDisplay(&d.shape)
+        );
     }
     for p in &m.params {
-        let _ = writeln!(out, "param {}: {}{}", p.name, p.domain.keyword(), ShapeDisplay(&p.shape));
+        let _ = writeln!(
+            out,
+            "param {}: {}{}",
+            p.name,
+            p.domain.keyword(),
+            ShapeDisplay(&p.shape)
+        );
     }
     for n in &m.nets {
         let widths: Vec<String> = n.widths.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "net {}: mlp {} ({}, {})", n.name, widths.join(" -> "), n.hidden.name(), n.out.name());
+        let _ = writeln!(
+            out,
+            "net {}: mlp {} ({}, {})",
+            n.name,
+            widths.join(" -> "),
+            n.hidden.name(),
+            n.out.name()
+        );
     }
     let live = live_nodes(m);
-    let width = live.iter().map(|id| ty_text(m, &m.node(*id).ty).len()).max().unwrap_or(0);
+    let width = live
+        .iter()
+        .map(|id| ty_text(m, &m.node(*id).ty).len())
+        .max()
+        .unwrap_or(0);
     let mut sections: Vec<(&str, &Vec<Site>)> = vec![("model", &m.sites)];
     if let Some(g) = &m.guide {
         sections.push(("guide", g));
@@ -186,7 +222,12 @@ pub fn to_text(m: &Model) -> String {
     }
     if !m.terms.is_empty() || !m.objectives.is_empty() {
         let _ = writeln!(out, "objectives:");
-        let roots: Vec<NodeId> = m.terms.iter().map(|t| t.value).chain(m.objectives.iter().map(|o| o.expr)).collect();
+        let roots: Vec<NodeId> = m
+            .terms
+            .iter()
+            .map(|t| t.value)
+            .chain(m.objectives.iter().map(|o| o.expr))
+            .collect();
         let mut needed: Vec<NodeId> = roots
             .iter()
             .flat_map(|r| m.ancestors(*r))
@@ -196,7 +237,13 @@ pub fn to_text(m: &Model) -> String {
         needed.dedup();
         for id in needed {
             let node = m.node(id);
-            let _ = writeln!(out, "  %{:<4} {:<width$}  = {}", id.0, ty_text(m, &node.ty), op_text(m, &node.op));
+            let _ = writeln!(
+                out,
+                "  %{:<4} {:<width$}  = {}",
+                id.0,
+                ty_text(m, &node.ty),
+                op_text(m, &node.op)
+            );
         }
         for t in &m.terms {
             let _ = writeln!(out, "  term {} = sum of %{}", t.name, t.value.0);
@@ -211,7 +258,11 @@ pub fn to_text(m: &Model) -> String {
                     super::Group::Guide => "guide".into(),
                 })
                 .collect();
-            let who = if groups.is_empty() { "everything else".to_string() } else { groups.join(", ") };
+            let who = if groups.is_empty() {
+                "everything else".to_string()
+            } else {
+                groups.join(", ")
+            };
             let _ = writeln!(
                 out,
                 "  {}: {} %{}",
@@ -229,17 +280,25 @@ fn dot_escape(s: &str) -> String {
 }
 
 /// A Graphviz plate diagram: latents (white), observations (grey), params and nets (boxes),
-/// an edge wherever a distribution's parameters depend on a variable, plates as clusters.
+/// an edge wherever a distribution's parameters depend on a variable, plates as clusters, and
+/// the guide's dependencies as dashed edges.
 pub fn to_dot(m: &Model) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "digraph \"{}\" {{", dot_escape(&m.name));
-    let _ = writeln!(out, "  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [arrowsize=0.7];");
+    let _ = writeln!(
+        out,
+        "  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n  edge [arrowsize=0.7];"
+    );
 
     // Graph vertices: one per latent, observed site, param and net, placed in their plates.
     let mut vertices: Vec<(String, String, Vec<PlateId>)> = Vec::new();
     for (k, l) in m.latents.iter().enumerate() {
         let label = format!("{}\\n{}", dot_escape(&l.name), m.sites[l.site].dist.family);
-        vertices.push((format!("latent{k}"), format!("label=\"{label}\", shape=ellipse"), l.plates.clone()));
+        vertices.push((
+            format!("latent{k}"),
+            format!("label=\"{label}\", shape=ellipse"),
+            l.plates.clone(),
+        ));
     }
     for (k, s) in m.sites.iter().enumerate() {
         let name = match &s.target {
@@ -255,10 +314,18 @@ pub fn to_dot(m: &Model) -> String {
         ));
     }
     for (k, p) in m.params.iter().enumerate() {
-        vertices.push((format!("param{k}"), format!("label=\"{}\", shape=box", dot_escape(&p.name)), vec![]));
+        vertices.push((
+            format!("param{k}"),
+            format!("label=\"{}\", shape=box", dot_escape(&p.name)),
+            vec![],
+        ));
     }
     for (k, n) in m.nets.iter().enumerate() {
-        vertices.push((format!("net{k}"), format!("label=\"{}\", shape=box3d", dot_escape(&n.name)), vec![]));
+        vertices.push((
+            format!("net{k}"),
+            format!("label=\"{}\", shape=box3d", dot_escape(&n.name)),
+            vec![],
+        ));
     }
     // Covariates (data that is not observed) are fixed inputs.
     let observed: BTreeSet<usize> = m
@@ -271,12 +338,22 @@ pub fn to_dot(m: &Model) -> String {
         .collect();
     for (k, d) in m.data.iter().enumerate() {
         if !observed.contains(&k) {
-            vertices.push((format!("data{k}"), format!("label=\"{}\", shape=plaintext", dot_escape(&d.name)), vec![]));
+            vertices.push((
+                format!("data{k}"),
+                format!("label=\"{}\", shape=plaintext", dot_escape(&d.name)),
+                vec![],
+            ));
         }
     }
 
     // Emit vertices inside nested plate clusters.
-    fn emit(m: &Model, out: &mut String, vertices: &[(String, String, Vec<PlateId>)], parent: Option<PlateId>, depth: usize) {
+    fn emit(
+        m: &Model,
+        out: &mut String,
+        vertices: &[(String, String, Vec<PlateId>)],
+        parent: Option<PlateId>,
+        depth: usize,
+    ) {
         let indent = "  ".repeat(depth);
         for (id, attrs, plates) in vertices {
             if plates.last().copied() == parent {
@@ -323,6 +400,37 @@ pub fn to_dot(m: &Model) -> String {
     }
     for (a, b) in edges {
         let _ = writeln!(out, "  {a} -> {b};");
+    }
+    // The guide's dependencies, dashed: what each variational distribution is computed from.
+    let obs_vertex = |d: usize| {
+        m.sites
+            .iter()
+            .position(|s| matches!(s.target, Target::Data { data, .. } if data.index() == d))
+            .map(|k| format!("obs{k}"))
+    };
+    let mut guide_edges: BTreeSet<(String, String)> = BTreeSet::new();
+    for s in m.guide.iter().flatten() {
+        let Target::Latent(l) = s.target else { continue };
+        let to = format!("latent{}", l.0);
+        for id in site_inputs(s).into_iter().flat_map(|r| m.ancestors(r)) {
+            let from = match &m.node(id).op {
+                Op::Latent(k) => format!("latent{}", k.0),
+                Op::Param(p) => format!("param{}", p.0),
+                Op::Net { net, .. } => format!("net{}", net.0),
+                Op::Data(d) if observed.contains(&d.index()) => match obs_vertex(d.index()) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Op::Data(d) => format!("data{}", d.0),
+                _ => continue,
+            };
+            if from != to {
+                guide_edges.insert((from, to.clone()));
+            }
+        }
+    }
+    for (a, b) in guide_edges {
+        let _ = writeln!(out, "  {a} -> {b} [style=dashed, color=\"#4a7ab5\"];");
     }
     out.push_str("}\n");
     out

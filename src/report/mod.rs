@@ -9,7 +9,13 @@ use crate::graph::{Model, ShapeDisplay, Target};
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
@@ -38,7 +44,11 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
         } else {
             format!(
                 "[{}]",
-                plates.iter().map(|p| model.plate(*p).var.as_str()).collect::<Vec<_>>().join(", ")
+                plates
+                    .iter()
+                    .map(|p| model.plate(*p).var.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     };
@@ -102,7 +112,8 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
                 vec![
                     p.name.clone(),
                     format!("{}{}", p.domain.keyword(), ShapeDisplay(&p.shape)),
-                    p.init.map_or_else(|| "default init".to_string(), |v| format!("init {v}")),
+                    p.init
+                        .map_or_else(|| "default init".to_string(), |v| format!("init {v}")),
                 ]
             })
             .collect();
@@ -119,7 +130,11 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
                     n.name.clone(),
                     format!(
                         "mlp {}",
-                        n.widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(" -> ")
+                        n.widths
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" -> ")
                     ),
                     format!("hidden {}, out {}", n.hidden.name(), n.out.name()),
                 ]

@@ -208,13 +208,22 @@ impl BinOp {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// A number; `is_int` when written without a point or exponent.
-    Num { value: f64, is_int: bool },
+    Num {
+        value: f64,
+        is_int: bool,
+    },
     Str(String),
     Name(String),
     Neg(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
-    Call { func: Ident, args: Vec<Arg> },
-    Index { base: Box<Expr>, indices: Vec<IndexArg> },
+    Call {
+        func: Ident,
+        args: Vec<Arg>,
+    },
+    Index {
+        base: Box<Expr>,
+        indices: Vec<IndexArg>,
+    },
     /// `[a, b, c]`
     Vector(Vec<Expr>),
     /// `draw Normal(0, 1) [Z]`: a fresh random draw, not a latent variable.

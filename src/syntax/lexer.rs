@@ -326,7 +326,14 @@ mod tests {
         use Token::*;
         assert_eq!(
             kinds("for i in 1..N"),
-            vec![For, Ident("i".into()), In, Int("1".into()), DotDot, Ident("N".into())]
+            vec![
+                For,
+                Ident("i".into()),
+                In,
+                Int("1".into()),
+                DotDot,
+                Ident("N".into())
+            ]
         );
         assert_eq!(kinds("1.5e-3"), vec![Float("1.5e-3".into())]);
     }

@@ -54,12 +54,21 @@ fn parse_error(src: &str, e: ParseError<usize, Token, ()>) -> Diagnostic {
                 Span::new(l, r)
             };
             let message = format!("unexpected {tok}");
-            let label = expected_label(&expected);
-            let d = Diagnostic::new("vi::parse::unexpected_token", message).primary(span, label);
-            match hint(&tok, &expected) {
-                Some(h) => d.help(h),
-                None => d,
-            }
+            // After a name the parser only lists `(` (the rest are reductions), which misleads.
+            let label = match tok {
+                Token::Eq if !expected.iter().any(|e| e == "\"=\"") => "`=` cannot appear here".to_string(),
+                _ => expected_label(&expected),
+            };
+            let help = hint(&tok, &expected).unwrap_or_else(|| {
+                if label.starts_with("expected an expression") {
+                    "a value is missing here: a number, a name, a call or a parenthesised expression".into()
+                } else {
+                    format!("{label} here")
+                }
+            });
+            Diagnostic::new("vi::parse::unexpected_token", message)
+                .primary(span, label)
+                .help(help)
         }
         ParseError::UnrecognizedEof { location, expected } => {
             let at = location.min(src.len());
@@ -70,14 +79,14 @@ fn parse_error(src: &str, e: ParseError<usize, Token, ()>) -> Diagnostic {
         ParseError::ExtraToken { token: (l, tok, r) } => {
             Diagnostic::new("vi::parse::unexpected_token", format!("unexpected {tok}"))
                 .primary(Span::new(l, r), "nothing can follow here")
+                .help("remove it, or start a new statement on a new line")
         }
-        ParseError::InvalidToken { location } => {
-            Diagnostic::new("vi::parse::invalid_token", "invalid token")
-                .primary(Span::new(location, location + 1), "here")
-        }
-        ParseError::User { error: () } => {
-            Diagnostic::new("vi::parse::invalid_token", "invalid input")
-        }
+        ParseError::InvalidToken { location } => Diagnostic::new("vi::parse::invalid_token", "invalid token")
+            .primary(Span::new(location, location + 1), "here")
+            .help("remove the character"),
+        ParseError::User { error: () } => Diagnostic::new("vi::parse::invalid_token", "invalid input")
+            .primary(Span::new(0, 0), "here")
+            .help("check the file for stray characters"),
     }
 }
 
@@ -105,7 +114,9 @@ fn expected_label(expected: &[String]) -> String {
         .iter()
         .all(|n| names.iter().any(|x| x == n));
     if starts_expr {
-        names.retain(|n| !["a name", "a number", "`(`", "`-`", "`[`", "`draw`", "a string"].contains(&n.as_str()));
+        names.retain(|n| {
+            !["a name", "a number", "`(`", "`-`", "`[`", "`draw`", "a string"].contains(&n.as_str())
+        });
         names.insert(0, "an expression".into());
     }
     match names.len() {
@@ -123,13 +134,18 @@ fn hint(tok: &Token, expected: &[String]) -> Option<String> {
         Token::Eq if expects("~") => Some(
             "draw a random variable with `name ~ Dist(...)`; bind a value with `let name = ...`".into(),
         ),
-        Token::Eq => Some("`=` only appears in `let`, `const`, `param`, `net` and settings".into()),
+        Token::Eq => Some(
+            "draw a random variable with `name ~ Dist(...)`; bind a value with `let name = ...` or `const name = ...`".into(),
+        ),
         Token::Sep if expects("~") => Some(
             "a statement is `name ~ Dist(...)`, `let name = ...`, `for i in 1..N { ... }` or a declaration".into(),
         ),
         Token::Sep => Some("the statement ends before it is complete".into()),
         Token::Ident(_) if expects("sep") => {
             Some("put each statement on its own line, or separate them with `;`".into())
+        }
+        Token::Int(_) | Token::Float(_) | Token::Ident(_) | Token::LParen if expects(",") => {
+            Some("separate arguments and elements with `,`".into())
         }
         Token::DotDot => Some("ranges only appear in `for i in 1..N`; slices are written `x[a:b]`".into()),
         Token::In if !expects("in") => Some("a loop is written `for i in 1..N { ... }`".into()),
@@ -186,7 +202,9 @@ for i in 1..N {
     #[test]
     fn precedence_is_conventional() {
         let e = parse_expr("-a^2 + b * c @ d").unwrap();
-        let ExprKind::Binary(BinOp::Add, l, r) = e.kind else { panic!() };
+        let ExprKind::Binary(BinOp::Add, l, r) = e.kind else {
+            panic!()
+        };
         assert!(matches!(l.kind, ExprKind::Neg(_)));
         assert!(matches!(r.kind, ExprKind::Binary(BinOp::MatMul, _, _)));
     }

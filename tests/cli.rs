@@ -1,0 +1,125 @@
+//! The command-line contract: exit codes, outputs, and that nothing a user types panics.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn vi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vi"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the vi binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[test]
+fn check_succeeds_on_every_model() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("models")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "vi") {
+            continue;
+        }
+        let rel = format!("models/{}", path.file_name().unwrap().to_string_lossy());
+        let out = vi(&["check", &rel]);
+        assert_eq!(out.status.code(), Some(0), "{rel}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("checks"));
+        let out = vi(&["check", &rel, "--no-default-data"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{rel} without data: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn model_errors_exit_1_with_a_located_diagnostic() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "vi") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        let mut args = vec![
+            "check".to_string(),
+            format!("tests/errors/{}", path.file_name().unwrap().to_string_lossy()),
+        ];
+        if let Some(line) = src.lines().find_map(|l| l.strip_prefix("# args:")) {
+            args.extend(line.split_whitespace().map(str::to_string));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = vi(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", path.display());
+        // A located diagnostic: a `file:line:col` header, a labelled span and a help line.
+        assert!(err.contains("╭─["), "{}: no location in {err}", path.display());
+        assert!(err.contains("help:"), "{}: no help in {err}", path.display());
+        assert!(
+            !err.contains("panicked") && !err.contains("internal error"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(vi(&[]).status.code(), Some(2));
+    assert_eq!(vi(&["check"]).status.code(), Some(2));
+    assert_eq!(vi(&["frobnicate", "models/gmm.vi"]).status.code(), Some(2));
+    assert_eq!(
+        vi(&["check", "models/gmm.vi", "--data", "1x=a.csv"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        vi(&["graph", "models/gmm.vi", "--format", "png"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_missing_model_file_is_a_diagnostic() {
+    let out = vi(&["check", "models/no_such_model.vi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read model file"));
+}
+
+#[test]
+fn graph_prints_text_and_dot() {
+    let out = vi(&["graph", "models/gmm.vi"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("c[i] ~ Categorical"));
+    let out = vi(&["graph", "models/gmm.vi", "--format", "dot"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dot = text(&out.stdout);
+    assert!(dot.starts_with("digraph \"gmm\""));
+    assert!(dot.contains("cluster_plate0"));
+}
+
+#[test]
+fn data_flags_bind_and_rebind_dimensions() {
+    let anchor = "../shared/bench/anchors/data/w2_linreg_seed0.csv";
+    if !Path::new(env!("CARGO_MANIFEST_DIR")).join(anchor).exists() {
+        eprintln!("skipped: {anchor} is not here");
+        return;
+    }
+    let out = vi(&["check", "models/linreg.vi", "--data", anchor]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    assert!(summary.contains("real[N=10000, D=10]"), "{summary}");
+    // An explicit column choice binds D to the number of columns chosen.
+    let x = format!("X={anchor}:x0,x1,x2");
+    let y = format!("y={anchor}");
+    let out = vi(&["check", "models/linreg.vi", "--data", &x, "--data", &y]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("real[N=10000, D=3]"),
+        "{}",
+        text(&out.stdout)
+    );
+}
