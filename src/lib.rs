@@ -9,7 +9,7 @@
 //! ```no_run
 //! let opts = vi::LoadOptions::default();
 //! let loaded = vi::load(std::path::Path::new("models/gmm.vi"), &opts).unwrap();
-//! println!("{}", vi::report::model_summary(&loaded.model));
+//! println!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
 //! ```
 
 pub mod check;

@@ -4,7 +4,6 @@
 //!
 //! Header lines: `# expect: CODE` (required) and `# args: --data NAME=PATH ...` (optional).
 
-
 use vi::data::Binding;
 use vi::LoadOptions;
 
