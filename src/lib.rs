@@ -238,3 +238,4 @@ fn list_or_none(names: &[&str]) -> String {
         names.join(", ")
     }
 }
+pub mod backend;

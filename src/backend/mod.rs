@@ -1,0 +1,508 @@
+//! The tensor backend: the one module that names `dfdx` types.
+//!
+//! Engines do arithmetic on [`Array`]s through a [`Session`], which records every operation on
+//! one gradient tape, so that [`Session::backward`] can differentiate any scalar with respect to
+//! the [`Param`]s used. An array is a flat `dfdx` tensor plus its logical shape; the few ops that
+//! need rank (reductions, broadcasts, matrix products, softmax) view it as a rank-2 or rank-3
+//! tensor for the duration of the op. This keeps dfdx's type-level ranks inside a handful of
+//! functions here, while models choose their ranks at run time.
+//!
+//! Precision (f32 or f64) is chosen per session at run time; every op dispatches on it. Shapes
+//! are the caller's promise: the checker has proven them, and the graph evaluator
+//! ([`eval`]) aligns layouts before calling in, because dfdx panics on mismatches.
+
+pub mod eval;
+mod special;
+
+use dfdx::prelude::*;
+
+use crate::graph::{MapFn, ZipFn};
+
+/// Floating-point precision of a session's arrays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+type Flat<E> = Tensor<(usize,), E, Cpu>;
+type Traced<S, E> = Tensor<S, E, Cpu, OwnedTape<E, Cpu>>;
+
+#[derive(Clone, Debug)]
+enum Data {
+    F32(Flat<f32>),
+    F64(Flat<f64>),
+}
+
+enum TapeBox {
+    F32(OwnedTape<f32, Cpu>),
+    F64(OwnedTape<f64, Cpu>),
+}
+
+/// A value: a flat tensor in row-major order and its logical shape.
+#[derive(Clone, Debug)]
+pub struct Array {
+    data: Data,
+    shape: Vec<usize>,
+    /// Identifies the underlying tensor: copies of an array share it, every op makes a new one.
+    key: u64,
+}
+
+fn fresh_key() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Array {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same data under another shape with as many elements (free: no copy).
+    pub fn reshaped(&self, shape: &[usize]) -> Array {
+        assert_eq!(shape.iter().product::<usize>(), self.len(), "reshape keeps the element count");
+        Array {
+            data: self.data.clone(),
+            shape: shape.to_vec(),
+            key: self.key,
+        }
+    }
+
+    fn same_tensor(&self, other: &Array) -> bool {
+        self.key == other.key
+    }
+}
+
+/// A learnable tensor that persists across steps: its gradient is read after each backward
+/// pass and its values are updated in place by an optimiser.
+#[derive(Clone, Debug)]
+pub struct Param {
+    array: Array,
+}
+
+impl Param {
+    pub fn shape(&self) -> &[usize] {
+        self.array.shape()
+    }
+
+    pub fn len(&self) -> usize {
+        self.array.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.array.is_empty()
+    }
+}
+
+/// Gradients from one backward pass.
+pub enum Grads {
+    F32(Gradients<f32, Cpu>),
+    F64(Gradients<f64, Cpu>),
+}
+
+/// A scope of computation: the device, the precision and the gradient tape.
+pub struct Session {
+    dev: Cpu,
+    precision: Precision,
+    tape: Option<TapeBox>,
+}
+
+fn num<E: num_traits::FromPrimitive>(x: f64) -> E {
+    E::from_f64(x).expect("every f64 converts to f32 or f64")
+}
+
+/// Run `$body` with `$t` bound to the flat tensor of `$a` (traced with the session's tape),
+/// whichever the precision, and wrap the result back into an [`Array`] of shape `$shape`.
+macro_rules! traced1 {
+    ($self:ident, $a:expr, $shape:expr, |$t:ident| $body:expr) => {{
+        let shape: Vec<usize> = $shape;
+        let data = match (&$a.data, $self.tape.take()) {
+            (Data::F32(x), Some(TapeBox::F32(tape))) => {
+                #[allow(dead_code)]
+                type E = f32;
+                let $t: Traced<(usize,), f32> = x.clone().put_tape(tape);
+                let out: Traced<(usize,), f32> = $body;
+                let (out, tape) = out.split_tape();
+                $self.tape = Some(TapeBox::F32(tape));
+                Data::F32(out)
+            }
+            (Data::F64(x), Some(TapeBox::F64(tape))) => {
+                #[allow(dead_code)]
+                type E = f64;
+                let $t: Traced<(usize,), f64> = x.clone().put_tape(tape);
+                let out: Traced<(usize,), f64> = $body;
+                let (out, tape) = out.split_tape();
+                $self.tape = Some(TapeBox::F64(tape));
+                Data::F64(out)
+            }
+            _ => unreachable!("a session's arrays and tape share its precision"),
+        };
+        Array { data, shape, key: fresh_key() }
+    }};
+}
+
+/// As [`traced1`] with a second operand `$u` (untraced; gradients still reach it by id).
+macro_rules! traced2 {
+    ($self:ident, $a:expr, $b:expr, $shape:expr, |$t:ident, $u:ident| $body:expr) => {{
+        let shape: Vec<usize> = $shape;
+        let data = match (&$a.data, &$b.data, $self.tape.take()) {
+            (Data::F32(x), Data::F32(y), Some(TapeBox::F32(tape))) => {
+                #[allow(dead_code)]
+                type E = f32;
+                let $t: Traced<(usize,), f32> = x.clone().put_tape(tape);
+                let $u: Flat<f32> = y.clone();
+                let out: Traced<(usize,), f32> = $body;
+                let (out, tape) = out.split_tape();
+                $self.tape = Some(TapeBox::F32(tape));
+                Data::F32(out)
+            }
+            (Data::F64(x), Data::F64(y), Some(TapeBox::F64(tape))) => {
+                #[allow(dead_code)]
+                type E = f64;
+                let $t: Traced<(usize,), f64> = x.clone().put_tape(tape);
+                let $u: Flat<f64> = y.clone();
+                let out: Traced<(usize,), f64> = $body;
+                let (out, tape) = out.split_tape();
+                $self.tape = Some(TapeBox::F64(tape));
+                Data::F64(out)
+            }
+            _ => unreachable!("a session's arrays and tape share its precision"),
+        };
+        Array { data, shape, key: fresh_key() }
+    }};
+}
+
+impl Session {
+    pub fn new(precision: Precision) -> Session {
+        let mut s = Session {
+            dev: Cpu::default(),
+            precision,
+            tape: None,
+        };
+        s.begin();
+        s
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Start recording afresh (drops whatever was recorded).
+    pub fn begin(&mut self) {
+        self.tape = Some(match self.precision {
+            Precision::F32 => TapeBox::F32(OwnedTape::default()),
+            Precision::F64 => TapeBox::F64(OwnedTape::default()),
+        });
+    }
+
+    // ---------------------------------------------------------------- creating arrays
+
+    /// An untraced array from values (data, constants, noise).
+    pub fn array(&self, values: &[f64], shape: &[usize]) -> Array {
+        assert_eq!(values.len(), shape.iter().product::<usize>(), "values fill the shape");
+        let n = values.len();
+        let data = match self.precision {
+            Precision::F32 => Data::F32(self.dev.tensor((values.iter().map(|&v| v as f32).collect::<Vec<_>>(), (n,)))),
+            Precision::F64 => Data::F64(self.dev.tensor((values.to_vec(), (n,)))),
+        };
+        Array {
+            data,
+            shape: shape.to_vec(),
+            key: fresh_key(),
+        }
+    }
+
+    pub fn scalar(&self, v: f64) -> Array {
+        self.array(&[v], &[])
+    }
+
+    pub fn full(&self, v: f64, shape: &[usize]) -> Array {
+        self.array(&vec![v; shape.iter().product()], shape)
+    }
+
+    /// The values of an array, as f64.
+    pub fn values(&self, a: &Array) -> Vec<f64> {
+        match &a.data {
+            Data::F32(t) => t.as_vec().into_iter().map(f64::from).collect(),
+            Data::F64(t) => t.as_vec(),
+        }
+    }
+
+    /// The value of a one-element array.
+    pub fn value(&self, a: &Array) -> f64 {
+        self.values(a)[0]
+    }
+
+    // ---------------------------------------------------------------- params and gradients
+
+    pub fn param(&self, values: &[f64], shape: &[usize]) -> Param {
+        Param {
+            array: self.array(values, shape),
+        }
+    }
+
+    /// A param's current value as an array whose gradient [`Session::grad`] reads.
+    pub fn leaf(&self, p: &Param) -> Array {
+        p.array.clone()
+    }
+
+    pub fn param_values(&self, p: &Param) -> Vec<f64> {
+        self.values(&p.array)
+    }
+
+    /// Overwrite a param's values in place (its identity, and so its gradients, stay).
+    pub fn set_param(&self, p: &mut Param, values: &[f64]) {
+        assert_eq!(values.len(), p.len());
+        match &mut p.array.data {
+            Data::F32(t) => t.copy_from(&values.iter().map(|&v| v as f32).collect::<Vec<_>>()),
+            Data::F64(t) => t.copy_from(values),
+        }
+    }
+
+    /// Differentiate the scalar `loss` with respect to everything recorded since
+    /// [`Session::begin`]; starts a fresh tape.
+    pub fn backward(&mut self, loss: &Array) -> Grads {
+        assert_eq!(loss.len(), 1, "backward needs a scalar");
+        let tape = self.tape.take();
+        let grads = match (&loss.data, tape) {
+            (Data::F32(t), Some(TapeBox::F32(tape))) => {
+                let s: Traced<(), f32> = t.clone().put_tape(tape).reshape_like(&());
+                Grads::F32(s.backward())
+            }
+            (Data::F64(t), Some(TapeBox::F64(tape))) => {
+                let s: Traced<(), f64> = t.clone().put_tape(tape).reshape_like(&());
+                Grads::F64(s.backward())
+            }
+            _ => unreachable!("a session's arrays and tape share its precision"),
+        };
+        self.begin();
+        grads
+    }
+
+    /// The gradient of the last backward pass with respect to a param (zeros if it did not
+    /// take part).
+    pub fn grad(&self, grads: &mut Grads, p: &Param) -> Vec<f64> {
+        match (grads, &p.array.data) {
+            (Grads::F32(g), Data::F32(t)) => {
+                g.try_alloc_for(t).expect("allocating a gradient");
+                g.get(t).as_vec().into_iter().map(f64::from).collect()
+            }
+            (Grads::F64(g), Data::F64(t)) => {
+                g.try_alloc_for(t).expect("allocating a gradient");
+                g.get(t).as_vec()
+            }
+            _ => unreachable!("a session's arrays and gradients share its precision"),
+        }
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    pub fn map(&mut self, f: MapFn, a: &Array) -> Array {
+        let shape = a.shape.clone();
+        match f {
+            MapFn::LGamma => return self.lgamma(a),
+            MapFn::Digamma => return self.digamma(a),
+            _ => {}
+        }
+        traced1!(self, a, shape, |t| match f {
+            MapFn::Neg => -t,
+            MapFn::Exp => t.exp(),
+            MapFn::Log => t.ln(),
+            MapFn::Log1p => (t + num::<E>(1.0)).ln(),
+            MapFn::Expm1 => t.exp() - num::<E>(1.0),
+            MapFn::Sqrt => t.sqrt(),
+            MapFn::Square => t.square(),
+            MapFn::Abs => t.abs(),
+            MapFn::Sigmoid => t.sigmoid(),
+            MapFn::Tanh => t.tanh(),
+            MapFn::Relu => t.relu(),
+            MapFn::Softplus => {
+                // relu(x) + log(1 + exp(-|x|)): no overflow for large |x|.
+                let (t, tape) = t.split_tape();
+                let r = t.clone().put_tape(tape).relu();
+                let (r, tape) = r.split_tape();
+                let l = (t.put_tape(tape).abs().negate().exp() + num::<E>(1.0)).ln();
+                l + r
+            }
+            MapFn::Logit => {
+                let (t, tape) = t.split_tape();
+                let a = t.clone().put_tape(tape).ln();
+                let (a, tape) = a.split_tape();
+                let b = (t.put_tape(tape).negate() + num::<E>(1.0)).ln();
+                b.negate() + a
+            }
+            MapFn::Log1m => (t.negate() + num::<E>(1.0)).ln(),
+            MapFn::LGamma | MapFn::Digamma => unreachable!("handled above"),
+        })
+    }
+
+    /// `a (op) b` for arrays of the same shape.
+    pub fn zip(&mut self, f: ZipFn, a: &Array, b: &Array) -> Array {
+        assert_eq!(a.shape, b.shape, "zip needs equal shapes (broadcast first)");
+        let shape = a.shape.clone();
+        if a.same_tensor(b) {
+            // dfdx cannot differentiate an op whose two operands are one tensor: use a copy.
+            let b = self.scale(b, 1.0);
+            return self.zip(f, a, &b);
+        }
+        match f {
+            ZipFn::Pow => {
+                // a^b = exp(b ln a)
+                let l = self.map(MapFn::Log, a);
+                let p = self.zip(ZipFn::Mul, b, &l);
+                return self.map(MapFn::Exp, &p);
+            }
+            ZipFn::Min => {
+                // min(a, b) = -max(-a, -b)
+                let na = self.scale(a, -1.0);
+                let nb = self.scale(b, -1.0);
+                let m = self.zip(ZipFn::Max, &na, &nb);
+                return self.scale(&m, -1.0);
+            }
+            _ => {}
+        }
+        traced2!(self, a, b, shape, |t, u| match f {
+            ZipFn::Add => t + u,
+            ZipFn::Sub => t - u,
+            ZipFn::Mul => t * u,
+            ZipFn::Div => t / u,
+            ZipFn::Max => t.maximum(u),
+            ZipFn::Pow | ZipFn::Min => unreachable!("handled above"),
+        })
+    }
+
+    /// `a * c`
+    pub fn scale(&mut self, a: &Array, c: f64) -> Array {
+        traced1!(self, a, a.shape.clone(), |t| t * num::<E>(c))
+    }
+
+    /// `a + c`
+    pub fn shift(&mut self, a: &Array, c: f64) -> Array {
+        traced1!(self, a, a.shape.clone(), |t| t + num::<E>(c))
+    }
+
+    /// Clamp into `[lo, hi]` (gradient zero outside).
+    pub fn clamp(&mut self, a: &Array, lo: f64, hi: f64) -> Array {
+        traced1!(self, a, a.shape.clone(), |t| t.clamp(lo, hi))
+    }
+
+    // ---------------------------------------------------------------- shape ops
+
+    /// Insert a new axis of length `n` at position `axis` (repeating the data along it).
+    pub fn insert_axis(&mut self, a: &Array, axis: usize, n: usize) -> Array {
+        let before: usize = a.shape[..axis].iter().product();
+        let after: usize = a.shape[axis..].iter().product();
+        let mut shape = a.shape.clone();
+        shape.insert(axis, n);
+        let total = before * n * after;
+        traced1!(self, a, shape, |t| {
+            let m = t.reshape_like(&(before, after));
+            let b = m.broadcast_like::<_, Axis<1>>(&(before, n, after));
+            b.reshape_like(&(total,))
+        })
+    }
+
+    /// Sum out axes `[from, to)`.
+    pub fn sum_axes(&mut self, a: &Array, from: usize, to: usize) -> Array {
+        let before: usize = a.shape[..from].iter().product();
+        let mid: usize = a.shape[from..to].iter().product();
+        let after: usize = a.shape[to..].iter().product();
+        let mut shape = a.shape[..from].to_vec();
+        shape.extend_from_slice(&a.shape[to..]);
+        traced1!(self, a, shape, |t| {
+            let m = t.reshape_like(&(before, mid, after));
+            let s: Tensor<(usize, usize), _, _, _> = m.sum::<_, Axis<1>>();
+            s.reshape_like(&(before * after,))
+        })
+    }
+
+    /// The sum of all elements, as a scalar.
+    pub fn sum(&mut self, a: &Array) -> Array {
+        let n = a.shape.len();
+        let flat = a.reshaped(&[a.len()]);
+        let s = self.sum_axes(&flat, 0, 1);
+        let _ = n;
+        s
+    }
+
+    /// `out[k] = a.flat[index[k]]`, shaped `shape`. Gradients scatter back.
+    pub fn gather(&mut self, a: &Array, index: &[usize], shape: &[usize]) -> Array {
+        assert_eq!(index.len(), shape.iter().product::<usize>());
+        let n = index.len();
+        let idx: Tensor<(usize,), usize, Cpu> = self.dev.tensor((index.to_vec(), (n,)));
+        traced1!(self, a, shape.to_vec(), |t| t.gather(idx.clone()))
+    }
+
+    /// Concatenate flat arrays end to end into one of shape `shape`.
+    pub fn concat(&mut self, parts: &[Array], shape: &[usize]) -> Array {
+        assert!(!parts.is_empty());
+        let mut acc = parts[0].reshaped(&[parts[0].len()]);
+        for p in &parts[1..] {
+            let n = acc.len() + p.len();
+            acc = traced2!(self, acc, p, vec![n], |t, u| {
+                let u = u.retaped::<OwnedTape<_, Cpu>>();
+                let (t, tape) = t.split_tape();
+                let c: Traced<(usize,), _> = (t.put_tape(tape), u).concat_along(Axis::<0>);
+                c
+            });
+        }
+        acc.reshaped(shape)
+    }
+
+    /// `a @ b` for matrices `[m, k] @ [k, n]`, or batches `[l, m, k] @ [l, k, n]`.
+    pub fn matmul(&mut self, a: &Array, b: &Array) -> Array {
+        match (a.shape.as_slice(), b.shape.as_slice()) {
+            (&[m, k], &[k2, n]) => {
+                assert_eq!(k, k2);
+                traced2!(self, a, b, vec![m, n], |t, u| {
+                    let x = t.reshape_like(&(m, k));
+                    let y = u.reshape_like(&(k, n));
+                    let r: Traced<(usize, usize), _> = x.matmul(y);
+                    r.reshape_like(&(m * n,))
+                })
+            }
+            (&[l, m, k], &[l2, k2, n]) => {
+                assert_eq!((l, k), (l2, k2));
+                traced2!(self, a, b, vec![l, m, n], |t, u| {
+                    let x = t.reshape_like(&(l, m, k));
+                    let y = u.reshape_like(&(l, k, n));
+                    let r: Traced<(usize, usize, usize), _> = x.matmul(y);
+                    r.reshape_like(&(l * m * n,))
+                })
+            }
+            (sa, sb) => panic!("matmul of {sa:?} by {sb:?}"),
+        }
+    }
+
+    /// Softmax (or log-softmax) along the last axis.
+    pub fn softmax(&mut self, a: &Array, log: bool) -> Array {
+        let k = *a.shape.last().expect("softmax needs an axis");
+        let rows = a.len() / k.max(1);
+        traced1!(self, a, a.shape.clone(), |t| {
+            let m = t.reshape_like(&(rows, k));
+            let r = if log { m.log_softmax::<Axis<1>>() } else { m.softmax::<Axis<1>>() };
+            r.reshape_like(&(rows * k,))
+        })
+    }
+
+    /// Log-sum-exp along the last axis (the axis disappears).
+    pub fn logsumexp(&mut self, a: &Array) -> Array {
+        let k = *a.shape.last().expect("logsumexp needs an axis");
+        let rows = a.len() / k.max(1);
+        let shape = a.shape[..a.shape.len() - 1].to_vec();
+        traced1!(self, a, shape, |t| {
+            let m = t.reshape_like(&(rows, k));
+            let r: Traced<(usize,), _> = m.logsumexp::<_, Axis<1>>();
+            r
+        })
+    }
+}
