@@ -442,6 +442,32 @@ impl Session {
         traced1!(self, a, shape.to_vec(), |t| t.gather(idx.clone()))
     }
 
+    /// Rows of a matrix `[n, w]` by index: `out[r] = a[rows[r]]`, shaped `[rows.len(), w]`.
+    pub fn gather_rows(&mut self, a: &Array, rows: &[usize]) -> Array {
+        let n = a.shape[0];
+        let w = a.len() / n.max(1);
+        let m = rows.len();
+        let idx: Tensor<(usize,), usize, Cpu> = self.dev.tensor((rows.to_vec(), (m,)));
+        traced1!(self, a, vec![m, w], |t| {
+            let x = t.reshape_like(&(n, w));
+            let g: Traced<(usize, usize), _> = x.gather(idx.clone());
+            g.reshape_like(&(m * w,))
+        })
+    }
+
+    /// `a @ bᵀ` for `a: [m, k]`, `b: [n, k]` (no copy of the transpose).
+    pub fn matmul_t(&mut self, a: &Array, b: &Array) -> Array {
+        let (m, k) = (a.shape[0], a.shape[1]);
+        let n = b.shape[0];
+        assert_eq!(b.shape[1], k);
+        traced2!(self, a, b, vec![m, n], |t, u| {
+            let x = t.reshape_like(&(m, k));
+            let y = u.reshape_like(&(n, k)).permute::<(usize, usize), Axes2<1, 0>>();
+            let r: Traced<(usize, usize), _> = x.matmul(y);
+            r.reshape_like(&(m * n,))
+        })
+    }
+
     /// Concatenate flat arrays end to end into one of shape `shape`.
     pub fn concat(&mut self, parts: &[Array], shape: &[usize]) -> Array {
         assert!(!parts.is_empty());

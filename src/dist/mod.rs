@@ -4,6 +4,8 @@
 //! Densities, sampling and KL divergences live with the engines that evaluate them; this module
 //! only says what each family *is*.
 
+pub mod density;
+
 use std::fmt;
 
 /// The set of values a variable, a parameter or a data column may take.
