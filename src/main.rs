@@ -35,6 +35,8 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Fit a model: CAVI where it is conjugate, reparameterised gradients otherwise.
+    Fit(FitArgs),
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -45,6 +47,91 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[derive(clap::Args)]
+struct FitArgs {
+    /// The model file.
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Inference method (`auto` picks CAVI when every latent is conjugate).
+    #[arg(long, value_enum)]
+    method: Option<MethodArg>,
+    /// Random seed; the same seed gives the same numbers.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The most optimisation steps (or CAVI sweeps).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Passes over the data, for models with batched plates (instead of --steps).
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Monte-Carlo samples per step.
+    #[arg(long)]
+    samples: Option<u64>,
+    /// Relative ELBO change that counts as converged.
+    #[arg(long)]
+    tol: Option<f64>,
+    /// The automatic guide's covariance.
+    #[arg(long, value_enum)]
+    guide: Option<GuideArg>,
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// ELBO estimator: `mc` (L^A) or `analytic` (L^B, closed-form KL).
+    #[arg(long, value_enum)]
+    estimator: Option<EstimatorArg>,
+    /// Random restarts; the best ELBO is kept.
+    #[arg(long)]
+    restarts: Option<u64>,
+    /// Clip gradients to this global norm.
+    #[arg(long)]
+    clip: Option<f64>,
+    /// Learning-rate decay: lr / (1 + decay * step).
+    #[arg(long)]
+    decay: Option<f64>,
+    /// Output folder (default out/<model name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where tensors live.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Auto,
+    Cavi,
+    Svi,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GuideArg {
+    MeanField,
+    FullRank,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    Adam,
+    Adagrad,
+    Rmsprop,
+    Sgd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EstimatorArg {
+    Mc,
+    Analytic,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
 }
 
 #[derive(clap::Args)]
@@ -93,6 +180,7 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
             let loaded = vi::load(&model, &data.options(false))?;
             print!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
         }
+        Command::Fit(args) => fit(args)?,
         Command::Graph { model, format, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
             match format {
@@ -102,6 +190,155 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
         }
     }
     Ok(())
+}
+
+fn fit(args: FitArgs) -> Result<(), Diagnostics> {
+    use vi::settings::Value;
+    if args.device == DeviceArg::Cuda {
+        return Err(Diagnostics::from(
+            vi::diag::Diagnostic::new("vi::device::cuda", "this build of vi has no CUDA support")
+                .help("rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit, or use `--device cpu`"),
+        ));
+    }
+    let mut loaded = vi::load(&args.model, &args.data.options(true))?;
+    let settings = &mut loaded.model.settings;
+    let word = |w: &str| Value::Word(w.to_string());
+    if let Some(m) = args.method {
+        settings.set("method", word(match m {
+            MethodArg::Auto => "auto",
+            MethodArg::Cavi => "cavi",
+            MethodArg::Svi => "svi",
+        }));
+    }
+    if let Some(g) = args.guide {
+        settings.set("guide", word(match g {
+            GuideArg::MeanField => "mean_field",
+            GuideArg::FullRank => "full_rank",
+        }));
+    }
+    if let Some(o) = args.optimizer {
+        settings.set("optimizer", word(match o {
+            OptimizerArg::Adam => "adam",
+            OptimizerArg::Adagrad => "adagrad",
+            OptimizerArg::Rmsprop => "rmsprop",
+            OptimizerArg::Sgd => "sgd",
+        }));
+    }
+    if let Some(e) = args.estimator {
+        settings.set("estimator", word(match e {
+            EstimatorArg::Mc => "mc",
+            EstimatorArg::Analytic => "analytic",
+        }));
+    }
+    for (key, v) in [
+        ("seed", args.seed.map(|x| x as f64)),
+        ("steps", args.steps.map(|x| x as f64)),
+        ("epochs", args.epochs.map(|x| x as f64)),
+        ("lr", args.lr),
+        ("samples", args.samples.map(|x| x as f64)),
+        ("tol", args.tol),
+        ("restarts", args.restarts.map(|x| x as f64)),
+        ("clip", args.clip),
+        ("decay", args.decay),
+    ] {
+        if let Some(v) = v {
+            settings.set(key, Value::Number(v));
+        }
+    }
+    if args.steps.is_some() {
+        settings.remove("epochs");
+    }
+    let opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    let model_name = loaded.model.name.clone();
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&model_name));
+
+    let mut bar = progress::Reporter::new(opts.steps);
+    let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
+    bar.finish();
+
+    println!("method: {}", out.method.name());
+    for r in &out.reasons {
+        println!("  {r}");
+    }
+    let unit = if out.method == vi::infer::Method::Cavi { "sweeps" } else { "steps" };
+    println!(
+        "{} after {} {unit} in {:.2} s; ELBO {:.4}",
+        out.status.name(),
+        out.iterations,
+        out.time_s,
+        out.elbo
+    );
+    println!();
+    print!("{}", vi::report::fit::posterior_table(&out));
+    for n in &out.notes {
+        println!("note: {n}");
+    }
+    vi::report::fit::write_outputs(&out_dir, &loaded.model, &out).map_err(Diagnostics::from)?;
+    println!(
+        "\nwrote {}/{{summary.json, elbo.csv, elbo.svg, params.safetensors}}",
+        out_dir.display()
+    );
+    if let Some(d) = out.diverged {
+        return Err(Diagnostics::from(d));
+    }
+    Ok(())
+}
+
+mod progress {
+    //! A progress bar with the running ELBO on a terminal; plain lines otherwise.
+    use std::io::IsTerminal;
+
+    use indicatif::{ProgressBar, ProgressStyle};
+    use vi::infer::Progress;
+
+    pub struct Reporter {
+        bar: Option<ProgressBar>,
+        total: usize,
+        every: usize,
+    }
+
+    impl Reporter {
+        pub fn new(total: usize) -> Reporter {
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let b = ProgressBar::new(total as u64);
+                b.set_style(
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}] ELBO {msg}")
+                        .expect("a valid template"),
+                );
+                b
+            });
+            Reporter {
+                bar,
+                total,
+                every: (total / 10).max(1),
+            }
+        }
+
+        pub fn update(&mut self, p: Progress) {
+            match p {
+                Progress::Step { step, elbo, .. } => match &self.bar {
+                    Some(b) => {
+                        b.set_position(step as u64);
+                        if step % 10 == 0 || step == 1 {
+                            b.set_message(format!("{elbo:.4}"));
+                        }
+                    }
+                    None => {
+                        if step % self.every == 0 || step == 1 {
+                            eprintln!("step {step}/{}  ELBO {elbo:.4}", self.total);
+                        }
+                    }
+                },
+                Progress::Diverged(_) => {}
+            }
+        }
+
+        pub fn finish(&mut self) {
+            if let Some(b) = self.bar.take() {
+                b.finish_and_clear();
+            }
+        }
+    }
 }
 
 /// A bug in vi must not greet a user with a backtrace: say what happened and where to report it.

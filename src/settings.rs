@@ -154,6 +154,10 @@ impl Settings {
         self.values.insert(key, (value, None));
     }
 
+    pub fn remove(&mut self, key: &str) {
+        self.values.remove(key);
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.values.get(key).map(|(v, _)| v)
     }

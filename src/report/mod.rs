@@ -1,4 +1,6 @@
-//! Reports for people: the summary `vi check` prints.
+//! Reports for people: the summary `vi check` prints, and what a fit prints and writes.
+
+pub mod fit;
 
 use std::fmt::Write;
 

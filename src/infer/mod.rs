@@ -1,0 +1,298 @@
+//! Inference: choosing a method for a model and running it.
+//!
+//! [`fit`] takes a loaded model and its settings and returns a [`FitOutput`]: the posterior
+//! summaries, the ELBO trace, the state to save. The engines are [`svi`] (reparameterised
+//! gradients) and, where the model is conjugate, closed-form CAVI.
+
+pub mod guide;
+pub mod optim;
+pub mod svi;
+
+use crate::backend::{Array, Precision, Session};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::settings::Settings;
+use crate::Loaded;
+
+/// Which engine fitted the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Cavi,
+    Svi,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cavi => "cavi",
+            Method::Svi => "svi",
+        }
+    }
+}
+
+/// How a fit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The stop rule was met.
+    Converged,
+    /// The step cap was reached while the ELBO was still moving.
+    Stalled,
+    /// The ELBO went non-finite; the last finite parameters were kept.
+    Diverged,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::Stalled => "stalled",
+            Status::Diverged => "diverged",
+        }
+    }
+}
+
+/// Everything a fit can be told, with defaults; the CLI and the `fit` block fill it.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    pub method: String,
+    pub steps: usize,
+    pub samples: usize,
+    pub lr: f64,
+    pub optimizer: optim::Kind,
+    /// L^B (closed-form KL) rather than L^A.
+    pub analytic: bool,
+    pub full_rank: bool,
+    pub tol: f64,
+    pub seed: u64,
+    pub restarts: usize,
+    pub clip: Option<f64>,
+    pub decay: f64,
+    pub momentum: f64,
+    pub precision: Precision,
+}
+
+impl FitOptions {
+    /// Defaults, overridden by the model's `fit` block (already merged with flags).
+    pub fn from_settings(settings: &Settings, model: &crate::graph::Model) -> FitOptions {
+        let steps = match (settings.count("steps"), settings.count("epochs")) {
+            (Some(s), _) => s,
+            (None, Some(e)) => e * steps_per_epoch(model),
+            (None, None) => 10_000,
+        };
+        FitOptions {
+            method: settings.word("method").unwrap_or("auto").to_string(),
+            steps,
+            samples: settings.count("samples").unwrap_or(1),
+            lr: settings.number("lr").unwrap_or(0.01),
+            optimizer: settings.word("optimizer").and_then(optim::Kind::parse).unwrap_or(optim::Kind::Adam),
+            analytic: settings.word("estimator") == Some("analytic"),
+            full_rank: settings.word("guide") == Some("full_rank"),
+            tol: settings.number("tol").unwrap_or(1e-4),
+            seed: settings.count("seed").unwrap_or(0) as u64,
+            restarts: settings.count("restarts").unwrap_or(1),
+            clip: settings.number("clip"),
+            decay: settings.number("decay").unwrap_or(0.0),
+            momentum: settings.number("momentum").unwrap_or(0.9),
+            precision: Precision::F64,
+        }
+    }
+}
+
+/// Steps in one pass over the data: the largest N/M over batched plates (1 without batches).
+pub fn steps_per_epoch(model: &crate::graph::Model) -> usize {
+    model
+        .plates
+        .iter()
+        .filter_map(|p| Some(p.size.value()?.div_ceil(p.batch?)))
+        .max()
+        .unwrap_or(1)
+}
+
+/// Posterior summary of one latent, elementwise, flattened row-major.
+#[derive(Clone, Debug)]
+pub struct LatentSummary {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+    pub q05: Vec<f64>,
+    pub q95: Vec<f64>,
+}
+
+impl LatentSummary {
+    /// From `draws` samples laid out sample-major, `per` values each.
+    pub fn from_draws(name: &str, shape: Vec<usize>, values: &[f64], draws: usize, per: usize) -> LatentSummary {
+        let mut mean = vec![0.0; per];
+        let mut sd = vec![0.0; per];
+        let mut q05 = vec![0.0; per];
+        let mut q95 = vec![0.0; per];
+        let mut col = vec![0.0; draws];
+        for j in 0..per {
+            for (i, c) in col.iter_mut().enumerate() {
+                *c = values[i * per + j];
+            }
+            let m = col.iter().sum::<f64>() / draws as f64;
+            let v = col.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (draws.max(2) - 1) as f64;
+            col.sort_by(f64::total_cmp);
+            mean[j] = m;
+            sd[j] = v.sqrt();
+            q05[j] = quantile(&col, 0.05);
+            q95[j] = quantile(&col, 0.95);
+        }
+        LatentSummary {
+            name: name.to_string(),
+            shape,
+            mean,
+            sd,
+            q05,
+            q95,
+        }
+    }
+}
+
+/// Linear-interpolated quantile of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// A named tensor to report or save.
+#[derive(Clone, Debug)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+/// The result of a fit.
+#[derive(Clone, Debug)]
+pub struct FitOutput {
+    pub method: Method,
+    /// One line per latent: how it was fitted and why.
+    pub reasons: Vec<String>,
+    pub status: Status,
+    pub iterations: usize,
+    pub elbo_trace: Vec<f64>,
+    /// The final ELBO (CAVI: exact; SVI: the mean of the last window of estimates).
+    pub elbo: f64,
+    pub time_s: f64,
+    pub latents: Vec<LatentSummary>,
+    /// The model's `param`s, constrained.
+    pub params: Vec<NamedTensor>,
+    /// Every learned tensor (variational parameters, params unconstrained, network weights).
+    pub state: Vec<NamedTensor>,
+    pub notes: Vec<String>,
+    /// Set when the fit stopped on a non-finite ELBO.
+    pub diverged: Option<Diagnostic>,
+}
+
+/// What an engine reports while it runs.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    Step { step: usize, total: usize, elbo: f64 },
+    Diverged(Diagnostic),
+}
+
+/// Convergence of a noisy ELBO trace: the relative change between the means of consecutive
+/// windows falls below `tol` twice in a row (Stan ADVI's rule, on window means).
+#[derive(Clone, Debug)]
+pub struct StopRule {
+    tol: f64,
+    window: usize,
+    current: Vec<f64>,
+    previous: Option<f64>,
+    hits: usize,
+}
+
+impl StopRule {
+    pub fn new(tol: f64) -> StopRule {
+        StopRule {
+            tol,
+            window: 100,
+            current: Vec::new(),
+            previous: None,
+            hits: 0,
+        }
+    }
+
+    /// The window used to average a trace of this length for the reported ELBO.
+    pub fn window_for(len: usize) -> usize {
+        len.clamp(1, 100)
+    }
+
+    /// Feed one ELBO estimate; true when converged.
+    pub fn update(&mut self, elbo: f64) -> bool {
+        self.current.push(elbo);
+        if self.current.len() < self.window {
+            return false;
+        }
+        let mean = self.current.iter().sum::<f64>() / self.current.len() as f64;
+        self.current.clear();
+        let done = match self.previous {
+            Some(p) => {
+                let rel = (mean - p).abs() / mean.abs().max(1e-12);
+                if rel < self.tol {
+                    self.hits += 1;
+                } else {
+                    self.hits = 0;
+                }
+                self.hits >= 2
+            }
+            None => false,
+        };
+        self.previous = Some(mean);
+        done
+    }
+}
+
+/// Upload the bound data (bytes scaled for `unit` data) as arrays, with host copies.
+pub fn upload_data(s: &Session, loaded: &Loaded) -> (Vec<Option<Array>>, Vec<Option<Vec<f64>>>) {
+    let mut arrays = Vec::new();
+    let mut hosts = Vec::new();
+    for d in &loaded.model.data {
+        match loaded.data.get(&d.name) {
+            Some(a) => {
+                let shape: Vec<usize> = d.shape.iter().map(|x| x.value().expect("bound by the data")).collect();
+                let scale = if a.bytes && d.domain == crate::dist::Domain::Unit { 1.0 / 255.0 } else { 1.0 };
+                let vals: Vec<f64> = a.values.iter().map(|v| v * scale).collect();
+                arrays.push(Some(s.array(&vals, &shape)));
+                hosts.push(Some(vals));
+            }
+            None => {
+                arrays.push(None);
+                hosts.push(None);
+            }
+        }
+    }
+    (arrays, hosts)
+}
+
+/// Fit a loaded model (data bound) with the given options.
+pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
+    let model = &loaded.model;
+    match opts.method.as_str() {
+        "cavi" => Err(Diagnostics::from(
+            Diagnostic::new("vi::cavi::unavailable", "CAVI is not available in this build yet")
+                .help("use `--method svi`")
+                .primary(crate::syntax::Span::new(0, 0), "")
+                .with_source(&model.source),
+        )),
+        _ => {
+            let mut out = svi::fit(loaded, opts, progress)?;
+            out.reasons = model
+                .latents
+                .iter()
+                .map(|l| {
+                    let prior = model.sites[l.site].dist.family;
+                    let guide = match model.guide.iter().flatten().find(|g| g.target == crate::graph::Target::Latent(crate::graph::LatentId(model.latents.iter().position(|x| x.name == l.name).unwrap_or(0) as u32))) {
+                        Some(g) => format!("the guide's {}", g.dist.family),
+                        None => format!("a {} Gaussian on its unconstrained value", if opts.full_rank { "full-rank" } else { "mean-field" }),
+                    };
+                    format!("{}: {prior} prior — fitted by gradients with {guide}", l.name)
+                })
+                .collect();
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! Black-box reparameterised variational inference.
+//!
+//! Each step draws S samples from the guide (the automatic Gaussian over unconstrained values,
+//! or the model's `guide` block), evaluates every statement of the model on all of them at once,
+//! and climbs the ELBO estimate by stochastic gradients:
+//!
+//! * L^A (`estimator = mc`): mean over samples of log p(x, z) − log q(z);
+//! * L^B (`estimator = analytic`): the expected log-likelihood minus KL(q ‖ prior), the KL in
+//!   closed form where guide and prior are both Normal with fixed prior parameters, and by
+//!   Monte Carlo otherwise.
+//!
+//! Batched plates are subsampled each step (a fresh permutation each epoch) and their
+//! statements scaled by N/M. Objectives other than the ELBO (`objective` lines) each get their
+//! own forward pass, backward pass and optimiser over their own parameter groups.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::guide::{self, AutoGuide, AutoLatent, Learnables};
+use super::optim::{self, Optimizer};
+use super::{FitOptions, FitOutput, LatentSummary, NamedTensor, Progress, Status};
+use crate::backend::eval::{expand, map, sum_shape, zip, Evaluator, Layout, PlateState, Value};
+use crate::backend::{Array, Grads, Session};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::dist::density::{kl_normal, log_prob};
+use crate::dist::Family;
+use crate::graph::{Group, LatentId, MapFn, Model, NodeId, Op, PlateId, Quantity, Site, Target, ZipFn};
+use crate::transform::Bijection;
+use crate::Loaded;
+
+/// Refuse models SVI cannot fit, pointing at the statement that stops it.
+pub fn check_supported(model: &Model) -> Result<(), Diagnostics> {
+    let mut diags = Diagnostics::new();
+    for l in &model.latents {
+        if l.support.is_discrete() {
+            let site = &model.sites[l.site];
+            diags.push(
+                Diagnostic::new("vi::svi::discrete_latent", format!("`{}` is discrete: gradients cannot pass through it", l.name))
+                    .primary(site.span, format!("a {} latent", site.dist.family))
+                    .help("fit the model with `--method cavi` (mixtures through a categorical index are conjugate), or marginalise the discrete variable out")
+                    .with_source(&model.source),
+            );
+        }
+    }
+    for s in model.guide.iter().flatten() {
+        if !matches!(s.dist.family, Family::Normal | Family::LogNormal) {
+            diags.push(
+                Diagnostic::new("vi::svi::guide_family", format!("the guide cannot draw from {} by reparameterisation", s.dist.family))
+                    .primary(s.dist.span, "not reparameterisable here")
+                    .help("write guide distributions as Normal or LogNormal, or leave this latent to the automatic guide")
+                    .with_source(&model.source),
+            );
+        }
+    }
+    for n in &model.nodes {
+        if let Op::Draw(app) = &n.op {
+            if app.family != Family::Normal {
+                diags.push(
+                    Diagnostic::new("vi::svi::draw_family", format!("`draw` supports Normal, not {}", app.family))
+                        .primary(app.span, "not supported")
+                        .help("draw standard normals and transform them")
+                        .with_source(&model.source),
+                );
+            }
+        }
+    }
+    for site in model.sites.iter() {
+        if site.dist.family == Family::MvNormal {
+            diags.push(
+                Diagnostic::new("vi::svi::mvnormal", "MvNormal densities are not available to SVI yet")
+                    .primary(site.dist.span, "MvNormal")
+                    .help("write independent Normals, or fit a conjugate model with CAVI")
+                    .with_source(&model.source),
+            );
+        }
+    }
+    diags.into_result(())
+}
+
+/// Per-step totals, each with one value per sample (or none when they do not vary).
+struct StepTotals {
+    loglik: Value,
+    /// log p(z) + log |J| − log q(z) over the latents, or −KL where it is analytic.
+    latent: Value,
+    terms: Vec<Value>,
+    /// Each model statement's total, for locating non-finite values.
+    per_site: Vec<(usize, Value)>,
+}
+
+struct Engine<'a> {
+    model: &'a Model,
+    opts: &'a FitOptions,
+    data: Vec<Option<Array>>,
+    data_host: Vec<Option<Vec<f64>>>,
+    learn: Learnables,
+    params: Vec<(usize, Bijection)>,
+    nets: Vec<Vec<(usize, usize)>>,
+    auto: AutoGuide,
+    /// Latents drawn by the user's guide block, in its order.
+    guide_sites: Vec<usize>,
+    /// Per plate: the shuffled order and the position in it, for minibatches.
+    orders: Vec<(Vec<usize>, usize)>,
+    rng: ChaCha8Rng,
+    analytic: bool,
+}
+
+impl<'a> Engine<'a> {
+    fn new(loaded: &'a Loaded, opts: &'a FitOptions, s: &Session) -> Engine<'a> {
+        let model = &loaded.model;
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let (data, data_host) = super::upload_data(s, loaded);
+        let mut learn = Learnables::default();
+        let params = guide::init_params(s, model, &mut learn);
+        let nets = guide::init_nets(s, model, &mut rng, &mut learn);
+        let guided: Vec<LatentId> = model
+            .guide
+            .iter()
+            .flatten()
+            .filter_map(|g| match g.target {
+                Target::Latent(l) => Some(l),
+                _ => None,
+            })
+            .collect();
+        let auto_latents: Vec<LatentId> =
+            (0..model.latents.len()).map(|k| LatentId(k as u32)).filter(|l| !guided.contains(l)).collect();
+        let auto = guide::init_auto(s, model, &auto_latents, opts.full_rank, &mut learn);
+        let orders = model
+            .plates
+            .iter()
+            .map(|p| {
+                let n = p.size.value().expect("bound");
+                let mut order: Vec<usize> = (0..n).collect();
+                if p.batch.is_some() {
+                    order.shuffle(&mut rng);
+                }
+                (order, 0)
+            })
+            .collect();
+        Engine {
+            model,
+            opts,
+            data,
+            data_host,
+            learn,
+            params,
+            nets,
+            auto,
+            guide_sites: (0..model.guide.as_ref().map_or(0, Vec::len)).collect(),
+            orders,
+            rng,
+            analytic: opts.analytic,
+        }
+    }
+
+    /// The minibatch of each plate for the next step.
+    fn next_batches(&mut self) -> Vec<PlateState> {
+        let mut out = Vec::new();
+        for (k, p) in self.model.plates.iter().enumerate() {
+            let n = p.size.value().expect("bound");
+            match p.batch {
+                None => out.push(PlateState { len: n, batch: None }),
+                Some(m) => {
+                    let (order, pos) = &mut self.orders[k];
+                    if *pos + m > n {
+                        order.shuffle(&mut self.rng);
+                        *pos = 0;
+                    }
+                    let rows = order[*pos..*pos + m].to_vec();
+                    *pos += m;
+                    out.push(PlateState { len: m, batch: Some(rows) });
+                }
+            }
+        }
+        out
+    }
+
+    /// N/M for every batched plate among `plates`.
+    fn plate_scale(&self, plates: &[PlateId]) -> f64 {
+        plates
+            .iter()
+            .map(|p| {
+                let plate = self.model.plate(*p);
+                match plate.batch {
+                    Some(m) => plate.size.value().expect("bound") as f64 / m as f64,
+                    None => 1.0,
+                }
+            })
+            .product()
+    }
+
+    /// Sum a per-member value over its plates and shape, scaled by N/M; keeps the sample axis.
+    fn total(&self, s: &mut Session, v: &Value, plates: &[PlateId]) -> Value {
+        let v = sum_shape(s, v);
+        let lead_s = usize::from(v.lay.samples.is_some());
+        let n = v.lay.dims().len();
+        let arr = if n > lead_s { s.sum_axes(&v.arr, lead_s, n) } else { v.arr.clone() };
+        let lay = Layout {
+            samples: v.lay.samples,
+            plates: vec![],
+            shape: vec![],
+        };
+        let scale = self.plate_scale(plates);
+        let arr = if scale != 1.0 { s.scale(&arr, scale) } else { arr };
+        Value::new(arr, lay)
+    }
+
+    /// One forward pass: draw from the guide, score the model. `noise_seed` makes the draws of
+    /// one step repeatable across its objectives.
+    fn forward(&mut self, s: &mut Session, plates: &[PlateState], samples: usize, noise_seed: u64, step: usize) -> (StepTotals, Vec<Option<Value>>) {
+        let model = self.model;
+        let mut noise_rng = ChaCha8Rng::seed_from_u64(noise_seed);
+        let mut draw_rng = ChaCha8Rng::seed_from_u64(noise_seed ^ 0x5eed_d4a3);
+        let mut noise = move |shape: &[usize]| guide::normals(&mut draw_rng, shape.iter().product());
+        let mut ev = Evaluator::new(model, &self.data, &self.data_host, plates.to_vec(), Some(samples), &mut noise);
+        ev.step = step;
+        // Params (constrained) and nets.
+        for (k, (li, b)) in self.params.iter().enumerate() {
+            let leaf = self.learn.leaf(s, *li);
+            let shape = self.learn.entries[*li].shape.clone();
+            let z = Value::new(leaf, Layout::of_shape(shape));
+            let (x, _) = b.forward(s, &z);
+            ev.params[k] = Some(x);
+        }
+        ev.nets = guide::net_arrays(s, &self.learn, &self.nets);
+
+        // The automatic guide.
+        let mut latent_total: Option<Value> = None;
+        let add_latent = |s: &mut Session, v: Value, acc: &mut Option<Value>| {
+            *acc = Some(match acc.take() {
+                None => v,
+                Some(a) => zip(s, ZipFn::Add, &a, &v),
+            });
+        };
+        let mut kl_done: Vec<bool> = vec![false; model.latents.len()];
+        let autos: Vec<AutoLatent> = self.auto.latents().to_vec();
+        let zetas = self.draw_auto(s, plates, samples, &mut noise_rng, &mut latent_total);
+        for (a, zeta) in autos.iter().zip(zetas) {
+            let lat = model.latent(a.latent);
+            let (x, logdet) = a.bijection.forward(s, &zeta);
+            let ld = self.total(s, &logdet, &lat.plates);
+            add_latent(s, ld, &mut latent_total);
+            ev.latents[a.latent.index()] = Some(x);
+        }
+        ev.clear();
+
+        // The user's guide block, in order.
+        let guide_sites: Vec<Site> = model.guide.clone().unwrap_or_default();
+        for g in &guide_sites {
+            let Target::Latent(l) = g.target else { continue };
+            let args: Vec<Value> = g.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
+            let lay = ev.layout_of(&g.plates, &model.latent(l).shape, Some(samples));
+            let eps = guide::normals(&mut noise_rng, lay.dims().iter().product());
+            let eps = Value::new(s.array(&eps, &lay.dims()), lay.clone());
+            let scaled = zip(s, ZipFn::Mul, &args[1], &eps);
+            let z = zip(s, ZipFn::Add, &args[0], &scaled);
+            let z = expand(s, &z, &lay);
+            let x = if g.dist.family == Family::LogNormal { map(s, MapFn::Exp, &z) } else { z.clone() };
+            let prior = &model.sites[model.latent(l).site];
+            let closed_form = self.analytic
+                && g.dist.family == Family::Normal
+                && prior.dist.family == Family::Normal
+                && prior.dist.pz == crate::dist::Parameterization::Standard
+                && prior.dist.args.iter().all(|a| model.latents_of(*a).is_empty());
+            if closed_form {
+                let pargs: Vec<Value> = prior.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
+                let kl = kl_normal(s, &args[0], &args[1], &pargs[0], &pargs[1]);
+                let kl = expand(s, &kl, &Layout { samples: None, ..lay.clone() });
+                let kl = self.total(s, &kl, &g.plates);
+                let neg = Value::new(s.scale(&kl.arr, -1.0), kl.lay.clone());
+                add_latent(s, neg, &mut latent_total);
+                kl_done[l.index()] = true;
+            } else {
+                let lq = log_prob(s, g.dist.family, g.dist.pz, &args, &x);
+                let lq = self.total(s, &lq, &g.plates);
+                let neg = Value::new(s.scale(&lq.arr, -1.0), lq.lay.clone());
+                add_latent(s, neg, &mut latent_total);
+            }
+            ev.latents[l.index()] = Some(x);
+        }
+
+        // The model.
+        let mut loglik: Option<Value> = None;
+        let mut per_site = Vec::new();
+        for (k, site) in model.sites.iter().enumerate() {
+            let (x, is_latent) = match &site.target {
+                Target::Latent(l) => {
+                    if kl_done[l.index()] {
+                        continue;
+                    }
+                    (ev.latents[l.index()].clone().expect("drawn by the guide"), true)
+                }
+                Target::Data { value, .. } | Target::Derived { value } => (ev.eval(s, *value), false),
+            };
+            let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
+            let lp = log_prob(s, site.dist.family, site.dist.pz, &args, &x);
+            let t = self.total(s, &lp, &site.plates);
+            per_site.push((k, t.clone()));
+            if is_latent {
+                add_latent(s, t, &mut latent_total);
+            } else {
+                add_latent(s, t, &mut loglik);
+            }
+        }
+        let terms: Vec<Value> = model
+            .terms
+            .iter()
+            .map(|t| {
+                let v = ev.eval(s, t.value);
+                self.total(s, &v, &t.plates)
+            })
+            .collect();
+        let latents = ev.latents.clone();
+        (
+            StepTotals {
+                loglik: loglik.unwrap_or_else(|| Value::new(s.scalar(0.0), Layout::scalar())),
+                latent: latent_total.unwrap_or_else(|| Value::new(s.scalar(0.0), Layout::scalar())),
+                terms,
+                per_site,
+            },
+            latents,
+        )
+    }
+
+    /// Draw the automatic guide's unconstrained values; adds −log q (or the entropy) to `acc`.
+    fn draw_auto(
+        &self,
+        s: &mut Session,
+        plates: &[PlateState],
+        samples: usize,
+        rng: &mut ChaCha8Rng,
+        acc: &mut Option<Value>,
+    ) -> Vec<Value> {
+        let model = self.model;
+        let push = |s: &mut Session, v: Value, acc: &mut Option<Value>| {
+            *acc = Some(match acc.take() {
+                None => v,
+                Some(a) => zip(s, ZipFn::Add, &a, &v),
+            });
+        };
+        match &self.auto {
+            AutoGuide::MeanField(latents) => {
+                let mut out = Vec::new();
+                for a in latents {
+                    let lat = model.latent(a.latent);
+                    let loc = self.learn.leaf(s, a.loc);
+                    let raw = self.learn.leaf(s, a.scale);
+                    let sd = s.map(MapFn::Softplus, &raw);
+                    // Subsample the rows of batched plates.
+                    let (loc, sd) = self.rows_for_batch(s, lat.plates.as_slice(), plates, loc, sd);
+                    let mut lay = Layout {
+                        samples: None,
+                        plates: lat.plates.iter().map(|p| (*p, plates[p.index()].len)).collect(),
+                        shape: a.unconstrained[a.plates..].to_vec(),
+                    };
+                    let loc = Value::new(loc.reshaped(&lay.dims()), lay.clone());
+                    let sd = Value::new(sd.reshaped(&lay.dims()), lay.clone());
+                    lay.samples = Some(samples);
+                    let eps = guide::normals(rng, lay.dims().iter().product());
+                    let eps = Value::new(s.array(&eps, &lay.dims()), lay.clone());
+                    let scaled = zip(s, ZipFn::Mul, &sd, &eps);
+                    let zeta = zip(s, ZipFn::Add, &loc, &scaled);
+                    let lsd = map(s, MapFn::Log, &sd);
+                    let neg_log_q = if self.analytic {
+                        // Entropy: Σ ln σ + ½ ln(2πe)
+                        let h = Value::new(s.shift(&lsd.arr, 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln()), lsd.lay.clone());
+                        self.total(s, &h, &lat.plates)
+                    } else {
+                        // −log q(ζ) = Σ ½ ε² + ln σ + ½ ln 2π
+                        let e2 = map(s, MapFn::Square, &eps);
+                        let e2 = Value::new(s.scale(&e2.arr, 0.5), e2.lay.clone());
+                        let t = zip(s, ZipFn::Add, &e2, &lsd);
+                        let t = Value::new(s.shift(&t.arr, 0.5 * (2.0 * std::f64::consts::PI).ln()), t.lay.clone());
+                        self.total(s, &t, &lat.plates)
+                    };
+                    push(s, neg_log_q, acc);
+                    out.push(zeta);
+                }
+                out
+            }
+            AutoGuide::FullRank { latents, dim, loc, off, diag } => {
+                let dim = *dim;
+                let l = guide::cholesky_factor(s, &self.learn, dim, *off, *diag);
+                let m = self.learn.leaf(s, *loc);
+                let eps_v = guide::normals(rng, samples * dim);
+                let eps = s.array(&eps_v, &[samples, dim]);
+                let le = s.matmul_t(&eps, &l);
+                let mb = s.insert_axis(&m, 0, samples);
+                let zeta = s.zip(ZipFn::Add, &mb, &le);
+                // −log q = ½ Σ ε² + Σ ln L_ii + d/2 ln 2π (or the entropy, without the ε term)
+                let raw = self.learn.leaf(s, *diag);
+                let d = s.map(MapFn::Softplus, &raw);
+                let ld = s.map(MapFn::Log, &d);
+                let sum_ld = s.sum(&ld);
+                let c = if self.analytic {
+                    0.5 * dim as f64 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln()
+                } else {
+                    0.5 * dim as f64 * (2.0 * std::f64::consts::PI).ln()
+                };
+                let base = s.shift(&sum_ld, c);
+                let neg_log_q = if self.analytic {
+                    Value::new(base, Layout::scalar())
+                } else {
+                    let e2 = s.map(MapFn::Square, &eps);
+                    let e2 = s.sum_axes(&e2, 1, 2);
+                    let e2 = s.scale(&e2, 0.5);
+                    let v = Value::new(e2, Layout { samples: Some(samples), plates: vec![], shape: vec![] });
+                    let b = Value::new(base, Layout::scalar());
+                    zip(s, ZipFn::Add, &v, &b)
+                };
+                push(s, neg_log_q, acc);
+                latents
+                    .iter()
+                    .map(|a| {
+                        let n = a.len();
+                        let idx: Vec<usize> = (0..samples).flat_map(|r| (0..n).map(move |j| r * dim + a.offset + j)).collect();
+                        let lay = Layout {
+                            samples: Some(samples),
+                            plates: model.latent(a.latent).plates.iter().map(|p| (*p, plates[p.index()].len)).collect(),
+                            shape: a.unconstrained[a.plates..].to_vec(),
+                        };
+                        let z = s.gather(&zeta, &idx, &lay.dims());
+                        Value::new(z, lay)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// For a latent in batched plates, the rows of its variational parameters for this batch.
+    fn rows_for_batch(&self, s: &mut Session, lat_plates: &[PlateId], plates: &[PlateState], loc: Array, sd: Array) -> (Array, Array) {
+        let mut loc = loc;
+        let mut sd = sd;
+        for (j, p) in lat_plates.iter().enumerate() {
+            let Some(rows) = &plates[p.index()].batch else { continue };
+            let dims = loc.shape().to_vec();
+            let outer: usize = dims[..j].iter().product();
+            let n = dims[j];
+            let inner: usize = dims[j + 1..].iter().product();
+            let mut idx = Vec::with_capacity(outer * rows.len() * inner);
+            for o in 0..outer {
+                for &r in rows {
+                    let base = (o * n + r) * inner;
+                    idx.extend(base..base + inner);
+                }
+            }
+            let mut nd = dims.clone();
+            nd[j] = rows.len();
+            loc = s.gather(&loc, &idx, &nd);
+            sd = s.gather(&sd, &idx, &nd);
+        }
+        (loc, sd)
+    }
+}
+
+/// Mean over the sample axis (or the value itself when it has none).
+fn sample_mean(s: &mut Session, v: &Value) -> Array {
+    match v.lay.samples {
+        Some(n) => {
+            let t = s.sum_axes(&v.arr, 0, 1);
+            s.scale(&t, 1.0 / n as f64)
+        }
+        None => v.arr.clone(),
+    }
+}
+
+/// The scalar value of an objective expression over the step's quantities.
+fn objective_value(s: &mut Session, model: &Model, id: NodeId, q: &dyn Fn(Quantity) -> Array, step: usize) -> Array {
+    let node = model.node(id);
+    match &node.op {
+        Op::Quantity(k) => q(*k),
+        Op::Const(c) => s.scalar(*c),
+        Op::Anneal { from, to, steps } => s.scalar(from + (to - from) * (step as f64 / steps).min(1.0)),
+        Op::Map(f, a) => {
+            let a = objective_value(s, model, *a, q, step);
+            s.map(*f, &a)
+        }
+        Op::Zip(f, a, b) => {
+            let a = objective_value(s, model, *a, q, step);
+            let b = objective_value(s, model, *b, q, step);
+            s.zip(*f, &a, &b)
+        }
+        other => unreachable!("objectives combine quantities and constants, not {other:?}"),
+    }
+}
+
+/// Fit by stochastic gradients.
+pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
+    let model = &loaded.model;
+    check_supported(model)?;
+    let start = Instant::now();
+    let mut s = Session::new(opts.precision);
+    let mut eng = Engine::new(loaded, opts, &s);
+    let samples = opts.samples;
+
+    // Objectives: each with the learnables it moves. Without objective lines, everything
+    // maximises the ELBO.
+    let groups: Vec<(Option<usize>, Vec<usize>, bool)> = if model.objectives.is_empty() {
+        vec![(None, (0..eng.learn.entries.len()).collect(), true)]
+    } else {
+        let claimed: Vec<Group> = model.objectives.iter().flat_map(|o| o.groups.clone()).collect();
+        model
+            .objectives
+            .iter()
+            .enumerate()
+            .map(|(k, o)| {
+                let members: Vec<usize> = eng
+                    .learn
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        if o.groups.is_empty() {
+                            !claimed.iter().any(|g| e.owner.in_group(*g))
+                        } else {
+                            o.groups.iter().any(|g| e.owner.in_group(*g))
+                        }
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                (Some(k), members, o.maximise)
+            })
+            .collect()
+    };
+    let config = optim::Config {
+        kind: opts.optimizer,
+        lr: opts.lr,
+        decay: opts.decay,
+        momentum: opts.momentum,
+        clip: opts.clip,
+    };
+    let mut optimizers: Vec<Optimizer> = groups
+        .iter()
+        .map(|(_, members, _)| Optimizer::new(config.clone(), &members.iter().map(|&i| eng.learn.entries[i].host.len()).collect::<Vec<_>>()))
+        .collect();
+
+    let mut trace: Vec<f64> = Vec::with_capacity(opts.steps);
+    let mut status = Status::Stalled;
+    let mut last_good: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+    let mut stop = super::StopRule::new(opts.tol);
+    let mut step = 0;
+    while step < opts.steps {
+        let plates = eng.next_batches();
+        let noise_seed = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64 + 1);
+        let mut elbo_now = f64::NAN;
+        let mut all_grads: Vec<(usize, Vec<Vec<f64>>)> = Vec::new();
+        for (g, (objective, members, maximise)) in groups.iter().enumerate() {
+            s.begin();
+            let (totals, _) = eng.forward(&mut s, &plates, samples, noise_seed, step);
+            let ll = sample_mean(&mut s, &totals.loglik);
+            let lat = sample_mean(&mut s, &totals.latent);
+            let elbo = s.zip(ZipFn::Add, &ll, &lat);
+            elbo_now = s.value(&elbo);
+            if !elbo_now.is_finite() {
+                let culprit = totals
+                    .per_site
+                    .iter()
+                    .find(|(_, v)| s.values(&v.arr).iter().any(|x| !x.is_finite()))
+                    .map(|(k, _)| *k);
+                for (e, v) in eng.learn.entries.iter_mut().zip(&last_good) {
+                    e.host.clone_from(v);
+                }
+                eng.learn.sync(&s);
+                status = Status::Diverged;
+                let mut d = Diagnostic::new("vi::fit::non_finite", format!("the ELBO became non-finite at step {}", step + 1))
+                    .help("lower the learning rate (`--lr`), clip gradients (`--clip`), or check priors and data scales; the last finite parameters are kept")
+                    .with_source(&model.source);
+                if let Some(k) = culprit {
+                    d = d.primary(model.sites[k].span, "this statement's log density went non-finite");
+                } else {
+                    d = d.primary(crate::syntax::Span::new(0, 0), "no single statement was non-finite; the guide's density was");
+                }
+                progress(Progress::Diverged(d.clone()));
+                let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
+                out.diverged = Some(d);
+                return Ok(out);
+            }
+            let loss = match objective {
+                None => elbo,
+                Some(k) => {
+                    let o = &model.objectives[*k];
+                    let terms: Vec<Array> = totals.terms.iter().map(|t| sample_mean(&mut s, t)).collect();
+                    let kl = s.scale(&lat, -1.0);
+                    let q = |q: Quantity| match q {
+                        Quantity::Elbo => elbo.clone(),
+                        Quantity::LogLik => ll.clone(),
+                        Quantity::Kl => kl.clone(),
+                        Quantity::Term(t) => terms[t.index()].clone(),
+                    };
+                    objective_value(&mut s, model, o.expr, &q, step)
+                }
+            };
+            let loss = if *maximise { loss } else { s.scale(&loss, -1.0) };
+            let mut grads: Grads = s.backward(&loss);
+            let gs: Vec<Vec<f64>> = members.iter().map(|&i| s.grad(&mut grads, &eng.learn.entries[i].tensor)).collect();
+            all_grads.push((g, gs));
+        }
+        // Finite step: remember it, then move every group by its own gradients.
+        for (e, v) in eng.learn.entries.iter().zip(last_good.iter_mut()) {
+            v.clone_from(&e.host);
+        }
+        for (g, gs) in all_grads {
+            let members = &groups[g].1;
+            let mut hosts: Vec<Vec<f64>> = members.iter().map(|&i| std::mem::take(&mut eng.learn.entries[i].host)).collect();
+            {
+                let mut refs: Vec<&mut Vec<f64>> = hosts.iter_mut().collect();
+                optimizers[g].step(&mut refs, &gs);
+            }
+            for (&i, h) in members.iter().zip(hosts) {
+                eng.learn.entries[i].host = h;
+            }
+        }
+        eng.learn.sync(&s);
+        trace.push(elbo_now);
+        step += 1;
+        progress(Progress::Step { step, total: opts.steps, elbo: elbo_now });
+        if stop.update(elbo_now) {
+            status = Status::Converged;
+            break;
+        }
+    }
+    Ok(finish(&mut s, &mut eng, loaded, opts, trace, status, step, start))
+}
+
+/// Summaries of the fitted guide, and the tensors to save.
+#[allow(clippy::too_many_arguments)]
+fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions, trace: Vec<f64>, status: Status, iterations: usize, start: Instant) -> FitOutput {
+    let model = &loaded.model;
+    // Draw from the guide, with every plate whole (latents of batched plates are summarised
+    // only when their plate is small enough).
+    let draws = 1000usize;
+    let plates: Vec<PlateState> = model
+        .plates
+        .iter()
+        .map(|p| PlateState {
+            len: p.size.value().expect("bound"),
+            batch: None,
+        })
+        .collect();
+    let summarise: Vec<bool> = model
+        .latents
+        .iter()
+        .map(|l| {
+            let n: usize = l
+                .plates
+                .iter()
+                .map(|p| model.plate(*p).size.value().unwrap_or(1))
+                .product::<usize>()
+                * l.shape.iter().map(|d| d.value().unwrap_or(1)).product::<usize>();
+            n <= 100_000 / 10
+        })
+        .collect();
+    let mut latents_out = Vec::new();
+    if summarise.iter().any(|b| *b) && model.nets.is_empty() {
+        s.begin();
+        let (_, values) = eng.forward(s, &plates, draws, opts.seed ^ 0xabcdef, iterations);
+        for (k, l) in model.latents.iter().enumerate() {
+            if !summarise[k] {
+                continue;
+            }
+            let Some(v) = &values[k] else { continue };
+            let vals = s.values(&v.arr);
+            let per = vals.len() / draws;
+            let mut shape: Vec<usize> = l.plates.iter().map(|p| model.plate(*p).size.value().unwrap_or(1)).collect();
+            shape.extend(l.shape.iter().map(|d| d.value().unwrap_or(1)));
+            latents_out.push(LatentSummary::from_draws(&l.name, shape, &vals, draws, per));
+        }
+    }
+    s.begin();
+    let params = eng
+        .params
+        .iter()
+        .enumerate()
+        .map(|(k, (li, b))| {
+            let e = &eng.learn.entries[*li];
+            let z = Value::new(s.array(&e.host, &e.shape), Layout::of_shape(e.shape.clone()));
+            let (x, _) = b.forward(s, &z);
+            NamedTensor {
+                name: model.params[k].name.clone(),
+                shape: x.lay.shape.clone(),
+                values: s.values(&x.arr),
+            }
+        })
+        .collect();
+    let state = eng
+        .learn
+        .entries
+        .iter()
+        .map(|e| NamedTensor {
+            name: e.name.clone(),
+            shape: e.shape.clone(),
+            values: e.host.clone(),
+        })
+        .collect();
+    let window = super::StopRule::window_for(trace.len());
+    let tail = &trace[trace.len().saturating_sub(window)..];
+    let elbo = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
+    FitOutput {
+        method: super::Method::Svi,
+        reasons: Vec::new(),
+        status,
+        iterations,
+        elbo_trace: trace,
+        elbo,
+        time_s: start.elapsed().as_secs_f64(),
+        latents: latents_out,
+        params,
+        state,
+        notes: Vec::new(),
+        diverged: None,
+    }
+}

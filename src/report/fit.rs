@@ -1,0 +1,264 @@
+//! What a fit leaves behind: the posterior table on the terminal, and `summary.json`,
+//! `elbo.csv`, `elbo.svg` and `params.safetensors` in the output folder.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::diag::Diagnostic;
+use crate::graph::Model;
+use crate::infer::{FitOutput, LatentSummary, NamedTensor};
+
+/// The most rows one latent gets in the terminal table (summary.json has them all).
+const ROWS_PER_LATENT: usize = 12;
+
+fn index_text(shape: &[usize], mut flat: usize) -> String {
+    if shape.is_empty() {
+        return String::new();
+    }
+    let mut idx = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        idx[k] = flat % shape[k];
+        flat /= shape[k];
+    }
+    format!("[{}]", idx.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
+fn num(x: f64) -> String {
+    if x == 0.0 || (x.abs() >= 1e-3 && x.abs() < 1e5) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// The posterior table: name (with index), mean, sd, 5% and 95%.
+pub fn posterior_table(out: &FitOutput) -> String {
+    let mut rows: Vec<[String; 5]> = vec![[
+        "latent".into(),
+        "mean".into(),
+        "sd".into(),
+        "5%".into(),
+        "95%".into(),
+    ]];
+    let mut notes = Vec::new();
+    for l in &out.latents {
+        let n = l.mean.len();
+        for k in 0..n.min(ROWS_PER_LATENT) {
+            rows.push([
+                format!("{}{}", l.name, index_text(&l.shape, k)),
+                num(l.mean[k]),
+                num(l.sd[k]),
+                num(l.q05[k]),
+                num(l.q95[k]),
+            ]);
+        }
+        if n > ROWS_PER_LATENT {
+            notes.push(format!("{}: {} more elements in summary.json", l.name, n - ROWS_PER_LATENT));
+        }
+    }
+    for p in &out.params {
+        for k in 0..p.values.len().min(ROWS_PER_LATENT) {
+            rows.push([
+                format!("{}{} (param)", p.name, index_text(&p.shape, k)),
+                num(p.values[k]),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut s = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let _ = write!(s, "  {:<w$}", r[0], w = widths[0]);
+        for c in 1..5 {
+            let _ = write!(s, "  {:>w$}", r[c], w = widths[c]);
+        }
+        s = s.trim_end().to_string();
+        s.push('\n');
+        if i == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * 5;
+            let _ = writeln!(s, "  {}", "─".repeat(total - 2));
+        }
+    }
+    for n in notes {
+        let _ = writeln!(s, "  ({n})");
+    }
+    s
+}
+
+fn summary_json(model: &Model, out: &FitOutput) -> Json {
+    let mut latents = Map::new();
+    for l in &out.latents {
+        latents.insert(l.name.clone(), latent_json(l));
+    }
+    let mut params = Map::new();
+    for p in &out.params {
+        params.insert(
+            p.name.clone(),
+            json!({"shape": p.shape, "values": finite_or_null(&p.values)}),
+        );
+    }
+    json!({
+        "model": model.name,
+        "method": out.method.name(),
+        "status": out.status.name(),
+        "converged": out.status == crate::infer::Status::Converged,
+        "iterations": out.iterations,
+        "elbo": finite(out.elbo),
+        "time_s": out.time_s,
+        "reasons": out.reasons,
+        "latents": latents,
+        "params": params,
+        "notes": out.notes,
+    })
+}
+
+fn finite(x: f64) -> Json {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Json::Null
+    }
+}
+
+fn finite_or_null(v: &[f64]) -> Vec<Json> {
+    v.iter().map(|x| finite(*x)).collect()
+}
+
+fn latent_json(l: &LatentSummary) -> Json {
+    json!({
+        "shape": l.shape,
+        "mean": finite_or_null(&l.mean),
+        "sd": finite_or_null(&l.sd),
+        "q05": finite_or_null(&l.q05),
+        "q95": finite_or_null(&l.q95),
+    })
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::new("vi::io::output", format!("cannot write `{}`", path.display()))
+        .help(format!("{e}; choose another folder with `--out DIR`"))
+}
+
+/// Write a file atomically: to a temporary name, then renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| io_error(path, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+}
+
+/// Write summary.json, elbo.csv, elbo.svg and params.safetensors into `dir`.
+pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), Diagnostic> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    let summary = serde_json::to_string_pretty(&summary_json(model, out)).expect("JSON of plain values");
+    write_atomic(&dir.join("summary.json"), summary.as_bytes())?;
+    let mut csv = String::from("iteration,elbo\n");
+    for (i, e) in out.elbo_trace.iter().enumerate() {
+        let _ = writeln!(csv, "{},{e}", i + 1);
+    }
+    write_atomic(&dir.join("elbo.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("elbo.svg"), elbo_svg(model, out).as_bytes())?;
+    write_atomic(&dir.join("params.safetensors"), &safetensors_bytes(&out.state, &out.params, model)?)?;
+    Ok(())
+}
+
+/// Every learned tensor as f64, with the model's name and method in the metadata.
+fn safetensors_bytes(state: &[NamedTensor], params: &[NamedTensor], model: &Model) -> Result<Vec<u8>, Diagnostic> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut bufs: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for t in state {
+        bufs.insert(t.name.clone(), (t.shape.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    }
+    for p in params {
+        bufs.insert(format!("param.{}", p.name), (p.shape.clone(), p.values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    }
+    let views: Vec<(String, TensorView)> = bufs
+        .iter()
+        .map(|(k, (shape, bytes))| (k.clone(), TensorView::new(Dtype::F64, shape.clone(), bytes).expect("sizes agree")))
+        .collect();
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("model".to_string(), model.name.clone());
+    safetensors::serialize(views, Some(meta)).map_err(|e| {
+        Diagnostic::new("vi::io::output", "cannot encode params.safetensors").help(e.to_string())
+    })
+}
+
+/// Read tensors back from a params.safetensors file.
+pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostic::new("vi::io::input", format!("cannot read `{}`", path.display()))
+            .help(format!("{e}; `--from` names the folder a `vi fit` wrote"))
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        Diagnostic::new("vi::io::input", format!("`{}` is not a safetensors file", path.display())).help(e.to_string())
+    })?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<f64> = match view.dtype() {
+            safetensors::Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            safetensors::Dtype::F32 => data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes")))).collect(),
+            other => {
+                return Err(Diagnostic::new("vi::io::input", format!("tensor `{name}` has dtype {other:?}"))
+                    .help("vi writes f64 tensors; was this file written by vi?"))
+            }
+        };
+        out.push(NamedTensor {
+            name,
+            shape: view.shape().to_vec(),
+            values,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The ELBO per iteration as an SVG line plot.
+pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let pts: Vec<(f64, f64)> = out
+            .elbo_trace
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_finite())
+            .map(|(i, e)| ((i + 1) as f64, *e))
+            .collect();
+        if pts.is_empty() {
+            let _ = root.present();
+        } else {
+            // Show the last 90% of the trace's range so the start does not flatten the rest.
+            let mut ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            ys.sort_by(f64::total_cmp);
+            let lo = ys[(ys.len() as f64 * 0.05) as usize];
+            let hi = ys[ys.len() - 1];
+            let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+            let x_max = pts.last().map_or(1.0, |p| p.0).max(2.0);
+            let title = format!("{} — ELBO per {}", model.name, if out.method == crate::infer::Method::Cavi { "sweep" } else { "step" });
+            if let Ok(mut chart) = ChartBuilder::on(&root)
+                .caption(title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(80)
+                .build_cartesian_2d(1.0..x_max, (lo - pad)..(hi + pad))
+            {
+                let _ = chart
+                    .configure_mesh()
+                    .x_desc(if out.method == crate::infer::Method::Cavi { "sweep" } else { "step" })
+                    .y_desc("ELBO")
+                    .light_line_style(WHITE.mix(0.0))
+                    .draw();
+                let _ = chart.draw_series(LineSeries::new(pts.into_iter().filter(|p| p.1 >= lo - pad), BLUE.stroke_width(2)));
+            }
+            let _ = root.present();
+        }
+    }
+    svg
+}

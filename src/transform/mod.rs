@@ -1,0 +1,227 @@
+//! Bijections from unconstrained space onto each latent support (ADVI), with log-Jacobians.
+//!
+//! The automatic guide is a Gaussian over the unconstrained values; these maps carry its draws
+//! into the latents' supports, and their log-determinants correct the density.
+
+use crate::backend::eval::{map, zip, Layout, Value};
+use crate::backend::Session;
+use crate::dist::Domain;
+use crate::graph::{MapFn, ZipFn};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bijection {
+    Identity,
+    /// Positive reals: x = exp(z).
+    Exp,
+    /// (lo, hi): x = lo + (hi − lo) σ(z); the unit interval is (0, 1).
+    Interval(f64, f64),
+    /// The simplex: stick-breaking from K − 1 reals (as NumPyro's StickBreakingTransform).
+    StickBreaking,
+}
+
+impl Bijection {
+    /// The bijection for a continuous support, or `None` for discrete ones.
+    pub fn for_domain(d: Domain) -> Option<Bijection> {
+        match d {
+            Domain::Real => Some(Bijection::Identity),
+            Domain::Positive => Some(Bijection::Exp),
+            Domain::Unit => Some(Bijection::Interval(0.0, 1.0)),
+            Domain::Interval(lo, hi) => Some(Bijection::Interval(lo, hi)),
+            Domain::Simplex => Some(Bijection::StickBreaking),
+            _ => None,
+        }
+    }
+
+    /// The unconstrained shape for a constrained value shape.
+    pub fn unconstrained_shape(self, shape: &[usize]) -> Vec<usize> {
+        let mut s = shape.to_vec();
+        if self == Bijection::StickBreaking {
+            if let Some(k) = s.last_mut() {
+                *k -= 1;
+            }
+        }
+        s
+    }
+
+    /// Map unconstrained values into the support; also log |det J| per element (summed over
+    /// the simplex axis for stick-breaking).
+    pub fn forward(self, s: &mut Session, z: &Value) -> (Value, Value) {
+        match self {
+            Bijection::Identity => {
+                let zero = Value::new(s.full(0.0, &z.lay.dims()), z.lay.clone());
+                (z.clone(), zero)
+            }
+            Bijection::Exp => (map(s, MapFn::Exp, z), z.clone()),
+            Bijection::Interval(lo, hi) => {
+                let sg = map(s, MapFn::Sigmoid, z);
+                let x = Value::new(s.scale(&sg.arr, hi - lo), z.lay.clone());
+                let x = Value::new(s.shift(&x.arr, lo), z.lay.clone());
+                // log σ(z) + log(1 − σ(z)) = −softplus(−z) − softplus(z)
+                let nz = Value::new(s.scale(&z.arr, -1.0), z.lay.clone());
+                let a = map(s, MapFn::Softplus, &nz);
+                let b = map(s, MapFn::Softplus, z);
+                let ld = zip(s, ZipFn::Add, &a, &b);
+                let ld = Value::new(s.scale(&ld.arr, -1.0), z.lay.clone());
+                let ld = Value::new(s.shift(&ld.arr, (hi - lo).ln()), z.lay.clone());
+                (x, ld)
+            }
+            Bijection::StickBreaking => stick_breaking(s, z),
+        }
+    }
+
+    /// Map a constrained value back (for initialisation from a point).
+    pub fn inverse(self, x: &[f64]) -> Vec<f64> {
+        match self {
+            Bijection::Identity => x.to_vec(),
+            Bijection::Exp => x.iter().map(|v| v.ln()).collect(),
+            Bijection::Interval(lo, hi) => x
+                .iter()
+                .map(|v| {
+                    let u = ((v - lo) / (hi - lo)).clamp(1e-12, 1.0 - 1e-12);
+                    (u / (1.0 - u)).ln()
+                })
+                .collect(),
+            Bijection::StickBreaking => {
+                let k = x.len();
+                let mut out = Vec::with_capacity(k - 1);
+                let mut rem = 1.0;
+                for (i, v) in x.iter().take(k - 1).enumerate() {
+                    let z = (v / rem).clamp(1e-12, 1.0 - 1e-12);
+                    out.push((z / (1.0 - z)).ln() + ((k - 1 - i) as f64).ln());
+                    rem -= v;
+                }
+                out
+            }
+        }
+    }
+}
+
+/// z: [..., K−1] → x on the K-simplex. With σ_i = σ(z_i − ln(K−1−i)) and R_i = Π_{j<i}(1 − σ_j):
+/// x_i = σ_i R_i for i < K−1, x_{K−1} = R_{K−1}; log |det J| = Σ_i ln σ_i + ln(1 − σ_i) + ln R_i.
+fn stick_breaking(s: &mut Session, z: &Value) -> (Value, Value) {
+    let km1 = *z.lay.shape.last().expect("a simplex needs an axis");
+    let k = km1 + 1;
+    let rows = z.arr.len() / km1.max(1);
+    let offsets: Vec<f64> = (0..km1).map(|i| -((km1 - i) as f64).ln()).collect();
+    let off = Value::new(s.array(&offsets, &[km1]), Layout::of_shape(vec![km1]));
+    let zs = zip(s, ZipFn::Add, z, &off);
+    let neg = Value::new(s.scale(&zs.arr, -1.0), zs.lay.clone());
+    let log_sig = map(s, MapFn::Softplus, &neg);
+    let log_sig = Value::new(s.scale(&log_sig.arr, -1.0), zs.lay.clone()); // ln σ
+    let log_1m = map(s, MapFn::Softplus, &zs);
+    let log_1m = Value::new(s.scale(&log_1m.arr, -1.0), zs.lay.clone()); // ln(1 − σ)
+    // ln R over K positions: ln R_i = Σ_{j<i} ln(1 − σ_j), as one product with a 0/1 matrix.
+    let mut m = vec![0.0; k * km1];
+    for i in 0..k {
+        for j in 0..i.min(km1) {
+            m[i * km1 + j] = 1.0;
+        }
+    }
+    let m = s.array(&m, &[k, km1]);
+    let log_r = s.matmul_t(&log_1m.arr.reshaped(&[rows, km1]), &m); // [rows, K]
+    let r = s.map(MapFn::Exp, &log_r);
+    // x_i = R_i − R_{i+1} (i < K−1), x_{K−1} = R_{K−1}: one more 0/±1 matrix.
+    let mut d = vec![0.0; k * k];
+    for i in 0..k {
+        d[i * k + i] = 1.0;
+        if i + 1 < k {
+            d[i * k + i + 1] = -1.0;
+        }
+    }
+    let d = s.array(&d, &[k, k]);
+    let x = s.matmul_t(&r, &d);
+    let mut lay = z.lay.clone();
+    *lay.shape.last_mut().expect("checked") = k;
+    let x = Value::new(x.reshaped(&lay.dims()), lay);
+    // ln R_i for i < K−1
+    let mut sel = vec![0.0; km1 * k];
+    for i in 0..km1 {
+        sel[i * k + i] = 1.0;
+    }
+    let sel = s.array(&sel, &[km1, k]);
+    let log_r_first = s.matmul_t(&log_r, &sel);
+    let log_r_first = Value::new(log_r_first.reshaped(&zs.lay.dims()), zs.lay.clone());
+    let ld = zip(s, ZipFn::Add, &log_sig, &log_1m);
+    let ld = zip(s, ZipFn::Add, &ld, &log_r_first);
+    let n = ld.lay.dims().len();
+    let summed = s.sum_axes(&ld.arr, n - 1, n);
+    let mut dl = zs.lay.clone();
+    dl.shape.pop();
+    (x, Value::new(summed, dl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Precision;
+
+    #[test]
+    fn stick_breaking_lands_on_the_simplex_and_inverts() {
+        let mut s = Session::new(Precision::F64);
+        let zv = [0.3, -1.2, 2.0];
+        let z = Value::new(s.array(&zv, &[3]), Layout::of_shape(vec![3]));
+        let (x, _) = Bijection::StickBreaking.forward(&mut s, &z);
+        let xv = s.values(&x.arr);
+        assert_eq!(xv.len(), 4);
+        assert!((xv.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(xv.iter().all(|v| *v > 0.0));
+        let back = Bijection::StickBreaking.inverse(&xv);
+        for (a, b) in back.iter().zip(zv) {
+            assert!((a - b).abs() < 1e-9, "{back:?}");
+        }
+        // zero maps to the uniform point
+        let z0 = Value::new(s.array(&[0.0, 0.0], &[2]), Layout::of_shape(vec![2]));
+        let (x0, _) = Bijection::StickBreaking.forward(&mut s, &z0);
+        for v in s.values(&x0.arr) {
+            assert!((v - 1.0 / 3.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn log_jacobians_match_finite_differences() {
+        // For a scalar bijection, log |dx/dz| by central differences.
+        for b in [Bijection::Exp, Bijection::Interval(0.0, 1.0), Bijection::Interval(-2.0, 5.0)] {
+            let mut s = Session::new(Precision::F64);
+            let z0 = 0.37;
+            let h = 1e-6;
+            let at = |s: &mut Session, z: f64| {
+                let v = Value::new(s.scalar(z), Layout::scalar());
+                let (x, ld) = b.forward(s, &v);
+                (s.value(&x.arr), s.value(&ld.arr))
+            };
+            let (xp, _) = at(&mut s, z0 + h);
+            let (xm, _) = at(&mut s, z0 - h);
+            let (_, ld) = at(&mut s, z0);
+            let fd = ((xp - xm) / (2.0 * h)).ln();
+            assert!((fd - ld).abs() < 1e-6, "{b:?}: {fd} vs {ld}");
+        }
+    }
+
+    #[test]
+    fn stick_breaking_log_jacobian_matches_finite_differences() {
+        // det of the (K−1)×(K−1) Jacobian of the first K−1 coordinates.
+        let mut s = Session::new(Precision::F64);
+        let z0 = [0.2, -0.5];
+        let f = |s: &mut Session, z: &[f64]| {
+            let v = Value::new(s.array(z, &[2]), Layout::of_shape(vec![2]));
+            let (x, ld) = Bijection::StickBreaking.forward(s, &v);
+            (s.values(&x.arr), s.value(&ld.arr))
+        };
+        let h = 1e-6;
+        let mut jac = [[0.0; 2]; 2];
+        for j in 0..2 {
+            let mut zp = z0;
+            zp[j] += h;
+            let mut zm = z0;
+            zm[j] -= h;
+            let (xp, _) = f(&mut s, &zp);
+            let (xm, _) = f(&mut s, &zm);
+            for i in 0..2 {
+                jac[i][j] = (xp[i] - xm[i]) / (2.0 * h);
+            }
+        }
+        let det = jac[0][0] * jac[1][1] - jac[0][1] * jac[1][0];
+        let (_, ld) = f(&mut s, &z0);
+        assert!((det.abs().ln() - ld).abs() < 1e-6, "{} vs {ld}", det.abs().ln());
+    }
+}
