@@ -252,7 +252,7 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     let model_name = loaded.model.name.clone();
     let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&model_name));
 
-    let mut bar = progress::Reporter::new(opts.steps);
+    let mut bar = progress::Reporter::new(opts.steps.unwrap_or(0));
     let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
     bar.finish();
 
@@ -316,14 +316,17 @@ mod progress {
 
         pub fn update(&mut self, p: Progress) {
             match p {
-                Progress::Step { step, elbo, .. } => match &self.bar {
+                Progress::Step { step, elbo, total } => match &self.bar {
                     Some(b) => {
+                        b.set_length(total as u64);
                         b.set_position(step as u64);
                         if step % 10 == 0 || step == 1 {
                             b.set_message(format!("{elbo:.4}"));
                         }
                     }
                     None => {
+                        self.total = total;
+                        self.every = (total / 10).max(1);
                         if step % self.every == 0 || step == 1 {
                             eprintln!("step {step}/{}  ELBO {elbo:.4}", self.total);
                         }

@@ -468,6 +468,19 @@ impl Session {
         })
     }
 
+    /// `aᵀ @ b` for `a: [r, m]`, `b: [r, n]`: sums of outer products over rows.
+    pub fn matmul_tn(&mut self, a: &Array, b: &Array) -> Array {
+        let (r, m) = (a.shape[0], a.shape[1]);
+        let n = b.shape[1];
+        assert_eq!(b.shape[0], r);
+        traced2!(self, a, b, vec![m, n], |t, u| {
+            let x = t.reshape_like(&(r, m)).permute::<(usize, usize), Axes2<1, 0>>();
+            let y = u.reshape_like(&(r, n));
+            let out: Traced<(usize, usize), _> = x.matmul(y);
+            out.reshape_like(&(m * n,))
+        })
+    }
+
     /// Concatenate flat arrays end to end into one of shape `shape`.
     pub fn concat(&mut self, parts: &[Array], shape: &[usize]) -> Array {
         assert!(!parts.is_empty());

@@ -4,8 +4,11 @@
 //! summaries, the ELBO trace, the state to save. The engines are [`svi`] (reparameterised
 //! gradients) and, where the model is conjugate, closed-form CAVI.
 
+pub mod cavi;
 pub mod guide;
+mod linalg;
 pub mod optim;
+pub mod plan;
 pub mod svi;
 
 use crate::backend::{Array, Precision, Session};
@@ -54,14 +57,16 @@ impl Status {
 #[derive(Clone, Debug)]
 pub struct FitOptions {
     pub method: String,
-    pub steps: usize,
+    /// The most steps (SVI) or sweeps (CAVI); each engine has its default.
+    pub steps: Option<usize>,
     pub samples: usize,
     pub lr: f64,
     pub optimizer: optim::Kind,
     /// L^B (closed-form KL) rather than L^A.
     pub analytic: bool,
     pub full_rank: bool,
-    pub tol: f64,
+    /// Relative ELBO change that counts as converged; each engine has its default.
+    pub tol: Option<f64>,
     pub seed: u64,
     pub restarts: usize,
     pub clip: Option<f64>,
@@ -74,9 +79,9 @@ impl FitOptions {
     /// Defaults, overridden by the model's `fit` block (already merged with flags).
     pub fn from_settings(settings: &Settings, model: &crate::graph::Model) -> FitOptions {
         let steps = match (settings.count("steps"), settings.count("epochs")) {
-            (Some(s), _) => s,
-            (None, Some(e)) => e * steps_per_epoch(model),
-            (None, None) => 10_000,
+            (Some(s), _) => Some(s),
+            (None, Some(e)) => Some(e * steps_per_epoch(model)),
+            (None, None) => None,
         };
         FitOptions {
             method: settings.word("method").unwrap_or("auto").to_string(),
@@ -86,7 +91,7 @@ impl FitOptions {
             optimizer: settings.word("optimizer").and_then(optim::Kind::parse).unwrap_or(optim::Kind::Adam),
             analytic: settings.word("estimator") == Some("analytic"),
             full_rank: settings.word("guide") == Some("full_rank"),
-            tol: settings.number("tol").unwrap_or(1e-4),
+            tol: settings.number("tol"),
             seed: settings.count("seed").unwrap_or(0) as u64,
             restarts: settings.count("restarts").unwrap_or(1),
             clip: settings.number("clip"),
@@ -268,31 +273,60 @@ pub fn upload_data(s: &Session, loaded: &Loaded) -> (Vec<Option<Array>>, Vec<Opt
     (arrays, hosts)
 }
 
-/// Fit a loaded model (data bound) with the given options.
+/// Defaults of the two engines.
+pub const SVI_STEPS: usize = 10_000;
+pub const SVI_TOL: f64 = 1e-4;
+pub const CAVI_SWEEPS: usize = 1_000;
+pub const CAVI_TOL: f64 = 1e-8;
+
+/// Fit a loaded model (data bound) with the given options. `auto` uses CAVI when every latent
+/// is conjugate and the model has no params, nets or objectives; SVI otherwise.
 pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
-    match opts.method.as_str() {
-        "cavi" => Err(Diagnostics::from(
-            Diagnostic::new("vi::cavi::unavailable", "CAVI is not available in this build yet")
-                .help("use `--method svi`")
-                .primary(crate::syntax::Span::new(0, 0), "")
-                .with_source(&model.source),
-        )),
-        _ => {
-            let mut out = svi::fit(loaded, opts, progress)?;
-            out.reasons = model
-                .latents
-                .iter()
-                .map(|l| {
-                    let prior = model.sites[l.site].dist.family;
-                    let guide = match model.guide.iter().flatten().find(|g| g.target == crate::graph::Target::Latent(crate::graph::LatentId(model.latents.iter().position(|x| x.name == l.name).unwrap_or(0) as u32))) {
-                        Some(g) => format!("the guide's {}", g.dist.family),
-                        None => format!("a {} Gaussian on its unconstrained value", if opts.full_rank { "full-rank" } else { "mean-field" }),
-                    };
-                    format!("{}: {prior} prior — fitted by gradients with {guide}", l.name)
-                })
-                .collect();
-            Ok(out)
+    let plan = plan::analyse(model);
+    let learnable = !model.params.is_empty() || !model.nets.is_empty() || !model.objectives.is_empty();
+    let use_cavi = match opts.method.as_str() {
+        "cavi" => {
+            cavi::require_conjugate(model, &plan)?;
+            if learnable {
+                return Err(Diagnostics::from(
+                    Diagnostic::new("vi::cavi::learnable", "CAVI cannot fit params, nets or objectives")
+                        .primary(crate::syntax::Span::new(0, 0), "this model has learnable parameters")
+                        .help("use `--method svi`")
+                        .with_source(&model.source),
+                ));
+            }
+            true
         }
+        "svi" => false,
+        _ => plan.all_conjugate() && !learnable && !model.latents.is_empty(),
+    };
+    if use_cavi {
+        let mut o = opts.clone();
+        o.steps.get_or_insert(CAVI_SWEEPS);
+        o.tol.get_or_insert(CAVI_TOL);
+        return cavi::fit(loaded, &plan, &o, progress);
     }
+    let mut o = opts.clone();
+    o.steps.get_or_insert(SVI_STEPS);
+    o.tol.get_or_insert(SVI_TOL);
+    let mut out = svi::fit(loaded, &o, progress)?;
+    out.reasons = plan
+        .verdicts
+        .iter()
+        .map(|v| {
+            let guided = model.guide_site(v.latent).map(|g| g.dist.family);
+            let how = match guided {
+                Some(f) => format!("the guide's {f}"),
+                None => format!("a {} Gaussian on its unconstrained value", if opts.full_rank { "full-rank" } else { "mean-field" }),
+            };
+            if v.q.is_some() {
+                let name = &model.latent(v.latent).name;
+                format!("{name}: conjugate, but fitted by gradients with {how} (--method svi)")
+            } else {
+                format!("{} (with {how})", v.reason)
+            }
+        })
+        .collect();
+    Ok(out)
 }

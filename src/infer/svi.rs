@@ -536,12 +536,13 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
         .map(|(_, members, _)| Optimizer::new(config.clone(), &members.iter().map(|&i| eng.learn.entries[i].host.len()).collect::<Vec<_>>()))
         .collect();
 
-    let mut trace: Vec<f64> = Vec::with_capacity(opts.steps);
+    let steps = opts.steps.unwrap_or(super::SVI_STEPS);
+    let mut trace: Vec<f64> = Vec::with_capacity(steps);
     let mut status = Status::Stalled;
     let mut last_good: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
-    let mut stop = super::StopRule::new(opts.tol);
+    let mut stop = super::StopRule::new(opts.tol.unwrap_or(super::SVI_TOL));
     let mut step = 0;
-    while step < opts.steps {
+    while step < steps {
         let plates = eng.next_batches();
         let noise_seed = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64 + 1);
         let mut elbo_now = f64::NAN;
@@ -615,7 +616,7 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
         eng.learn.sync(&s);
         trace.push(elbo_now);
         step += 1;
-        progress(Progress::Step { step, total: opts.steps, elbo: elbo_now });
+        progress(Progress::Step { step, total: steps, elbo: elbo_now });
         if stop.update(elbo_now) {
             status = Status::Converged;
             break;
