@@ -229,10 +229,12 @@ impl<'a> Ctx<'a> {
             }
             ArgForm::Latent(l) => self.latent_stat(*l, stat),
             ArgForm::Mix { latent, .. } => {
-                // Components along the latent's first axis; trailing axes stay the member's.
-                let s = self.latent_stat(*latent, stat);
+                // Components along the latent's first axis (or its plate); trailing axes stay
+                // the member's.
+                let st = self.latent_stat(*latent, stat);
                 let _ = rank;
-                s
+                let whole = unplated(&st.lay);
+                v(st.arr, whole)
             }
             ArgForm::Gather { latent, node } => {
                 let s = self.latent_stat(*latent, stat);
@@ -504,8 +506,15 @@ impl<'a> Ctx<'a> {
             ArgForm::Gather { node, .. } => {
                 // Rows were chosen by data: scatter them back with a one-hot matrix product.
                 let (rows, index) = self.gather_index(*node);
-                let m = reduce_to(&mut self.s, msg, &Layout { plates: msg.lay.plates.clone(), ..target.clone() }, true);
-                let n: usize = index.len();
+                let lat = self.model.latent(l);
+                let row_shape = if lat.plates.is_empty() { target.shape[1..].to_vec() } else { target.shape.clone() };
+                let row_target = Layout {
+                    samples: None,
+                    plates: msg.lay.plates.clone(),
+                    shape: row_shape,
+                };
+                let m = reduce_to(&mut self.s, msg, &row_target, true);
+                let n = index.len();
                 let width = m.arr.len() / n.max(1);
                 let mut oh = vec![0.0; rows * n];
                 for (t, r) in index.iter().enumerate() {
@@ -513,8 +522,14 @@ impl<'a> Ctx<'a> {
                 }
                 let oh = self.s.array(&oh, &[rows, n]);
                 let out = self.s.matmul(&oh, &m.arr.reshaped(&[n, width]));
-                // The latent's plate is its first axis.
+                // The latent's first axis (or its plate) is the gathered one.
                 v(out.reshaped(&target.dims()), target)
+            }
+            ArgForm::Mix { .. } if !self.model.latent(l).plates.is_empty() => {
+                // Components drawn in a plate: the plate is the component axis.
+                let whole = unplated(&target);
+                let m = reduce_to(&mut self.s, msg, &whole, false);
+                v(m.arr.reshaped(&target.dims()), target)
             }
             _ => reduce_to(&mut self.s, msg, &target, false),
         }
@@ -1128,6 +1143,17 @@ fn categorical_summary(name: &str, shape: Vec<usize>, p: &[f64], k: usize) -> La
         s.q95[i] = hi.unwrap_or((k - 1) as f64);
     }
     s
+}
+
+/// A layout with its plates turned into leading value axes (the same data).
+fn unplated(lay: &Layout) -> Layout {
+    let mut shape: Vec<usize> = lay.plates.iter().map(|p| p.1).collect();
+    shape.extend(lay.shape.iter().copied());
+    Layout {
+        samples: lay.samples,
+        plates: Vec::new(),
+        shape,
+    }
 }
 
 /// Which expectation of an argument.

@@ -127,8 +127,8 @@ pub fn classify(model: &Model, id: NodeId) -> Result<ArgForm, String> {
             };
             match model.node(*index).op {
                 Op::Latent(c) if model.latent(c).support == crate::dist::Domain::Category => {
-                    if !model.latent(l).plates.is_empty() {
-                        return Err("a mixture over a plate-drawn latent".into());
+                    if model.latent(l).plates.len() > 1 {
+                        return Err("a mixture over a latent drawn in nested plates".into());
                     }
                     Ok(ArgForm::Mix { latent: l, index: c })
                 }

@@ -1,0 +1,167 @@
+//! CAVI against truth: exact conjugate posteriors, monotone ELBOs, the paper's mixture, and the
+//! numpy anchors' figures on identical data.
+
+use std::path::Path;
+
+use vi::infer::{self, FitOptions, FitOutput};
+use vi::{LoadOptions, Loaded};
+
+fn load(path: &str) -> Loaded {
+    vi::load(Path::new(path), &LoadOptions { require_data: true, ..LoadOptions::default() })
+        .unwrap_or_else(|d| panic!("{path}:\n{}", d.render_plain()))
+}
+
+fn load_text(text: &str) -> Loaded {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    vi::load_str("test", "test.vi", text, &base, &LoadOptions { require_data: true, ..LoadOptions::default() })
+        .unwrap_or_else(|d| panic!("{}", d.render_plain()))
+}
+
+fn fit(loaded: &Loaded, method: &str) -> FitOutput {
+    let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    opts.method = method.into();
+    infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
+}
+
+fn state<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
+    &out.state.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no tensor {name}")).values
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+fn column(path: &str, name: &str) -> Vec<f64> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let k = r.headers().unwrap().iter().position(|h| h == name).unwrap();
+    r.records().map(|rec| rec.unwrap()[k].parse().unwrap()).collect()
+}
+
+#[test]
+fn normal_mean_with_known_variance_is_exact() {
+    // mu ~ N(1, 2²); y_i ~ N(mu, 0.5²): the posterior is Normal with these moments.
+    let model = r#"
+        data x: real[N] from "data/gmm.csv"
+        mu ~ Normal(1, 2)
+        for i in 1..N {
+            x[i] ~ Normal(mu, 0.5)
+        }
+    "#;
+    let out = fit(&load_text(model), "cavi");
+    let x = column("models/data/gmm.csv", "x");
+    let prec = 1.0 / 4.0 + x.len() as f64 / 0.25;
+    let mean = (1.0 / 4.0 + x.iter().sum::<f64>() / 0.25) / prec;
+    assert!(rel(state(&out, "q.mu.mean")[0], mean) < 1e-6, "{} vs {mean}", state(&out, "q.mu.mean")[0]);
+    assert!(rel(state(&out, "q.mu.var")[0], 1.0 / prec) < 1e-6);
+}
+
+#[test]
+fn gamma_poisson_is_exact() {
+    let out = fit(&load("models/poisson_gamma.vi"), "cavi");
+    let y = column("models/data/counts.csv", "y");
+    let (shape, rate) = (2.0 + y.iter().sum::<f64>(), 1.0 + y.len() as f64);
+    assert!(rel(state(&out, "q.lambda.shape")[0], shape) < 1e-6);
+    assert!(rel(state(&out, "q.lambda.rate")[0], rate) < 1e-6);
+    assert!(rel(out.latents[0].mean[0], shape / rate) < 1e-6);
+}
+
+#[test]
+fn beta_bernoulli_is_exact() {
+    let out = fit(&load("models/beta_bernoulli.vi"), "cavi");
+    let y = column("models/data/coin.csv", "y");
+    let heads: f64 = y.iter().sum();
+    assert!(rel(state(&out, "q.p.a")[0], 1.0 + heads) < 1e-6);
+    assert!(rel(state(&out, "q.p.b")[0], 1.0 + y.len() as f64 - heads) < 1e-6);
+}
+
+#[test]
+fn the_exact_elbo_of_a_one_latent_model_is_the_log_evidence() {
+    // Beta–Bernoulli: log p(y) = ln B(1 + h, 1 + t) − ln B(1, 1); mean field is exact here.
+    let out = fit(&load("models/beta_bernoulli.vi"), "cavi");
+    let y = column("models/data/coin.csv", "y");
+    let h: f64 = y.iter().sum();
+    let t = y.len() as f64 - h;
+    let lb = |a: f64, b: f64| vi::special::lgamma(a) + vi::special::lgamma(b) - vi::special::lgamma(a + b);
+    let evidence = lb(1.0 + h, 1.0 + t) - lb(1.0, 1.0);
+    assert!(rel(out.elbo, evidence) < 1e-9, "{} vs {evidence}", out.elbo);
+}
+
+#[test]
+fn the_elbo_never_decreases_on_any_conjugate_example() {
+    for m in ["gmm", "gmm_full", "linreg", "poisson_gamma", "beta_bernoulli", "lda"] {
+        let out = fit(&load(&format!("models/{m}.vi")), "cavi");
+        assert_eq!(out.method, infer::Method::Cavi, "{m}");
+        for w in out.elbo_trace.windows(2) {
+            assert!(w[1] >= w[0] - 1e-9 * w[0].abs(), "{m}: ELBO fell from {} to {}", w[0], w[1]);
+        }
+        assert!(out.elbo.is_finite());
+    }
+}
+
+#[test]
+fn the_mixture_recovers_the_papers_means_and_the_anchor_elbo() {
+    // Ganguly & Earp's setting: K = 3, 1000 points per component; truth from the generator.
+    let out = fit(&load("models/gmm.vi"), "auto");
+    assert_eq!(out.method, infer::Method::Cavi);
+    assert_eq!(out.status, infer::Status::Converged);
+    assert!(out.iterations <= 100);
+    let mut m = out.latents.iter().find(|l| l.name == "mu").unwrap().mean.clone();
+    m.sort_by(f64::total_cmp);
+    let truth = [-7.905_907_583_196_691, -4.087_587_087_999_388, -0.108_362_786_176_171_95];
+    for (a, b) in m.iter().zip(truth) {
+        assert!((a - b).abs() < 0.1, "{m:?}");
+    }
+    // The numpy anchor's CAVI on the same data ends at −7305.743119.
+    assert!(rel(out.elbo, -7305.743_119) < 1e-6, "{}", out.elbo);
+}
+
+#[test]
+fn linreg_on_the_anchor_data_matches_the_anchor() {
+    let path = "../shared/bench/anchors/data/w2_linreg_seed0.csv";
+    if !Path::new(path).exists() {
+        eprintln!("skipped: {path} not here");
+        return;
+    }
+    let opts = LoadOptions {
+        bindings: vec![vi::data::Binding::parse(path).unwrap()],
+        require_data: true,
+        ..LoadOptions::default()
+    };
+    let loaded = vi::load(Path::new("models/linreg.vi"), &opts).unwrap();
+    let out = fit(&loaded, "cavi");
+    // RESULTS.md: CAVI ELBO −7228.222134, E[tau] exact 4.06816.
+    assert!(rel(out.elbo, -7228.222_134) < 1e-8, "{}", out.elbo);
+    let tau = out.latents.iter().find(|l| l.name == "tau").unwrap().mean[0];
+    assert!((tau - 4.068_16).abs() < 1e-4, "{tau}");
+}
+
+#[test]
+fn lda_recovers_its_topics() {
+    let out = fit(&load("models/lda.vi"), "cavi");
+    let beta = &out.latents.iter().find(|l| l.name == "beta").unwrap().mean;
+    // Each true topic puts 0.24 on four consecutive words; each fitted topic must put most of
+    // its mass on one such block, and the three blocks must differ.
+    let mut blocks = Vec::new();
+    for k in 0..3 {
+        let row = &beta[k * 12..(k + 1) * 12];
+        let (b, mass) = (0..3)
+            .map(|b| (b, row[4 * b..4 * b + 4].iter().sum::<f64>()))
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap();
+        assert!(mass > 0.85, "topic {k}: {row:?}");
+        blocks.push(b);
+    }
+    blocks.sort();
+    assert_eq!(blocks, vec![0, 1, 2]);
+}
+
+#[test]
+fn cavi_on_a_non_conjugate_model_points_at_the_culprit() {
+    let loaded = load("models/eight_schools.vi");
+    let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    opts.method = "cavi".into();
+    let err = infer::fit(&loaded, &opts, &mut |_| {}).unwrap_err();
+    let text = err.render_plain();
+    assert!(err.iter().any(|d| d.code == "vi::cavi::not_conjugate"), "{text}");
+    assert!(text.contains("tau"), "{text}");
+}
