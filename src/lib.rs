@@ -239,5 +239,5 @@ fn list_or_none(names: &[&str]) -> String {
     }
 }
 pub mod backend;
-pub mod transform;
 pub mod infer;
+pub mod transform;

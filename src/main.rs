@@ -204,31 +204,43 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     let settings = &mut loaded.model.settings;
     let word = |w: &str| Value::Word(w.to_string());
     if let Some(m) = args.method {
-        settings.set("method", word(match m {
-            MethodArg::Auto => "auto",
-            MethodArg::Cavi => "cavi",
-            MethodArg::Svi => "svi",
-        }));
+        settings.set(
+            "method",
+            word(match m {
+                MethodArg::Auto => "auto",
+                MethodArg::Cavi => "cavi",
+                MethodArg::Svi => "svi",
+            }),
+        );
     }
     if let Some(g) = args.guide {
-        settings.set("guide", word(match g {
-            GuideArg::MeanField => "mean_field",
-            GuideArg::FullRank => "full_rank",
-        }));
+        settings.set(
+            "guide",
+            word(match g {
+                GuideArg::MeanField => "mean_field",
+                GuideArg::FullRank => "full_rank",
+            }),
+        );
     }
     if let Some(o) = args.optimizer {
-        settings.set("optimizer", word(match o {
-            OptimizerArg::Adam => "adam",
-            OptimizerArg::Adagrad => "adagrad",
-            OptimizerArg::Rmsprop => "rmsprop",
-            OptimizerArg::Sgd => "sgd",
-        }));
+        settings.set(
+            "optimizer",
+            word(match o {
+                OptimizerArg::Adam => "adam",
+                OptimizerArg::Adagrad => "adagrad",
+                OptimizerArg::Rmsprop => "rmsprop",
+                OptimizerArg::Sgd => "sgd",
+            }),
+        );
     }
     if let Some(e) = args.estimator {
-        settings.set("estimator", word(match e {
-            EstimatorArg::Mc => "mc",
-            EstimatorArg::Analytic => "analytic",
-        }));
+        settings.set(
+            "estimator",
+            word(match e {
+                EstimatorArg::Mc => "mc",
+                EstimatorArg::Analytic => "analytic",
+            }),
+        );
     }
     for (key, v) in [
         ("seed", args.seed.map(|x| x as f64)),
@@ -250,7 +262,10 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     }
     let opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
     let model_name = loaded.model.name.clone();
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("out").join(&model_name));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out").join(&model_name));
 
     let mut bar = progress::Reporter::new(opts.steps.unwrap_or(0));
     let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
@@ -260,7 +275,11 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     for r in &out.reasons {
         println!("  {r}");
     }
-    let unit = if out.method == vi::infer::Method::Cavi { "sweeps" } else { "steps" };
+    let unit = if out.method == vi::infer::Method::Cavi {
+        "sweeps"
+    } else {
+        "steps"
+    };
     println!(
         "{} after {} {unit} in {:.2} s; ELBO {:.4}",
         out.status.name(),

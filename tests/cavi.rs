@@ -7,14 +7,29 @@ use vi::infer::{self, FitOptions, FitOutput};
 use vi::{LoadOptions, Loaded};
 
 fn load(path: &str) -> Loaded {
-    vi::load(Path::new(path), &LoadOptions { require_data: true, ..LoadOptions::default() })
-        .unwrap_or_else(|d| panic!("{path}:\n{}", d.render_plain()))
+    vi::load(
+        Path::new(path),
+        &LoadOptions {
+            require_data: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap_or_else(|d| panic!("{path}:\n{}", d.render_plain()))
 }
 
 fn load_text(text: &str) -> Loaded {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    vi::load_str("test", "test.vi", text, &base, &LoadOptions { require_data: true, ..LoadOptions::default() })
-        .unwrap_or_else(|d| panic!("{}", d.render_plain()))
+    vi::load_str(
+        "test",
+        "test.vi",
+        text,
+        &base,
+        &LoadOptions {
+            require_data: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render_plain()))
 }
 
 fn fit(loaded: &Loaded, method: &str) -> FitOutput {
@@ -24,7 +39,11 @@ fn fit(loaded: &Loaded, method: &str) -> FitOutput {
 }
 
 fn state<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
-    &out.state.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no tensor {name}")).values
+    &out.state
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"))
+        .values
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -51,7 +70,11 @@ fn normal_mean_with_known_variance_is_exact() {
     let x = column("models/data/gmm.csv", "x");
     let prec = 1.0 / 4.0 + x.len() as f64 / 0.25;
     let mean = (1.0 / 4.0 + x.iter().sum::<f64>() / 0.25) / prec;
-    assert!(rel(state(&out, "q.mu.mean")[0], mean) < 1e-6, "{} vs {mean}", state(&out, "q.mu.mean")[0]);
+    assert!(
+        rel(state(&out, "q.mu.mean")[0], mean) < 1e-6,
+        "{} vs {mean}",
+        state(&out, "q.mu.mean")[0]
+    );
     assert!(rel(state(&out, "q.mu.var")[0], 1.0 / prec) < 1e-6);
 }
 
@@ -88,11 +111,23 @@ fn the_exact_elbo_of_a_one_latent_model_is_the_log_evidence() {
 
 #[test]
 fn the_elbo_never_decreases_on_any_conjugate_example() {
-    for m in ["gmm", "gmm_full", "linreg", "poisson_gamma", "beta_bernoulli", "lda"] {
+    for m in [
+        "gmm",
+        "gmm_full",
+        "linreg",
+        "poisson_gamma",
+        "beta_bernoulli",
+        "lda",
+    ] {
         let out = fit(&load(&format!("models/{m}.vi")), "cavi");
         assert_eq!(out.method, infer::Method::Cavi, "{m}");
         for w in out.elbo_trace.windows(2) {
-            assert!(w[1] >= w[0] - 1e-9 * w[0].abs(), "{m}: ELBO fell from {} to {}", w[0], w[1]);
+            assert!(
+                w[1] >= w[0] - 1e-9 * w[0].abs(),
+                "{m}: ELBO fell from {} to {}",
+                w[0],
+                w[1]
+            );
         }
         assert!(out.elbo.is_finite());
     }
@@ -107,12 +142,16 @@ fn the_mixture_recovers_the_papers_means_and_the_anchor_elbo() {
     assert!(out.iterations <= 100);
     let mut m = out.latents.iter().find(|l| l.name == "mu").unwrap().mean.clone();
     m.sort_by(f64::total_cmp);
-    let truth = [-7.905_907_583_196_691, -4.087_587_087_999_388, -0.108_362_786_176_171_95];
+    let truth = [
+        -7.905_907_583_196_691,
+        -4.087_587_087_999_388,
+        -0.108_362_786_176_171_95,
+    ];
     for (a, b) in m.iter().zip(truth) {
         assert!((a - b).abs() < 0.1, "{m:?}");
     }
     // The numpy anchor's CAVI on the same data ends at −7305.743119.
-    assert!(rel(out.elbo, -7305.743_119) < 1e-6, "{}", out.elbo);
+    assert!(rel(out.elbo, -7_305.743_119) < 1e-6, "{}", out.elbo);
 }
 
 #[test]
@@ -130,7 +169,7 @@ fn linreg_on_the_anchor_data_matches_the_anchor() {
     let loaded = vi::load(Path::new("models/linreg.vi"), &opts).unwrap();
     let out = fit(&loaded, "cavi");
     // RESULTS.md: CAVI ELBO −7228.222134, E[tau] exact 4.06816.
-    assert!(rel(out.elbo, -7228.222_134) < 1e-8, "{}", out.elbo);
+    assert!(rel(out.elbo, -7_228.222_134) < 1e-8, "{}", out.elbo);
     let tau = out.latents.iter().find(|l| l.name == "tau").unwrap().mean[0];
     assert!((tau - 4.068_16).abs() < 1e-4, "{tau}");
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use vi::LoadOptions;
 
@@ -193,12 +193,19 @@ fn mutate(text: &str, choice: u8, at: usize, piece: usize) -> String {
     }
 }
 
+/// A deterministic runner, so CI sees the same inputs every time; set `VI_FUZZ_RANDOM=1` to
+/// explore new ones.
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
+    let config = Config {
         cases,
         failure_persistence: None,
         ..Config::default()
-    })
+    };
+    if std::env::var_os("VI_FUZZ_RANDOM").is_some() {
+        TestRunner::new(config)
+    } else {
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
+    }
 }
 
 #[test]

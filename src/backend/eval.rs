@@ -89,7 +89,12 @@ fn axes_of(lay: &Layout) -> Vec<(Axis, usize)> {
     }
     out.extend(lay.plates.iter().map(|(p, n)| (Axis::Plate(*p), *n)));
     let r = lay.shape.len();
-    out.extend(lay.shape.iter().enumerate().map(|(i, n)| (Axis::Shape(r - 1 - i), *n)));
+    out.extend(
+        lay.shape
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Axis::Shape(r - 1 - i), *n)),
+    );
     out
 }
 
@@ -114,7 +119,11 @@ pub fn joint_layout(a: &Layout, b: &Layout) -> Layout {
             (None, None) => unreachable!(),
         });
     }
-    Layout { samples, plates, shape }
+    Layout {
+        samples,
+        plates,
+        shape,
+    }
 }
 
 /// Broadcast `v` to the layout `to`, which must contain all of its axes.
@@ -122,17 +131,17 @@ pub fn expand(s: &mut Session, v: &Value, to: &Layout) -> Value {
     if v.lay == *to {
         return v.clone();
     }
-    let src: Vec<(Axis, usize)> = axes_of(&v.lay).into_iter().filter(|(_, n)| *n != 1 || false).collect();
     let src_all = axes_of(&v.lay);
     let dst = axes_of(to);
     // Drop the source's length-1 value axes that the target stretches, then insert every
     // target axis the source lacks, merging neighbours into one insertion.
     let kept: Vec<(Axis, usize)> = src_all
         .iter()
-        .filter(|(ax, n)| !(matches!(ax, Axis::Shape(_)) && *n == 1 && dst.iter().any(|(d, m)| d == ax && *m != 1)))
+        .filter(|(ax, n)| {
+            !(matches!(ax, Axis::Shape(_)) && *n == 1 && dst.iter().any(|(d, m)| d == ax && *m != 1))
+        })
         .copied()
         .collect();
-    let _ = src;
     let mut arr = v.arr.reshaped(&kept.iter().map(|a| a.1).collect::<Vec<_>>());
     let mut cur: Vec<(Axis, usize)> = kept;
     let mut k = 0;
@@ -157,7 +166,10 @@ pub fn expand(s: &mut Session, v: &Value, to: &Layout) -> Value {
         }
         k = end;
     }
-    debug_assert_eq!(cur.iter().map(|c| c.0).collect::<Vec<_>>(), dst.iter().map(|d| d.0).collect::<Vec<_>>());
+    debug_assert_eq!(
+        cur.iter().map(|c| c.0).collect::<Vec<_>>(),
+        dst.iter().map(|d| d.0).collect::<Vec<_>>()
+    );
     Value::new(arr.reshaped(&to.dims()), to.clone())
 }
 
@@ -291,8 +303,12 @@ impl<'m> Evaluator<'m> {
                 Value::new(a, Layout::of_shape(ty_shape))
             }
             Op::DimValue(d) => Value::new(s.scalar(self.dim(d) as f64), Layout::scalar()),
-            Op::Latent(l) => self.latents[l.index()].clone().expect("latent values are set before evaluation"),
-            Op::Param(p) => self.params[p.index()].clone().expect("param values are set before evaluation"),
+            Op::Latent(l) => self.latents[l.index()]
+                .clone()
+                .expect("latent values are set before evaluation"),
+            Op::Param(p) => self.params[p.index()]
+                .clone()
+                .expect("param values are set before evaluation"),
             Op::Draw(app) => {
                 // Reparameterised: loc + scale * eps for the Normal family; other families are
                 // refused by the engine before it runs.
@@ -317,12 +333,20 @@ impl<'m> Evaluator<'m> {
                 Value::new(v.arr, lay)
             }
             Op::Select { src, axis, index } => self.select(s, *src, *axis, *index),
-            Op::Slice { src, axis, start, end } => {
+            Op::Slice {
+                src,
+                axis,
+                start,
+                end,
+            } => {
                 let v = self.eval(s, *src);
                 let dims = v.lay.dims();
                 let ax = v.lay.lead() + axis;
-                let (outer, n, inner): (usize, usize, usize) =
-                    (dims[..ax].iter().product(), dims[ax], dims[ax + 1..].iter().product());
+                let (outer, n, inner): (usize, usize, usize) = (
+                    dims[..ax].iter().product(),
+                    dims[ax],
+                    dims[ax + 1..].iter().product(),
+                );
                 let w = end - start;
                 let mut idx = Vec::with_capacity(outer * w * inner);
                 for o in 0..outer {
@@ -491,9 +515,18 @@ impl<'m> Evaluator<'m> {
         let src_strides = strides(&src_dims);
         let idx_dims = iv.lay.dims();
         let idx_strides = strides(&idx_dims);
-        let lead_axes = axes_of(&Layout { shape: vec![], ..lead.clone() });
-        let src_lead = axes_of(&Layout { shape: vec![], ..v.lay.clone() });
-        let idx_lead = axes_of(&Layout { shape: vec![], ..iv.lay.clone() });
+        let lead_axes = axes_of(&Layout {
+            shape: vec![],
+            ..lead.clone()
+        });
+        let src_lead = axes_of(&Layout {
+            shape: vec![],
+            ..v.lay.clone()
+        });
+        let idx_lead = axes_of(&Layout {
+            shape: vec![],
+            ..iv.lay.clone()
+        });
         let nl = lead_axes.len();
         let (a_pre, a_idx) = (axis, iv.lay.shape.len());
         let mut index_map = Vec::with_capacity(total);
@@ -541,12 +574,28 @@ impl<'m> Evaluator<'m> {
         let vals: Vec<Value> = items.iter().map(|i| self.eval(s, *i)).collect();
         let mut lead = Layout::scalar();
         for v in &vals {
-            lead = joint_layout(&lead, &Layout { shape: vec![], ..v.lay.clone() });
+            lead = joint_layout(
+                &lead,
+                &Layout {
+                    shape: vec![],
+                    ..v.lay.clone()
+                },
+            );
         }
         let item_shape = ty_shape[1..].to_vec();
         let parts: Vec<Array> = vals
             .iter()
-            .map(|v| expand(s, v, &Layout { shape: item_shape.clone(), ..lead.clone() }).arr)
+            .map(|v| {
+                expand(
+                    s,
+                    v,
+                    &Layout {
+                        shape: item_shape.clone(),
+                        ..lead.clone()
+                    },
+                )
+                .arr
+            })
             .collect();
         let out = Layout {
             shape: ty_shape.to_vec(),
@@ -575,7 +624,11 @@ impl<'m> Evaluator<'m> {
             let z = s.matmul(&h, w);
             let bb = s.insert_axis(b, 0, rows);
             let z = s.zip(ZipFn::Add, &z, &bb);
-            let act = if k + 1 == layers.len() { decl.out } else { decl.hidden };
+            let act = if k + 1 == layers.len() {
+                decl.out
+            } else {
+                decl.hidden
+            };
             h = activate(s, act, &z);
             let _ = out;
         }
@@ -611,7 +664,11 @@ pub fn matmul(s: &mut Session, a: &Value, b: &Value) -> Value {
         // Rows of a against a fixed vector or matrix.
         let k = *ka.last().expect("rank >= 1");
         let rows = a.arr.len() / k;
-        let bm = if kb.len() == 1 { b.arr.reshaped(&[k, 1]) } else { b.arr.clone() };
+        let bm = if kb.len() == 1 {
+            b.arr.reshaped(&[k, 1])
+        } else {
+            b.arr.clone()
+        };
         let n = bm.shape()[1];
         let r = s.matmul(&a.arr.reshaped(&[rows, k]), &bm);
         let mut lay = a.lay.clone();
@@ -636,8 +693,14 @@ pub fn matmul(s: &mut Session, a: &Value, b: &Value) -> Value {
         // dot products. When one side varies only over samples and the other only over
         // plates, one matrix product does them all.
         let k = ka[0];
-        let (sa, sb) = (a.lay.samples.is_some() && a.lay.plates.is_empty(), b.lay.samples.is_some() && b.lay.plates.is_empty());
-        let (pa, pb) = (a.lay.samples.is_none() && !a.lay.plates.is_empty(), b.lay.samples.is_none() && !b.lay.plates.is_empty());
+        let (sa, sb) = (
+            a.lay.samples.is_some() && a.lay.plates.is_empty(),
+            b.lay.samples.is_some() && b.lay.plates.is_empty(),
+        );
+        let (pa, pb) = (
+            a.lay.samples.is_none() && !a.lay.plates.is_empty(),
+            b.lay.samples.is_none() && !b.lay.plates.is_empty(),
+        );
         if (sa && pb) || (sb && pa) {
             let (smp, plt) = if sa { (a, b) } else { (b, a) };
             let ls = smp.lay.lead_len();
@@ -654,11 +717,38 @@ pub fn matmul(s: &mut Session, a: &Value, b: &Value) -> Value {
         return sum_shape(s, &prod);
     }
     // General case: align the leading axes and multiply batch by batch.
-    let lead = joint_layout(&Layout { shape: vec![], ..a.lay.clone() }, &Layout { shape: vec![], ..b.lay.clone() });
-    let a2 = expand(s, a, &Layout { shape: ka.clone(), ..lead.clone() });
-    let b2 = expand(s, b, &Layout { shape: kb.clone(), ..lead.clone() });
+    let lead = joint_layout(
+        &Layout {
+            shape: vec![],
+            ..a.lay.clone()
+        },
+        &Layout {
+            shape: vec![],
+            ..b.lay.clone()
+        },
+    );
+    let a2 = expand(
+        s,
+        a,
+        &Layout {
+            shape: ka.clone(),
+            ..lead.clone()
+        },
+    );
+    let b2 = expand(
+        s,
+        b,
+        &Layout {
+            shape: kb.clone(),
+            ..lead.clone()
+        },
+    );
     let l = lead.lead_len();
-    let (m, k) = if ka.len() == 1 { (1, ka[0]) } else { (ka[ka.len() - 2], ka[ka.len() - 1]) };
+    let (m, k) = if ka.len() == 1 {
+        (1, ka[0])
+    } else {
+        (ka[ka.len() - 2], ka[ka.len() - 1])
+    };
     let n = if kb.len() == 1 { 1 } else { kb[1] };
     let r = s.matmul(&a2.arr.reshaped(&[l, m, k]), &b2.arr.reshaped(&[l, k, n]));
     let mut shape = ka[..ka.len() - 1].to_vec();
@@ -739,16 +829,30 @@ mod tests {
         };
         let e = expand(&mut s, &a, &to);
         assert_eq!(e.arr.shape(), &[3, 2, 2]);
-        assert_eq!(s.values(&e.arr), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+        assert_eq!(
+            s.values(&e.arr),
+            vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+        );
         // a plate-varying scalar [2] broadcast over samples and a shape [3]
-        let b = v(&s, &[5.0, 7.0], Layout { samples: None, plates: vec![(PlateId(0), 2)], shape: vec![] });
+        let b = v(
+            &s,
+            &[5.0, 7.0],
+            Layout {
+                samples: None,
+                plates: vec![(PlateId(0), 2)],
+                shape: vec![],
+            },
+        );
         let to = Layout {
             samples: Some(2),
             plates: vec![(PlateId(0), 2)],
             shape: vec![3],
         };
         let e = expand(&mut s, &b, &to);
-        assert_eq!(s.values(&e.arr), vec![5., 5., 5., 7., 7., 7., 5., 5., 5., 7., 7., 7.]);
+        assert_eq!(
+            s.values(&e.arr),
+            vec![5., 5., 5., 7., 7., 7., 5., 5., 5., 7., 7., 7.]
+        );
     }
 
     #[test]
@@ -765,8 +869,24 @@ mod tests {
     fn dot_of_sample_vectors_with_plate_rows_is_one_matmul() {
         let mut s = Session::new(Precision::F64);
         // X rows over a plate of 3, w over 2 samples, k = 2
-        let x = v(&s, &[1., 0., 0., 1., 1., 1.], Layout { samples: None, plates: vec![(PlateId(0), 3)], shape: vec![2] });
-        let w = v(&s, &[1., 2., 3., 4.], Layout { samples: Some(2), plates: vec![], shape: vec![2] });
+        let x = v(
+            &s,
+            &[1., 0., 0., 1., 1., 1.],
+            Layout {
+                samples: None,
+                plates: vec![(PlateId(0), 3)],
+                shape: vec![2],
+            },
+        );
+        let w = v(
+            &s,
+            &[1., 2., 3., 4.],
+            Layout {
+                samples: Some(2),
+                plates: vec![],
+                shape: vec![2],
+            },
+        );
         let r = matmul(&mut s, &x, &w);
         assert_eq!(r.lay.dims(), vec![2, 3]);
         assert_eq!(s.values(&r.arr), vec![1., 2., 3., 3., 4., 7.]);

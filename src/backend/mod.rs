@@ -69,7 +69,11 @@ impl Array {
 
     /// The same data under another shape with as many elements (free: no copy).
     pub fn reshaped(&self, shape: &[usize]) -> Array {
-        assert_eq!(shape.iter().product::<usize>(), self.len(), "reshape keeps the element count");
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            self.len(),
+            "reshape keeps the element count"
+        );
         Array {
             data: self.data.clone(),
             shape: shape.to_vec(),
@@ -146,7 +150,11 @@ macro_rules! traced1 {
             }
             _ => unreachable!("a session's arrays and tape share its precision"),
         };
-        Array { data, shape, key: fresh_key() }
+        Array {
+            data,
+            shape,
+            key: fresh_key(),
+        }
     }};
 }
 
@@ -177,7 +185,11 @@ macro_rules! traced2 {
             }
             _ => unreachable!("a session's arrays and tape share its precision"),
         };
-        Array { data, shape, key: fresh_key() }
+        Array {
+            data,
+            shape,
+            key: fresh_key(),
+        }
     }};
 }
 
@@ -208,10 +220,17 @@ impl Session {
 
     /// An untraced array from values (data, constants, noise).
     pub fn array(&self, values: &[f64], shape: &[usize]) -> Array {
-        assert_eq!(values.len(), shape.iter().product::<usize>(), "values fill the shape");
+        assert_eq!(
+            values.len(),
+            shape.iter().product::<usize>(),
+            "values fill the shape"
+        );
         let n = values.len();
         let data = match self.precision {
-            Precision::F32 => Data::F32(self.dev.tensor((values.iter().map(|&v| v as f32).collect::<Vec<_>>(), (n,)))),
+            Precision::F32 => Data::F32(
+                self.dev
+                    .tensor((values.iter().map(|&v| v as f32).collect::<Vec<_>>(), (n,))),
+            ),
             Precision::F64 => Data::F64(self.dev.tensor((values.to_vec(), (n,)))),
         };
         Array {
@@ -399,6 +418,11 @@ impl Session {
 
     /// Insert a new axis of length `n` at position `axis` (repeating the data along it).
     pub fn insert_axis(&mut self, a: &Array, axis: usize, n: usize) -> Array {
+        if n == 1 {
+            let mut shape = a.shape.clone();
+            shape.insert(axis, 1);
+            return a.reshaped(&shape);
+        }
         let before: usize = a.shape[..axis].iter().product();
         let after: usize = a.shape[axis..].iter().product();
         let mut shape = a.shape.clone();
@@ -528,7 +552,11 @@ impl Session {
         let rows = a.len() / k.max(1);
         traced1!(self, a, a.shape.clone(), |t| {
             let m = t.reshape_like(&(rows, k));
-            let r = if log { m.log_softmax::<Axis<1>>() } else { m.softmax::<Axis<1>>() };
+            let r = if log {
+                m.log_softmax::<Axis<1>>()
+            } else {
+                m.softmax::<Axis<1>>()
+            };
             r.reshape_like(&(rows * k,))
         })
     }

@@ -88,8 +88,14 @@ mod tests {
         let dg = s.map(MapFn::Digamma, &a);
         for ((x, l), d) in xs.iter().zip(s.values(&lg)).zip(s.values(&dg)) {
             let (wl, wd) = (crate::special::lgamma(*x), crate::special::digamma(*x));
-            assert!((l - wl).abs() <= 1e-10 * wl.abs().max(1.0), "lgamma({x}) = {l}, want {wl}");
-            assert!((d - wd).abs() <= 1e-10 * wd.abs().max(1.0), "digamma({x}) = {d}, want {wd}");
+            assert!(
+                (l - wl).abs() <= 1e-10 * wl.abs().max(1.0),
+                "lgamma({x}) = {l}, want {wl}"
+            );
+            assert!(
+                (d - wd).abs() <= 1e-10 * wd.abs().max(1.0),
+                "digamma({x}) = {d}, want {wd}"
+            );
         }
     }
 
@@ -104,7 +110,10 @@ mod tests {
         let mut g = s.backward(&total);
         for (x, d) in xs.iter().zip(s.grad(&mut g, &p)) {
             let want = crate::special::digamma(*x);
-            assert!((d - want).abs() < 1e-9 * want.abs().max(1.0), "d lgamma({x}) = {d}, want {want}");
+            assert!(
+                (d - want).abs() < 1e-9 * want.abs().max(1.0),
+                "d lgamma({x}) = {d}, want {want}"
+            );
         }
     }
 }

@@ -282,7 +282,11 @@ fn csv_error(path: &str, e: ::csv::Error) -> Diagnostic {
 /// The span of the line starting at `start` (without its newline).
 fn line_span(text: &str, start: usize) -> Span {
     let end = text[start..].find('\n').map_or(text.len(), |k| start + k);
-    let end = if text[..end].ends_with('\r') { end - 1 } else { end };
+    let end = if end > start && text[..end].ends_with('\r') {
+        end - 1
+    } else {
+        end
+    };
     Span::new(start, end)
 }
 
@@ -410,6 +414,14 @@ mod tests {
         assert_eq!(e.code, "vi::data::ragged_row");
         let e = parse(b"x\nnan\n", "t.csv").unwrap_err();
         assert!(e.message.contains("not finite"));
+    }
+
+    #[test]
+    fn a_lone_carriage_return_does_not_crash() {
+        // Found by the fuzz test: a record that is only `\r` at the end of the file.
+        for text in [&b"x,y\r\n1\r"[..], b"x\n\r", b"x,y\n1,2\n3\r"] {
+            let _ = parse(text, "t.csv");
+        }
     }
 
     #[test]

@@ -193,7 +193,9 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
             let r = sub(s, &t, &lga);
             add(s, &r, &lgs)
         }
-        (MvNormal, _) => unreachable!("MvNormal densities go through mv_normal_lp with a factorised covariance"),
+        (MvNormal, _) => {
+            unreachable!("MvNormal densities go through mv_normal_lp with a factorised covariance")
+        }
         (Bernoulli, Parameterization::Logits) => {
             // x l − softplus(l)
             let xl = mul(s, x, &args[0]);
@@ -384,7 +386,13 @@ mod tests {
         // Reference values from scipy.stats (logpdf / logpmf).
         let cases: &[(Family, Parameterization, &[f64], f64, f64)] = &[
             (Normal, st, &[1.0, 2.0], 0.3, -1.673_335_713_764_617_9),
-            (Normal, Parameterization::Precision, &[1.0, 0.25], 0.3, -1.673_335_713_764_617_9),
+            (
+                Normal,
+                Parameterization::Precision,
+                &[1.0, 0.25],
+                0.3,
+                -1.673_335_713_764_617_9,
+            ),
             (HalfNormal, st, &[2.0], 1.5, -1.200_188_533_204_672_7),
             (LogNormal, st, &[0.5, 0.8], 2.0, -1.418_087_344_761_545_9),
             (Gamma, st, &[2.5, 1.5], 1.2, -0.797_537_765_011_576_2),
@@ -397,13 +405,22 @@ mod tests {
             (HalfCauchy, st, &[5.0], 3.0, -2.368_505_317_471_515_6),
             (Laplace, st, &[1.0, 2.0], 0.0, -1.886_294_361_119_890_6),
             (Bernoulli, st, &[0.3], 1.0, -1.203_972_804_325_936),
-            (Bernoulli, Parameterization::Logits, &[0.4], 0.0, -0.913_015_252_399_952_6),
+            (
+                Bernoulli,
+                Parameterization::Logits,
+                &[0.4],
+                0.0,
+                -0.913_015_252_399_952_6,
+            ),
             (Binomial, st, &[10.0, 0.3], 4.0, -1.608_833_350_218_669_8),
             (Poisson, st, &[3.5], 2.0, -1.687_621_243_569_209_3),
         ];
         for (f, pz, args, x, want) in cases {
             let got = scalar_lp(*f, *pz, args, *x);
-            assert!((got - want).abs() < 1e-9, "{f}{args:?} at {x}: {got}, want {want}");
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{f}{args:?} at {x}: {got}, want {want}"
+            );
         }
     }
 
@@ -414,7 +431,11 @@ mod tests {
         let x = Value::new(s.array(&[0.2, 0.3, 0.5], &[3]), Layout::of_shape(vec![3]));
         let lp = log_prob(&mut s, Family::Dirichlet, Parameterization::Standard, &[a], &x);
         // scipy.stats.dirichlet([2,3,4]).logpdf([.2,.3,.5])
-        assert!((s.value(&lp.arr) - 2.022_871_190_191_443_3).abs() < 1e-9, "{}", s.value(&lp.arr));
+        assert!(
+            (s.value(&lp.arr) - 2.022_871_190_191_443_3).abs() < 1e-9,
+            "{}",
+            s.value(&lp.arr)
+        );
         let p = Value::new(s.array(&[0.2, 0.3, 0.5], &[3]), Layout::of_shape(vec![3]));
         let k = Value::new(s.scalar(2.0), Layout::scalar());
         let lp = log_prob(&mut s, Family::Categorical, Parameterization::Standard, &[p], &k);

@@ -28,13 +28,30 @@ const LN_2PI: f64 = 1.837_877_066_409_345_5;
 /// One latent's variational distribution.
 #[derive(Clone, Debug)]
 enum Q {
-    Normal { mean: Value, var: Value },
+    Normal {
+        mean: Value,
+        var: Value,
+    },
     /// A multivariate Normal over the latent's vector (host, D×D).
-    Block { mean: Vec<f64>, cov: Vec<f64>, d: usize },
-    Gamma { shape: Value, rate: Value },
-    Beta { a: Value, b: Value },
-    Dirichlet { alpha: Value },
-    Categorical { probs: Value },
+    Block {
+        mean: Vec<f64>,
+        cov: Vec<f64>,
+        d: usize,
+    },
+    Gamma {
+        shape: Value,
+        rate: Value,
+    },
+    Beta {
+        a: Value,
+        b: Value,
+    },
+    Dirichlet {
+        alpha: Value,
+    },
+    Categorical {
+        probs: Value,
+    },
 }
 
 /// Values in a statement's frame: its plates, then (for a mixture) the component axis, then
@@ -90,7 +107,11 @@ impl<'a> Ctx<'a> {
         let lat = self.model.latent(l);
         Layout {
             samples: None,
-            plates: lat.plates.iter().map(|p| (*p, self.plates[p.index()].len)).collect(),
+            plates: lat
+                .plates
+                .iter()
+                .map(|p| (*p, self.plates[p.index()].len))
+                .collect(),
             shape: lat.shape.iter().map(|d| d.value().expect("bound")).collect(),
         }
     }
@@ -101,7 +122,14 @@ impl<'a> Ctx<'a> {
             return c.clone();
         }
         let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("constants draw nothing") };
-        let mut ev = Evaluator::new(self.model, &self.data, &self.data_host, self.plates.clone(), None, &mut noise);
+        let mut ev = Evaluator::new(
+            self.model,
+            &self.data,
+            &self.data_host,
+            self.plates.clone(),
+            None,
+            &mut noise,
+        );
         let val = ev.eval(&mut self.s, id);
         self.consts.insert(id, val.clone());
         val
@@ -110,7 +138,14 @@ impl<'a> Ctx<'a> {
     /// Evaluate a node with latent `l` replaced by `stat` (a linear view of a latent).
     fn through(&mut self, id: NodeId, l: LatentId, stat: Value) -> Value {
         let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("views draw nothing") };
-        let mut ev = Evaluator::new(self.model, &self.data, &self.data_host, self.plates.clone(), None, &mut noise);
+        let mut ev = Evaluator::new(
+            self.model,
+            &self.data,
+            &self.data_host,
+            self.plates.clone(),
+            None,
+            &mut noise,
+        );
         ev.latents[l.index()] = Some(stat);
         ev.eval(&mut self.s, id)
     }
@@ -212,7 +247,13 @@ impl<'a> Ctx<'a> {
     fn categories(&self, c: LatentId) -> usize {
         let site = &self.model.sites[self.model.latent(c).site];
         let p = site.dist.args[0];
-        self.model.node(p).ty.shape.last().and_then(|d| d.value()).expect("a probability vector")
+        self.model
+            .node(p)
+            .ty
+            .shape
+            .last()
+            .and_then(|d| d.value())
+            .expect("a probability vector")
     }
 
     /// A statistic of one argument in a statement's frame. `stat` picks which expectation.
@@ -325,7 +366,10 @@ impl<'a> Ctx<'a> {
         match (family, pz) {
             (Family::Normal, _) => {
                 let (etau, elogtau) = match pz {
-                    Parameterization::Precision => (self.arg_stat(&a(1), Stat::Mean, vr), self.arg_stat(&a(1), Stat::Log, vr)),
+                    Parameterization::Precision => (
+                        self.arg_stat(&a(1), Stat::Mean, vr),
+                        self.arg_stat(&a(1), Stat::Log, vr),
+                    ),
                     _ => {
                         // A fixed scale: τ = 1/σ², ln τ = −2 ln σ.
                         let sd = self.arg_stat(&a(1), Stat::Mean, vr);
@@ -378,7 +422,11 @@ impl<'a> Ctx<'a> {
                 self.sub(&r, &t4)
             }
             (Family::Bernoulli | Family::Binomial, _) => {
-                let (n, xs, pslot) = if family == Family::Binomial { (Some(a(0)), self.value_stat(sp, Stat::Mean), a(1)) } else { (None, self.value_stat(sp, Stat::Mean), a(0)) };
+                let (n, xs, pslot) = if family == Family::Binomial {
+                    (Some(a(0)), self.value_stat(sp, Stat::Mean), a(1))
+                } else {
+                    (None, self.value_stat(sp, Stat::Mean), a(0))
+                };
                 let elp = self.arg_stat(&pslot, Stat::Log, vr);
                 let el1p = self.arg_stat(&pslot, Stat::Log1m, vr);
                 let nn = match &n {
@@ -426,7 +474,10 @@ impl<'a> Ctx<'a> {
             }
             (Family::Beta, _) => {
                 // (a−1) E[ln p] + (b−1) E[ln(1−p)] − ln B(a, b)
-                let (ca, cb) = (self.arg_stat(&a(0), Stat::Mean, vr), self.arg_stat(&a(1), Stat::Mean, vr));
+                let (ca, cb) = (
+                    self.arg_stat(&a(0), Stat::Mean, vr),
+                    self.arg_stat(&a(1), Stat::Mean, vr),
+                );
                 let elp = self.value_stat(sp, Stat::Log);
                 let el1p = self.value_stat(sp, Stat::Log1m);
                 let am1 = self.shift(&ca, -1.0);
@@ -500,14 +551,18 @@ impl<'a> Ctx<'a> {
 
     /// Sum a message in a statement's frame down to a latent's layout, following the form in
     /// which the latent appears.
-    fn to_latent(&mut self, msg: &Value, form: &ArgForm, l: LatentId) -> Value {
+    fn message_to(&mut self, msg: &Value, form: &ArgForm, l: LatentId) -> Value {
         let target = self.latent_layout(l);
         match form {
             ArgForm::Gather { node, .. } => {
                 // Rows were chosen by data: scatter them back with a one-hot matrix product.
                 let (rows, index) = self.gather_index(*node);
                 let lat = self.model.latent(l);
-                let row_shape = if lat.plates.is_empty() { target.shape[1..].to_vec() } else { target.shape.clone() };
+                let row_shape = if lat.plates.is_empty() {
+                    target.shape[1..].to_vec()
+                } else {
+                    target.shape.clone()
+                };
                 let row_target = Layout {
                     samples: None,
                     plates: msg.lay.plates.clone(),
@@ -538,11 +593,15 @@ impl<'a> Ctx<'a> {
     /// For a `latent[data]` node: the latent's first-axis length and the data indices (one per
     /// plate member of the statement).
     fn gather_index(&mut self, node: NodeId) -> (usize, Vec<usize>) {
-        let Op::Select { src, index, .. } = &self.model.node(node).op else { unreachable!("a gather is a select") };
+        let Op::Select { src, index, .. } = &self.model.node(node).op else {
+            unreachable!("a gather is a select")
+        };
         let idx = self.constant(*index);
         let rows = match &self.model.node(*src).op {
             Op::Unplate { src } => {
-                let Op::Latent(l) = self.model.node(*src).op else { unreachable!() };
+                let Op::Latent(l) = self.model.node(*src).op else {
+                    unreachable!()
+                };
                 self.latent_layout(l).plates.first().map_or(1, |p| p.1)
             }
             Op::Latent(l) => self.latent_layout(*l).shape[0],
@@ -569,7 +628,12 @@ impl<'a> Ctx<'a> {
 
     fn prior_plan(&self, l: LatentId) -> SitePlan {
         let site = self.model.latent(l).site;
-        self.plan.sites.iter().find(|sp| sp.site == site).cloned().expect("a conjugate latent's prior is planned")
+        self.plan
+            .sites
+            .iter()
+            .find(|sp| sp.site == site)
+            .cloned()
+            .expect("a conjugate latent's prior is planned")
     }
 
     fn update(&mut self, l: LatentId) {
@@ -591,8 +655,8 @@ impl<'a> Ctx<'a> {
                     let w2 = self.weighted(&sp, &etau, vr);
                     let w2 = expand(&mut self.s, &w2, &joint_layout(&w2.lay, &w1.lay));
                     let form = sp.args[0].clone();
-                    let m1 = self.to_latent(&w1, &form, l);
-                    let m2 = self.to_latent(&w2, &form, l);
+                    let m1 = self.message_to(&w1, &form, l);
+                    let m2 = self.message_to(&w2, &form, l);
                     eta1 = self.add(&eta1, &m1);
                     eta2 = self.add(&eta2, &m2);
                 }
@@ -644,8 +708,8 @@ impl<'a> Ctx<'a> {
                     let ds = self.weighted(&sp, &ds, vr);
                     let dr = self.weighted(&sp, &dr, vr);
                     let form = sp.args[slot].clone();
-                    let ms = self.to_latent(&ds, &form, l);
-                    let mr = self.to_latent(&dr, &form, l);
+                    let ms = self.message_to(&ds, &form, l);
+                    let mr = self.message_to(&dr, &form, l);
                     shape = self.add(&shape, &ms);
                     rate = self.add(&rate, &mr);
                 }
@@ -672,8 +736,8 @@ impl<'a> Ctx<'a> {
                     let da = self.weighted(&sp, &x, vr);
                     let db = self.weighted(&sp, &fail, vr);
                     let form = sp.args[slot].clone();
-                    let ma = self.to_latent(&da, &form, l);
-                    let mb = self.to_latent(&db, &form, l);
+                    let ma = self.message_to(&da, &form, l);
+                    let mb = self.message_to(&db, &form, l);
                     a = self.add(&a, &ma);
                     b = self.add(&b, &mb);
                 }
@@ -695,7 +759,7 @@ impl<'a> Ctx<'a> {
                     };
                     let d = self.weighted(&sp, &counts, vr + 1);
                     let form = sp.args[slot].clone();
-                    let m = self.to_latent(&d, &form, l);
+                    let m = self.message_to(&d, &form, l);
                     alpha = self.add(&alpha, &m);
                 }
                 let alpha = expand(&mut self.s, &alpha, &lay);
@@ -705,10 +769,7 @@ impl<'a> Ctx<'a> {
                 // log φ = E[ln p] (prior) + Σ mixture statements' expected log-likelihoods.
                 let kk = self.categories(l);
                 let mut logits = match &prior.args[0] {
-                    ArgForm::Const(_) => {
-                        let p = self.arg_stat(&prior.args[0], Stat::Log, 1);
-                        p
-                    }
+                    ArgForm::Const(_) => self.arg_stat(&prior.args[0], Stat::Log, 1),
                     form => self.arg_stat(form, Stat::Log, 1),
                 };
                 let clay = Layout {
@@ -783,7 +844,9 @@ impl<'a> Ctx<'a> {
         }
         for (k, _) in self.uses(l) {
             let sp = self.plan.sites[k].clone();
-            let ArgForm::Linear { covariates, .. } = sp.args[0].clone() else { unreachable!("block latents appear linearly") };
+            let ArgForm::Linear { covariates, .. } = sp.args[0].clone() else {
+                unreachable!("block latents appear linearly")
+            };
             let x = self.constant(covariates);
             let etau = self.precision(&sp, 0);
             let y = self.value_stat(&sp, Stat::Mean);
@@ -793,7 +856,13 @@ impl<'a> Ctx<'a> {
                 ..x.lay.clone()
             };
             let lead_n = lead.lead_len() * x.lay.shape[..x.lay.shape.len() - 1].iter().product::<usize>();
-            let pred_lay = joint_layout(&y.lay, &Layout { shape: x.lay.shape[..x.lay.shape.len() - 1].to_vec(), ..lead.clone() });
+            let pred_lay = joint_layout(
+                &y.lay,
+                &Layout {
+                    shape: x.lay.shape[..x.lay.shape.len() - 1].to_vec(),
+                    ..lead.clone()
+                },
+            );
             let wt = expand(&mut self.s, &wt, &pred_lay);
             let y = expand(&mut self.s, &y, &pred_lay);
             let xr = x.arr.reshaped(&[lead_n, d]);
@@ -803,7 +872,9 @@ impl<'a> Ctx<'a> {
                 self.s.zip(ZipFn::Mul, &wb, &xr)
             };
             let xtx = self.s.matmul_tn(&xr, &wx);
-            let wy = self.s.zip(ZipFn::Mul, &wcol.reshaped(&[lead_n]), &y.arr.reshaped(&[lead_n]));
+            let wy = self
+                .s
+                .zip(ZipFn::Mul, &wcol.reshaped(&[lead_n]), &y.arr.reshaped(&[lead_n]));
             let xty = self.s.matmul_tn(&xr, &wy.reshaped(&[lead_n, 1]));
             for (a, b) in lam.iter_mut().zip(self.s.values(&xtx)) {
                 *a += b;
@@ -923,12 +994,15 @@ impl<'a> Ctx<'a> {
                             sorted.sort_by(f64::total_cmp);
                             let picks: Vec<f64> = if restart == 0 {
                                 // Evenly spaced data quantiles: deterministic and spread out.
-                                (0..kk).map(|j| super::quantile(&sorted, (j as f64 + 0.5) / kk as f64)).collect()
+                                (0..kk)
+                                    .map(|j| super::quantile(&sorted, (j as f64 + 0.5) / kk as f64))
+                                    .collect()
                             } else {
                                 x.choose_multiple(rng, kk).copied().collect()
                             };
                             let n = lay.dims().iter().product::<usize>();
-                            let vals: Vec<f64> = (0..n).map(|i| picks[(i / (n / kk).max(1)).min(kk - 1)]).collect();
+                            let vals: Vec<f64> =
+                                (0..n).map(|i| picks[(i / (n / kk).max(1)).min(kk - 1)]).collect();
                             v(self.s.array(&vals, &lay.dims()), lay.clone())
                         }
                         None => {
@@ -945,7 +1019,11 @@ impl<'a> Ctx<'a> {
                     for i in 0..d {
                         cov[i * d + i] = 1.0;
                     }
-                    Q::Block { mean: vec![0.0; d], cov, d }
+                    Q::Block {
+                        mean: vec![0.0; d],
+                        cov,
+                        d,
+                    }
                 }
                 QFamily::Gamma => {
                     let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
@@ -953,12 +1031,18 @@ impl<'a> Ctx<'a> {
                         ArgForm::Const(_) => self.arg_stat(&prior.args[1], Stat::Mean, 0),
                         _ => self.sc(1.0),
                     };
-                    Q::Gamma { shape: expand(&mut self.s, &a, &lay), rate: expand(&mut self.s, &b, &lay) }
+                    Q::Gamma {
+                        shape: expand(&mut self.s, &a, &lay),
+                        rate: expand(&mut self.s, &b, &lay),
+                    }
                 }
                 QFamily::Beta => {
                     let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
                     let b = self.arg_stat(&prior.args[1], Stat::Mean, 0);
-                    Q::Beta { a: expand(&mut self.s, &a, &lay), b: expand(&mut self.s, &b, &lay) }
+                    Q::Beta {
+                        a: expand(&mut self.s, &a, &lay),
+                        b: expand(&mut self.s, &b, &lay),
+                    }
                 }
                 QFamily::Dirichlet => {
                     let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
@@ -967,12 +1051,19 @@ impl<'a> Ctx<'a> {
                     let n = base.arr.len();
                     let jitter: Vec<f64> = (0..n).map(|_| 1.0 + 0.1 * rand::Rng::gen::<f64>(rng)).collect();
                     let j = v(self.s.array(&jitter, &lay.dims()), lay.clone());
-                    Q::Dirichlet { alpha: self.mul(&base, &j) }
+                    Q::Dirichlet {
+                        alpha: self.mul(&base, &j),
+                    }
                 }
                 QFamily::Categorical => {
                     let kk = self.categories(l);
-                    let clay = Layout { shape: vec![kk], ..lay.clone() };
-                    Q::Categorical { probs: v(self.s.full(1.0 / kk as f64, &clay.dims()), clay) }
+                    let clay = Layout {
+                        shape: vec![kk],
+                        ..lay.clone()
+                    };
+                    Q::Categorical {
+                        probs: v(self.s.full(1.0 / kk as f64, &clay.dims()), clay),
+                    }
                 }
             };
             self.q[k] = Some(q);
@@ -1008,7 +1099,11 @@ impl<'a> Ctx<'a> {
             };
             let q = self.q(l).clone();
             let mut put = |name: &str, vals: Vec<f64>, shape: Vec<usize>| {
-                state.push(NamedTensor { name: format!("q.{}.{name}", lat.name), shape, values: vals });
+                state.push(NamedTensor {
+                    name: format!("q.{}.{name}", lat.name),
+                    shape,
+                    values: vals,
+                });
             };
             let summary = match q {
                 Q::Normal { mean, var } => {
@@ -1028,37 +1123,56 @@ impl<'a> Ctx<'a> {
                     let (a, b) = (self.s.values(&a.arr), self.s.values(&b.arr));
                     put("shape", a.clone(), shape.clone());
                     put("rate", b.clone(), shape.clone());
-                    let draws = draw_each(&a, |i, r| GammaD::new(a[i], 1.0 / b[i]).map_or(f64::NAN, |g| g.sample(r)), rng);
-                    exact_moments(LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len()), |i| {
-                        (a[i] / b[i], (a[i] / (b[i] * b[i])).sqrt())
-                    })
+                    let draws = draw_each(
+                        &a,
+                        |i, r| GammaD::new(a[i], 1.0 / b[i]).map_or(f64::NAN, |g| g.sample(r)),
+                        rng,
+                    );
+                    exact_moments(
+                        LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len()),
+                        |i| (a[i] / b[i], (a[i] / (b[i] * b[i])).sqrt()),
+                    )
                 }
                 Q::Beta { a, b } => {
                     let (a, b) = (self.s.values(&a.arr), self.s.values(&b.arr));
                     put("a", a.clone(), shape.clone());
                     put("b", b.clone(), shape.clone());
-                    let draws = draw_each(&a, |i, r| BetaD::new(a[i], b[i]).map_or(f64::NAN, |g| g.sample(r)), rng);
-                    exact_moments(LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len()), |i| {
-                        let s = a[i] + b[i];
-                        (a[i] / s, (a[i] * b[i] / (s * s * (s + 1.0))).sqrt())
-                    })
+                    let draws = draw_each(
+                        &a,
+                        |i, r| BetaD::new(a[i], b[i]).map_or(f64::NAN, |g| g.sample(r)),
+                        rng,
+                    );
+                    exact_moments(
+                        LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len()),
+                        |i| {
+                            let s = a[i] + b[i];
+                            (a[i] / s, (a[i] * b[i] / (s * s * (s + 1.0))).sqrt())
+                        },
+                    )
                 }
                 Q::Dirichlet { alpha } => {
                     let al = self.s.values(&alpha.arr);
                     put("alpha", al.clone(), shape.clone());
                     let kk = *shape.last().expect("categories");
                     // Marginals are Beta(α_k, α0 − α_k).
-                    let draws = draw_each(&al, |i, r| {
-                        let row = i / kk;
-                        let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
-                        BetaD::new(al[i], tot - al[i]).map_or(f64::NAN, |g| g.sample(r))
-                    }, rng);
-                    exact_moments(LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, al.len()), |i| {
-                        let row = i / kk;
-                        let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
-                        let m = al[i] / tot;
-                        (m, (m * (1.0 - m) / (tot + 1.0)).sqrt())
-                    })
+                    let draws = draw_each(
+                        &al,
+                        |i, r| {
+                            let row = i / kk;
+                            let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
+                            BetaD::new(al[i], tot - al[i]).map_or(f64::NAN, |g| g.sample(r))
+                        },
+                        rng,
+                    );
+                    exact_moments(
+                        LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, al.len()),
+                        |i| {
+                            let row = i / kk;
+                            let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
+                            let m = al[i] / tot;
+                            (m, (m * (1.0 - m) / (tot + 1.0)).sqrt())
+                        },
+                    )
                 }
                 Q::Categorical { probs } => {
                     let p = self.s.values(&probs.arr);
@@ -1076,6 +1190,9 @@ impl<'a> Ctx<'a> {
 }
 
 const DRAWS: usize = 4000;
+
+/// One restart's outcome: final ELBO, fitted q, trace, status, sweeps.
+type Run = (f64, Vec<Option<Q>>, Vec<f64>, Status, usize);
 
 /// `DRAWS` draws of each element, sample-major.
 fn draw_each(params: &[f64], f: impl Fn(usize, &mut ChaCha8Rng) -> f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -1125,7 +1242,11 @@ fn categorical_summary(name: &str, shape: Vec<usize>, p: &[f64], k: usize) -> La
     for i in 0..n {
         let row = &p[i * k..(i + 1) * k];
         let m: f64 = row.iter().enumerate().map(|(j, q)| j as f64 * q).sum();
-        let v: f64 = row.iter().enumerate().map(|(j, q)| (j as f64 - m).powi(2) * q).sum();
+        let v: f64 = row
+            .iter()
+            .enumerate()
+            .map(|(j, q)| (j as f64 - m).powi(2) * q)
+            .sum();
         let mut cdf = 0.0;
         let (mut lo, mut hi) = (None, None);
         for (j, q) in row.iter().enumerate() {
@@ -1204,7 +1325,14 @@ fn reduce_to(s: &mut Session, val: &Value, target: &Layout, keep_plates: bool) -
             cur = Value::new(arr.reshaped(&lay.dims()), lay);
         }
     }
-    let want = if keep_plates { Layout { plates: cur.lay.plates.clone(), ..target.clone() } } else { target.clone() };
+    let want = if keep_plates {
+        Layout {
+            plates: cur.lay.plates.clone(),
+            ..target.clone()
+        }
+    } else {
+        target.clone()
+    };
     expand(s, &cur, &want)
 }
 
@@ -1226,7 +1354,12 @@ pub fn require_conjugate(model: &Model, plan: &Plan) -> Result<(), Diagnostics> 
 }
 
 /// Fit by CAVI. Every latent must be conjugate (see [`require_conjugate`]).
-pub fn fit(loaded: &Loaded, plan: &Plan, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
+pub fn fit(
+    loaded: &Loaded,
+    plan: &Plan,
+    opts: &FitOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
     require_conjugate(model, plan)?;
     let start = Instant::now();
@@ -1255,7 +1388,7 @@ pub fn fit(loaded: &Loaded, plan: &Plan, opts: &FitOptions, progress: &mut dyn F
     let mut order: Vec<LatentId> = (0..model.latents.len()).map(|k| LatentId(k as u32)).collect();
     order.sort_by_key(|l| plan.q(*l) != QFamily::Categorical);
 
-    let mut best: Option<(f64, Vec<Option<Q>>, Vec<f64>, Status, usize)> = None;
+    let mut best: Option<Run> = None;
     for restart in 0..opts.restarts.max(1) {
         ctx.init(restart, &mut rng);
         let mut trace = Vec::new();
@@ -1274,7 +1407,11 @@ pub fn fit(loaded: &Loaded, plan: &Plan, opts: &FitOptions, progress: &mut dyn F
             sweeps += 1;
             trace.push(elbo);
             if restart == 0 || opts.restarts > 1 {
-                progress(Progress::Step { step: sweeps, total: max_sweeps, elbo });
+                progress(Progress::Step {
+                    step: sweeps,
+                    total: max_sweeps,
+                    elbo,
+                });
             }
             if !elbo.is_finite() {
                 status = Status::Diverged;
@@ -1307,7 +1444,11 @@ pub fn fit(loaded: &Loaded, plan: &Plan, opts: &FitOptions, progress: &mut dyn F
         latents,
         params: Vec::new(),
         state,
-        notes: if opts.restarts > 1 { vec![format!("best of {} restarts", opts.restarts)] } else { Vec::new() },
+        notes: if opts.restarts > 1 {
+            vec![format!("best of {} restarts", opts.restarts)]
+        } else {
+            Vec::new()
+        },
         diverged: None,
     })
 }

@@ -50,7 +50,14 @@ pub struct Learnables {
 }
 
 impl Learnables {
-    pub fn add(&mut self, s: &Session, name: String, owner: Owner, shape: Vec<usize>, values: Vec<f64>) -> usize {
+    pub fn add(
+        &mut self,
+        s: &Session,
+        name: String,
+        owner: Owner,
+        shape: Vec<usize>,
+        values: Vec<f64>,
+    ) -> usize {
         let tensor = s.param(&values, &shape);
         self.entries.push(Learnable {
             name,
@@ -135,7 +142,12 @@ impl AutoGuide {
 }
 
 /// Glorot-uniform weights and zero biases for every net.
-pub fn init_nets(s: &Session, model: &Model, rng: &mut ChaCha8Rng, learn: &mut Learnables) -> Vec<Vec<(usize, usize)>> {
+pub fn init_nets(
+    s: &Session,
+    model: &Model,
+    rng: &mut ChaCha8Rng,
+    learn: &mut Learnables,
+) -> Vec<Vec<(usize, usize)>> {
     let mut out = Vec::new();
     for (k, net) in model.nets.iter().enumerate() {
         let widths: Vec<usize> = net.widths.iter().map(|d| d.value().expect("bound")).collect();
@@ -143,9 +155,23 @@ pub fn init_nets(s: &Session, model: &Model, rng: &mut ChaCha8Rng, learn: &mut L
         for (j, w) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (w[0], w[1]);
             let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
-            let weights: Vec<f64> = (0..fan_in * fan_out).map(|_| rng.gen_range(-bound..bound)).collect();
-            let wi = learn.add(s, format!("{}.{}.weight", net.name, j + 1), Owner::Net(NetId(k as u32)), vec![fan_in, fan_out], weights);
-            let bi = learn.add(s, format!("{}.{}.bias", net.name, j + 1), Owner::Net(NetId(k as u32)), vec![fan_out], vec![0.0; fan_out]);
+            let weights: Vec<f64> = (0..fan_in * fan_out)
+                .map(|_| rng.gen_range(-bound..bound))
+                .collect();
+            let wi = learn.add(
+                s,
+                format!("{}.{}.weight", net.name, j + 1),
+                Owner::Net(NetId(k as u32)),
+                vec![fan_in, fan_out],
+                weights,
+            );
+            let bi = learn.add(
+                s,
+                format!("{}.{}.bias", net.name, j + 1),
+                Owner::Net(NetId(k as u32)),
+                vec![fan_out],
+                vec![0.0; fan_out],
+            );
             layers.push((wi, bi));
         }
         out.push(layers);
@@ -156,7 +182,12 @@ pub fn init_nets(s: &Session, model: &Model, rng: &mut ChaCha8Rng, learn: &mut L
 /// The network weights for one step.
 pub fn net_arrays(s: &Session, learn: &Learnables, nets: &[Vec<(usize, usize)>]) -> Vec<Vec<(Array, Array)>> {
     nets.iter()
-        .map(|layers| layers.iter().map(|(w, b)| (learn.leaf(s, *w), learn.leaf(s, *b))).collect())
+        .map(|layers| {
+            layers
+                .iter()
+                .map(|(w, b)| (learn.leaf(s, *w), learn.leaf(s, *b)))
+                .collect()
+        })
         .collect()
 }
 
@@ -181,7 +212,11 @@ pub fn init_params(s: &Session, model: &Model, learn: &mut Learnables) -> Vec<(u
                 let k = *shape.last().expect("simplex params have a length");
                 let point = vec![1.0 / k as f64; k];
                 let one = b.inverse(&point);
-                one.iter().cycle().take(ushape.iter().product()).copied().collect()
+                one.iter()
+                    .cycle()
+                    .take(ushape.iter().product())
+                    .copied()
+                    .collect()
             } else {
                 let u = b.inverse(&[p.init.unwrap_or(default)])[0];
                 vec![u; n]
@@ -193,7 +228,13 @@ pub fn init_params(s: &Session, model: &Model, learn: &mut Learnables) -> Vec<(u
 }
 
 /// Build the automatic guide for the given latents.
-pub fn init_auto(s: &Session, model: &Model, latents: &[LatentId], full_rank: bool, learn: &mut Learnables) -> AutoGuide {
+pub fn init_auto(
+    s: &Session,
+    model: &Model,
+    latents: &[LatentId],
+    full_rank: bool,
+    learn: &mut Learnables,
+) -> AutoGuide {
     let mut autos = Vec::new();
     let mut offset = 0;
     for &l in latents {
@@ -210,7 +251,13 @@ pub fn init_auto(s: &Session, model: &Model, latents: &[LatentId], full_rank: bo
         let (loc, scale) = if full_rank {
             (0, 0)
         } else {
-            let loc = learn.add(s, format!("guide.{}.loc", lat.name), Owner::Guide, unconstrained.clone(), vec![0.0; n]);
+            let loc = learn.add(
+                s,
+                format!("guide.{}.loc", lat.name),
+                Owner::Guide,
+                unconstrained.clone(),
+                vec![0.0; n],
+            );
             let scale = learn.add(
                 s,
                 format!("guide.{}.scale", lat.name),
@@ -243,7 +290,13 @@ pub fn init_auto(s: &Session, model: &Model, latents: &[LatentId], full_rank: bo
         vec![dim * dim.saturating_sub(1) / 2],
         vec![0.0; dim * dim.saturating_sub(1) / 2],
     );
-    let diag = learn.add(s, "guide.scale_tril_diag".into(), Owner::Guide, vec![dim], vec![softplus_inv(INIT_SCALE); dim]);
+    let diag = learn.add(
+        s,
+        "guide.scale_tril_diag".into(),
+        Owner::Guide,
+        vec![dim],
+        vec![softplus_inv(INIT_SCALE); dim],
+    );
     AutoGuide::FullRank {
         latents: autos,
         dim,
@@ -272,7 +325,9 @@ pub fn cholesky_factor(s: &mut Session, learn: &Learnables, dim: usize, off: usi
     let raw = learn.leaf(s, diag);
     let d = s.map(crate::graph::MapFn::Softplus, &raw);
     let dz = s.concat(&[d, zero], &[dim + 1]);
-    let idx_diag: Vec<usize> = (0..dim * dim).map(|p| if p / dim == p % dim { p / dim } else { dim }).collect();
+    let idx_diag: Vec<usize> = (0..dim * dim)
+        .map(|p| if p / dim == p % dim { p / dim } else { dim })
+        .collect();
     let dmat = s.gather(&dz, &idx_diag, &[dim, dim]);
     s.zip(crate::graph::ZipFn::Add, &lower, &dmat)
 }

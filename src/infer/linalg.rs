@@ -55,7 +55,9 @@ pub fn log_det(l: &[f64], n: usize) -> f64 {
 
 /// `a @ v` for an `n×n` matrix.
 pub fn mat_vec(a: &[f64], v: &[f64], n: usize) -> Vec<f64> {
-    (0..n).map(|i| (0..n).map(|j| a[i * n + j] * v[j]).sum()).collect()
+    (0..n)
+        .map(|i| (0..n).map(|j| a[i * n + j] * v[j]).sum())
+        .collect()
 }
 
 #[cfg(test)]

@@ -88,7 +88,10 @@ impl FitOptions {
             steps,
             samples: settings.count("samples").unwrap_or(1),
             lr: settings.number("lr").unwrap_or(0.01),
-            optimizer: settings.word("optimizer").and_then(optim::Kind::parse).unwrap_or(optim::Kind::Adam),
+            optimizer: settings
+                .word("optimizer")
+                .and_then(optim::Kind::parse)
+                .unwrap_or(optim::Kind::Adam),
             analytic: settings.word("estimator") == Some("analytic"),
             full_rank: settings.word("guide") == Some("full_rank"),
             tol: settings.number("tol"),
@@ -97,7 +100,8 @@ impl FitOptions {
             clip: settings.number("clip"),
             decay: settings.number("decay").unwrap_or(0.0),
             momentum: settings.number("momentum").unwrap_or(0.9),
-            precision: Precision::F64,
+            // Gradient estimates are noisy far above f32's rounding; CAVI always uses f64.
+            precision: Precision::F32,
         }
     }
 }
@@ -125,7 +129,13 @@ pub struct LatentSummary {
 
 impl LatentSummary {
     /// From `draws` samples laid out sample-major, `per` values each.
-    pub fn from_draws(name: &str, shape: Vec<usize>, values: &[f64], draws: usize, per: usize) -> LatentSummary {
+    pub fn from_draws(
+        name: &str,
+        shape: Vec<usize>,
+        values: &[f64],
+        draws: usize,
+        per: usize,
+    ) -> LatentSummary {
         let mut mean = vec![0.0; per];
         let mut sd = vec![0.0; per];
         let mut q05 = vec![0.0; per];
@@ -258,8 +268,16 @@ pub fn upload_data(s: &Session, loaded: &Loaded) -> (Vec<Option<Array>>, Vec<Opt
     for d in &loaded.model.data {
         match loaded.data.get(&d.name) {
             Some(a) => {
-                let shape: Vec<usize> = d.shape.iter().map(|x| x.value().expect("bound by the data")).collect();
-                let scale = if a.bytes && d.domain == crate::dist::Domain::Unit { 1.0 / 255.0 } else { 1.0 };
+                let shape: Vec<usize> = d
+                    .shape
+                    .iter()
+                    .map(|x| x.value().expect("bound by the data"))
+                    .collect();
+                let scale = if a.bytes && d.domain == crate::dist::Domain::Unit {
+                    1.0 / 255.0
+                } else {
+                    1.0
+                };
                 let vals: Vec<f64> = a.values.iter().map(|v| v * scale).collect();
                 arrays.push(Some(s.array(&vals, &shape)));
                 hosts.push(Some(vals));
@@ -281,7 +299,11 @@ pub const CAVI_TOL: f64 = 1e-8;
 
 /// Fit a loaded model (data bound) with the given options. `auto` uses CAVI when every latent
 /// is conjugate and the model has no params, nets or objectives; SVI otherwise.
-pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
+pub fn fit(
+    loaded: &Loaded,
+    opts: &FitOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
     let plan = plan::analyse(model);
     let learnable = !model.params.is_empty() || !model.nets.is_empty() || !model.objectives.is_empty();
@@ -290,15 +312,23 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
             cavi::require_conjugate(model, &plan)?;
             if learnable {
                 return Err(Diagnostics::from(
-                    Diagnostic::new("vi::cavi::learnable", "CAVI cannot fit params, nets or objectives")
-                        .primary(crate::syntax::Span::new(0, 0), "this model has learnable parameters")
-                        .help("use `--method svi`")
-                        .with_source(&model.source),
+                    Diagnostic::new(
+                        "vi::cavi::learnable",
+                        "CAVI cannot fit params, nets or objectives",
+                    )
+                    .primary(
+                        crate::syntax::Span::new(0, 0),
+                        "this model has learnable parameters",
+                    )
+                    .help("use `--method svi`")
+                    .with_source(&model.source),
                 ));
             }
             true
         }
         "svi" => false,
+        // Asking for a guide's covariance is asking for gradients.
+        _ if model.settings.word("guide").is_some() => false,
         _ => plan.all_conjugate() && !learnable && !model.latents.is_empty(),
     };
     if use_cavi {
@@ -318,7 +348,10 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
             let guided = model.guide_site(v.latent).map(|g| g.dist.family);
             let how = match guided {
                 Some(f) => format!("the guide's {f}"),
-                None => format!("a {} Gaussian on its unconstrained value", if opts.full_rank { "full-rank" } else { "mean-field" }),
+                None => format!(
+                    "a {} Gaussian on its unconstrained value",
+                    if opts.full_rank { "full-rank" } else { "mean-field" }
+                ),
             };
             if v.q.is_some() {
                 let name = &model.latent(v.latent).name;

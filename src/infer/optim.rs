@@ -127,7 +127,12 @@ mod tests {
     /// Maximise −(x − 3)² from 0: every optimiser gets there.
     #[test]
     fn every_optimiser_climbs_a_quadratic() {
-        for (kind, lr) in [(Kind::Adam, 0.1), (Kind::Adagrad, 0.5), (Kind::RmsProp, 0.05), (Kind::Sgd, 0.05)] {
+        for (kind, lr) in [
+            (Kind::Adam, 0.1),
+            (Kind::Adagrad, 0.5),
+            (Kind::RmsProp, 0.05),
+            (Kind::Sgd, 0.05),
+        ] {
             let config = Config {
                 kind,
                 lr,

@@ -45,9 +45,10 @@ impl ArgForm {
     pub fn latent(&self) -> Option<LatentId> {
         match self {
             ArgForm::Const(_) => None,
-            ArgForm::Latent(l) | ArgForm::Mix { latent: l, .. } | ArgForm::Gather { latent: l, .. } | ArgForm::Linear { latent: l, .. } => {
-                Some(*l)
-            }
+            ArgForm::Latent(l)
+            | ArgForm::Mix { latent: l, .. }
+            | ArgForm::Gather { latent: l, .. }
+            | ArgForm::Linear { latent: l, .. } => Some(*l),
         }
     }
 
@@ -147,7 +148,10 @@ pub fn classify(model: &Model, id: NodeId) -> Result<ArgForm, String> {
             if lat.shape.len() != 1 || !lat.plates.is_empty() {
                 return Err("a matrix product with a latent that is not one vector".into());
             }
-            Ok(ArgForm::Linear { latent: l, covariates: x })
+            Ok(ArgForm::Linear {
+                latent: l,
+                covariates: x,
+            })
         }
         other => Err(format!("`{}` of a latent", op_name(other))),
     }
@@ -171,10 +175,19 @@ fn op_name(op: &Op) -> &'static str {
 
 /// Whether a latent with variational family `q` may sit in `slot` of a `family` likelihood in
 /// this `form`.
-pub fn slot_is_conjugate(family: Family, pz: Parameterization, slot: &str, q: QFamily, form: &ArgForm) -> bool {
+pub fn slot_is_conjugate(
+    family: Family,
+    pz: Parameterization,
+    slot: &str,
+    q: QFamily,
+    form: &ArgForm,
+) -> bool {
     use Family as F;
     use QFamily as Q;
-    let plain = matches!(form, ArgForm::Latent(_) | ArgForm::Mix { .. } | ArgForm::Gather { .. });
+    let plain = matches!(
+        form,
+        ArgForm::Latent(_) | ArgForm::Mix { .. } | ArgForm::Gather { .. }
+    );
     match (family, pz, slot, q) {
         (F::Normal, _, "loc", Q::Normal) => plain,
         (F::Normal, _, "loc", Q::NormalBlock) => matches!(form, ArgForm::Linear { .. }),
@@ -210,7 +223,11 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
             if !scale_ok {
                 return Err("its prior scale is not fixed (write `precision = tau` with a Gamma tau)".into());
             }
-            Ok(if linear { QFamily::NormalBlock } else { QFamily::Normal })
+            Ok(if linear {
+                QFamily::NormalBlock
+            } else {
+                QFamily::Normal
+            })
         }
         Family::Gamma => {
             if !is_const(0) {
@@ -250,17 +267,26 @@ fn describe(model: &Model, l: LatentId, q: QFamily, uses: &[(usize, usize)]) -> 
         })
         .unwrap_or_else(|| "with no children".into());
     match q {
-        QFamily::Categorical => format!("{}: Categorical assignment in a mixture — conjugate (closed-form responsibilities)", lat.name),
-        QFamily::NormalBlock => format!("{}: {prior} prior on linear-regression weights — conjugate (multivariate Normal)", lat.name),
+        QFamily::Categorical => format!(
+            "{}: Categorical assignment in a mixture — conjugate (closed-form responsibilities)",
+            lat.name
+        ),
+        QFamily::NormalBlock => format!(
+            "{}: {prior} prior on linear-regression weights — conjugate (multivariate Normal)",
+            lat.name
+        ),
         _ => format!("{}: {prior} prior {role} — conjugate", lat.name),
     }
 }
+
+/// One use of a latent: statement, argument slot, and the argument's form.
+type Use = (usize, usize, Result<ArgForm, String>);
 
 /// Analyse the model: a verdict per latent and the argument forms of every statement.
 pub fn analyse(model: &Model) -> Plan {
     let mut sites = Vec::new();
     // (latent, site, slot, form) for every use of a latent as an argument.
-    let mut uses: Vec<Vec<(usize, usize, Result<ArgForm, String>)>> = vec![Vec::new(); model.latents.len()];
+    let mut uses: Vec<Vec<Use>> = vec![Vec::new(); model.latents.len()];
     let mut broken: Vec<Option<(String, Span)>> = vec![None; model.latents.len()];
     for (k, site) in model.sites.iter().enumerate() {
         let args: Vec<Result<ArgForm, String>> = site.dist.args.iter().map(|a| classify(model, *a)).collect();
@@ -272,7 +298,10 @@ pub fn analyse(model: &Model) -> Plan {
                 }
                 uses[l.index()].push((k, slot, form.clone()));
                 if let Err(why) = form {
-                    broken[l.index()].get_or_insert((format!("{} depends on it through {why}", slot_label(site, slot)), site.span));
+                    broken[l.index()].get_or_insert((
+                        format!("{} depends on it through {why}", slot_label(site, slot)),
+                        site.span,
+                    ));
                 }
             }
         }
@@ -283,7 +312,12 @@ pub fn analyse(model: &Model) -> Plan {
         };
         if let Ok(args) = args.into_iter().collect::<Result<Vec<_>, _>>() {
             let index = args.iter().find_map(ArgForm::mixture_index);
-            sites.push(SitePlan { site: k, args, value, index });
+            sites.push(SitePlan {
+                site: k,
+                args,
+                value,
+                index,
+            });
         }
     }
     // Latents used inside `draw`, terms, nets or objectives are out of reach of closed forms.
@@ -297,7 +331,9 @@ pub fn analyse(model: &Model) -> Plan {
     let mut verdicts = Vec::new();
     for (k, lat) in model.latents.iter().enumerate() {
         let l = LatentId(k as u32);
-        let linear = uses[k].iter().any(|(_, _, f)| matches!(f, Ok(ArgForm::Linear { .. })));
+        let linear = uses[k]
+            .iter()
+            .any(|(_, _, f)| matches!(f, Ok(ArgForm::Linear { .. })));
         let prior_span = model.sites[lat.site].span;
         let mut verdict = Verdict {
             latent: l,
@@ -308,11 +344,17 @@ pub fn analyse(model: &Model) -> Plan {
         let prior_family = model.sites[lat.site].dist.family;
         match (&broken[k], q_of_prior(model, l, linear)) {
             (Some((why, span)), _) => {
-                verdict.reason = format!("{}: {prior_family} prior, but {why} — not conjugate, fitted by gradients", lat.name);
+                verdict.reason = format!(
+                    "{}: {prior_family} prior, but {why} — not conjugate, fitted by gradients",
+                    lat.name
+                );
                 verdict.culprit = Some(*span);
             }
             (None, Err(why)) => {
-                verdict.reason = format!("{}: {prior_family} prior, but {why} — not conjugate, fitted by gradients", lat.name);
+                verdict.reason = format!(
+                    "{}: {prior_family} prior, but {why} — not conjugate, fitted by gradients",
+                    lat.name
+                );
                 verdict.culprit = Some(prior_span);
             }
             (None, Ok(q)) => {
@@ -321,7 +363,8 @@ pub fn analyse(model: &Model) -> Plan {
                     let name = site.dist.param_names().nth(*slot).unwrap_or("");
                     let form = f.as_ref().expect("no broken uses");
                     // A categorical latent is used only as a mixture index, never as an argument.
-                    q == QFamily::Categorical || !slot_is_conjugate(site.dist.family, site.dist.pz, name, q, form)
+                    q == QFamily::Categorical
+                        || !slot_is_conjugate(site.dist.family, site.dist.pz, name, q, form)
                 });
                 match bad {
                     Some((s, slot, _)) => {
@@ -368,5 +411,9 @@ pub fn analyse(model: &Model) -> Plan {
 }
 
 fn slot_label(site: &Site, slot: usize) -> String {
-    format!("the {} of a {}", site.dist.param_names().nth(slot).unwrap_or("argument"), site.dist.family)
+    format!(
+        "the {} of a {}",
+        site.dist.param_names().nth(slot).unwrap_or("argument"),
+        site.dist.family
+    )
 }

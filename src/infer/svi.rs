@@ -59,10 +59,13 @@ pub fn check_supported(model: &Model) -> Result<(), Diagnostics> {
         if let Op::Draw(app) = &n.op {
             if app.family != Family::Normal {
                 diags.push(
-                    Diagnostic::new("vi::svi::draw_family", format!("`draw` supports Normal, not {}", app.family))
-                        .primary(app.span, "not supported")
-                        .help("draw standard normals and transform them")
-                        .with_source(&model.source),
+                    Diagnostic::new(
+                        "vi::svi::draw_family",
+                        format!("`draw` supports Normal, not {}", app.family),
+                    )
+                    .primary(app.span, "not supported")
+                    .help("draw standard normals and transform them")
+                    .with_source(&model.source),
                 );
             }
         }
@@ -70,10 +73,13 @@ pub fn check_supported(model: &Model) -> Result<(), Diagnostics> {
     for site in model.sites.iter() {
         if site.dist.family == Family::MvNormal {
             diags.push(
-                Diagnostic::new("vi::svi::mvnormal", "MvNormal densities are not available to SVI yet")
-                    .primary(site.dist.span, "MvNormal")
-                    .help("write independent Normals, or fit a conjugate model with CAVI")
-                    .with_source(&model.source),
+                Diagnostic::new(
+                    "vi::svi::mvnormal",
+                    "MvNormal densities are not available to SVI yet",
+                )
+                .primary(site.dist.span, "MvNormal")
+                .help("write independent Normals, or fit a conjugate model with CAVI")
+                .with_source(&model.source),
             );
         }
     }
@@ -92,15 +98,12 @@ struct StepTotals {
 
 struct Engine<'a> {
     model: &'a Model,
-    opts: &'a FitOptions,
     data: Vec<Option<Array>>,
     data_host: Vec<Option<Vec<f64>>>,
     learn: Learnables,
     params: Vec<(usize, Bijection)>,
     nets: Vec<Vec<(usize, usize)>>,
     auto: AutoGuide,
-    /// Latents drawn by the user's guide block, in its order.
-    guide_sites: Vec<usize>,
     /// Per plate: the shuffled order and the position in it, for minibatches.
     orders: Vec<(Vec<usize>, usize)>,
     rng: ChaCha8Rng,
@@ -124,8 +127,10 @@ impl<'a> Engine<'a> {
                 _ => None,
             })
             .collect();
-        let auto_latents: Vec<LatentId> =
-            (0..model.latents.len()).map(|k| LatentId(k as u32)).filter(|l| !guided.contains(l)).collect();
+        let auto_latents: Vec<LatentId> = (0..model.latents.len())
+            .map(|k| LatentId(k as u32))
+            .filter(|l| !guided.contains(l))
+            .collect();
         let auto = guide::init_auto(s, model, &auto_latents, opts.full_rank, &mut learn);
         let orders = model
             .plates
@@ -141,14 +146,12 @@ impl<'a> Engine<'a> {
             .collect();
         Engine {
             model,
-            opts,
             data,
             data_host,
             learn,
             params,
             nets,
             auto,
-            guide_sites: (0..model.guide.as_ref().map_or(0, Vec::len)).collect(),
             orders,
             rng,
             analytic: opts.analytic,
@@ -170,7 +173,10 @@ impl<'a> Engine<'a> {
                     }
                     let rows = order[*pos..*pos + m].to_vec();
                     *pos += m;
-                    out.push(PlateState { len: m, batch: Some(rows) });
+                    out.push(PlateState {
+                        len: m,
+                        batch: Some(rows),
+                    });
                 }
             }
         }
@@ -196,7 +202,11 @@ impl<'a> Engine<'a> {
         let v = sum_shape(s, v);
         let lead_s = usize::from(v.lay.samples.is_some());
         let n = v.lay.dims().len();
-        let arr = if n > lead_s { s.sum_axes(&v.arr, lead_s, n) } else { v.arr.clone() };
+        let arr = if n > lead_s {
+            s.sum_axes(&v.arr, lead_s, n)
+        } else {
+            v.arr.clone()
+        };
         let lay = Layout {
             samples: v.lay.samples,
             plates: vec![],
@@ -209,12 +219,27 @@ impl<'a> Engine<'a> {
 
     /// One forward pass: draw from the guide, score the model. `noise_seed` makes the draws of
     /// one step repeatable across its objectives.
-    fn forward(&mut self, s: &mut Session, plates: &[PlateState], samples: usize, noise_seed: u64, step: usize) -> (StepTotals, Vec<Option<Value>>) {
+    fn forward(
+        &mut self,
+        s: &mut Session,
+        plates: &[PlateState],
+        samples: usize,
+        noise_seed: u64,
+        step: usize,
+        score_model: bool,
+    ) -> (StepTotals, Vec<Option<Value>>) {
         let model = self.model;
         let mut noise_rng = ChaCha8Rng::seed_from_u64(noise_seed);
         let mut draw_rng = ChaCha8Rng::seed_from_u64(noise_seed ^ 0x5eed_d4a3);
         let mut noise = move |shape: &[usize]| guide::normals(&mut draw_rng, shape.iter().product());
-        let mut ev = Evaluator::new(model, &self.data, &self.data_host, plates.to_vec(), Some(samples), &mut noise);
+        let mut ev = Evaluator::new(
+            model,
+            &self.data,
+            &self.data_host,
+            plates.to_vec(),
+            Some(samples),
+            &mut noise,
+        );
         ev.step = step;
         // Params (constrained) and nets.
         for (k, (li, b)) in self.params.iter().enumerate() {
@@ -257,7 +282,11 @@ impl<'a> Engine<'a> {
             let scaled = zip(s, ZipFn::Mul, &args[1], &eps);
             let z = zip(s, ZipFn::Add, &args[0], &scaled);
             let z = expand(s, &z, &lay);
-            let x = if g.dist.family == Family::LogNormal { map(s, MapFn::Exp, &z) } else { z.clone() };
+            let x = if g.dist.family == Family::LogNormal {
+                map(s, MapFn::Exp, &z)
+            } else {
+                z.clone()
+            };
             let prior = &model.sites[model.latent(l).site];
             let closed_form = self.analytic
                 && g.dist.family == Family::Normal
@@ -267,7 +296,14 @@ impl<'a> Engine<'a> {
             if closed_form {
                 let pargs: Vec<Value> = prior.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
                 let kl = kl_normal(s, &args[0], &args[1], &pargs[0], &pargs[1]);
-                let kl = expand(s, &kl, &Layout { samples: None, ..lay.clone() });
+                let kl = expand(
+                    s,
+                    &kl,
+                    &Layout {
+                        samples: None,
+                        ..lay.clone()
+                    },
+                );
                 let kl = self.total(s, &kl, &g.plates);
                 let neg = Value::new(s.scale(&kl.arr, -1.0), kl.lay.clone());
                 add_latent(s, neg, &mut latent_total);
@@ -284,7 +320,8 @@ impl<'a> Engine<'a> {
         // The model.
         let mut loglik: Option<Value> = None;
         let mut per_site = Vec::new();
-        for (k, site) in model.sites.iter().enumerate() {
+        let sites = if score_model { model.sites.as_slice() } else { &[] };
+        for (k, site) in sites.iter().enumerate() {
             let (x, is_latent) = match &site.target {
                 Target::Latent(l) => {
                     if kl_done[l.index()] {
@@ -307,6 +344,7 @@ impl<'a> Engine<'a> {
         let terms: Vec<Value> = model
             .terms
             .iter()
+            .filter(|_| score_model)
             .map(|t| {
                 let v = ev.eval(s, t.value);
                 self.total(s, &v, &t.plates)
@@ -365,14 +403,23 @@ impl<'a> Engine<'a> {
                     let lsd = map(s, MapFn::Log, &sd);
                     let neg_log_q = if self.analytic {
                         // Entropy: Σ ln σ + ½ ln(2πe)
-                        let h = Value::new(s.shift(&lsd.arr, 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln()), lsd.lay.clone());
+                        let h = Value::new(
+                            s.shift(
+                                &lsd.arr,
+                                0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln(),
+                            ),
+                            lsd.lay.clone(),
+                        );
                         self.total(s, &h, &lat.plates)
                     } else {
                         // −log q(ζ) = Σ ½ ε² + ln σ + ½ ln 2π
                         let e2 = map(s, MapFn::Square, &eps);
                         let e2 = Value::new(s.scale(&e2.arr, 0.5), e2.lay.clone());
                         let t = zip(s, ZipFn::Add, &e2, &lsd);
-                        let t = Value::new(s.shift(&t.arr, 0.5 * (2.0 * std::f64::consts::PI).ln()), t.lay.clone());
+                        let t = Value::new(
+                            s.shift(&t.arr, 0.5 * (2.0 * std::f64::consts::PI).ln()),
+                            t.lay.clone(),
+                        );
                         self.total(s, &t, &lat.plates)
                     };
                     push(s, neg_log_q, acc);
@@ -380,7 +427,13 @@ impl<'a> Engine<'a> {
                 }
                 out
             }
-            AutoGuide::FullRank { latents, dim, loc, off, diag } => {
+            AutoGuide::FullRank {
+                latents,
+                dim,
+                loc,
+                off,
+                diag,
+            } => {
                 let dim = *dim;
                 let l = guide::cholesky_factor(s, &self.learn, dim, *off, *diag);
                 let m = self.learn.leaf(s, *loc);
@@ -406,7 +459,14 @@ impl<'a> Engine<'a> {
                     let e2 = s.map(MapFn::Square, &eps);
                     let e2 = s.sum_axes(&e2, 1, 2);
                     let e2 = s.scale(&e2, 0.5);
-                    let v = Value::new(e2, Layout { samples: Some(samples), plates: vec![], shape: vec![] });
+                    let v = Value::new(
+                        e2,
+                        Layout {
+                            samples: Some(samples),
+                            plates: vec![],
+                            shape: vec![],
+                        },
+                    );
                     let b = Value::new(base, Layout::scalar());
                     zip(s, ZipFn::Add, &v, &b)
                 };
@@ -415,10 +475,17 @@ impl<'a> Engine<'a> {
                     .iter()
                     .map(|a| {
                         let n = a.len();
-                        let idx: Vec<usize> = (0..samples).flat_map(|r| (0..n).map(move |j| r * dim + a.offset + j)).collect();
+                        let idx: Vec<usize> = (0..samples)
+                            .flat_map(|r| (0..n).map(move |j| r * dim + a.offset + j))
+                            .collect();
                         let lay = Layout {
                             samples: Some(samples),
-                            plates: model.latent(a.latent).plates.iter().map(|p| (*p, plates[p.index()].len)).collect(),
+                            plates: model
+                                .latent(a.latent)
+                                .plates
+                                .iter()
+                                .map(|p| (*p, plates[p.index()].len))
+                                .collect(),
                             shape: a.unconstrained[a.plates..].to_vec(),
                         };
                         let z = s.gather(&zeta, &idx, &lay.dims());
@@ -430,11 +497,20 @@ impl<'a> Engine<'a> {
     }
 
     /// For a latent in batched plates, the rows of its variational parameters for this batch.
-    fn rows_for_batch(&self, s: &mut Session, lat_plates: &[PlateId], plates: &[PlateState], loc: Array, sd: Array) -> (Array, Array) {
+    fn rows_for_batch(
+        &self,
+        s: &mut Session,
+        lat_plates: &[PlateId],
+        plates: &[PlateState],
+        loc: Array,
+        sd: Array,
+    ) -> (Array, Array) {
         let mut loc = loc;
         let mut sd = sd;
         for (j, p) in lat_plates.iter().enumerate() {
-            let Some(rows) = &plates[p.index()].batch else { continue };
+            let Some(rows) = &plates[p.index()].batch else {
+                continue;
+            };
             let dims = loc.shape().to_vec();
             let outer: usize = dims[..j].iter().product();
             let n = dims[j];
@@ -467,7 +543,13 @@ fn sample_mean(s: &mut Session, v: &Value) -> Array {
 }
 
 /// The scalar value of an objective expression over the step's quantities.
-fn objective_value(s: &mut Session, model: &Model, id: NodeId, q: &dyn Fn(Quantity) -> Array, step: usize) -> Array {
+fn objective_value(
+    s: &mut Session,
+    model: &Model,
+    id: NodeId,
+    q: &dyn Fn(Quantity) -> Array,
+    step: usize,
+) -> Array {
     let node = model.node(id);
     match &node.op {
         Op::Quantity(k) => q(*k),
@@ -487,7 +569,11 @@ fn objective_value(s: &mut Session, model: &Model, id: NodeId, q: &dyn Fn(Quanti
 }
 
 /// Fit by stochastic gradients.
-pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress)) -> Result<FitOutput, Diagnostics> {
+pub fn fit(
+    loaded: &Loaded,
+    opts: &FitOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
     check_supported(model)?;
     let start = Instant::now();
@@ -533,7 +619,15 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
     };
     let mut optimizers: Vec<Optimizer> = groups
         .iter()
-        .map(|(_, members, _)| Optimizer::new(config.clone(), &members.iter().map(|&i| eng.learn.entries[i].host.len()).collect::<Vec<_>>()))
+        .map(|(_, members, _)| {
+            Optimizer::new(
+                config.clone(),
+                &members
+                    .iter()
+                    .map(|&i| eng.learn.entries[i].host.len())
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
 
     let steps = opts.steps.unwrap_or(super::SVI_STEPS);
@@ -541,15 +635,22 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
     let mut status = Status::Stalled;
     let mut last_good: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
     let mut stop = super::StopRule::new(opts.tol.unwrap_or(super::SVI_TOL));
+    // The reported parameters are an exponential moving average of the iterates (tail
+    // averaging): it removes the optimiser's jitter around the optimum without slowing it down.
+    let horizon = (steps as f64 / 20.0).clamp(10.0, 500.0);
+    let mut average: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
     let mut step = 0;
     while step < steps {
         let plates = eng.next_batches();
-        let noise_seed = opts.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(step as u64 + 1);
+        let noise_seed = opts
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(step as u64 + 1);
         let mut elbo_now = f64::NAN;
         let mut all_grads: Vec<(usize, Vec<Vec<f64>>)> = Vec::new();
         for (g, (objective, members, maximise)) in groups.iter().enumerate() {
             s.begin();
-            let (totals, _) = eng.forward(&mut s, &plates, samples, noise_seed, step);
+            let (totals, _) = eng.forward(&mut s, &plates, samples, noise_seed, step, true);
             let ll = sample_mean(&mut s, &totals.loglik);
             let lat = sample_mean(&mut s, &totals.latent);
             let elbo = s.zip(ZipFn::Add, &ll, &lat);
@@ -569,9 +670,15 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
                     .help("lower the learning rate (`--lr`), clip gradients (`--clip`), or check priors and data scales; the last finite parameters are kept")
                     .with_source(&model.source);
                 if let Some(k) = culprit {
-                    d = d.primary(model.sites[k].span, "this statement's log density went non-finite");
+                    d = d.primary(
+                        model.sites[k].span,
+                        "this statement's log density went non-finite",
+                    );
                 } else {
-                    d = d.primary(crate::syntax::Span::new(0, 0), "no single statement was non-finite; the guide's density was");
+                    d = d.primary(
+                        crate::syntax::Span::new(0, 0),
+                        "no single statement was non-finite; the guide's density was",
+                    );
                 }
                 progress(Progress::Diverged(d.clone()));
                 let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
@@ -595,7 +702,10 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
             };
             let loss = if *maximise { loss } else { s.scale(&loss, -1.0) };
             let mut grads: Grads = s.backward(&loss);
-            let gs: Vec<Vec<f64>> = members.iter().map(|&i| s.grad(&mut grads, &eng.learn.entries[i].tensor)).collect();
+            let gs: Vec<Vec<f64>> = members
+                .iter()
+                .map(|&i| s.grad(&mut grads, &eng.learn.entries[i].tensor))
+                .collect();
             all_grads.push((g, gs));
         }
         // Finite step: remember it, then move every group by its own gradients.
@@ -604,7 +714,10 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
         }
         for (g, gs) in all_grads {
             let members = &groups[g].1;
-            let mut hosts: Vec<Vec<f64>> = members.iter().map(|&i| std::mem::take(&mut eng.learn.entries[i].host)).collect();
+            let mut hosts: Vec<Vec<f64>> = members
+                .iter()
+                .map(|&i| std::mem::take(&mut eng.learn.entries[i].host))
+                .collect();
             {
                 let mut refs: Vec<&mut Vec<f64>> = hosts.iter_mut().collect();
                 optimizers[g].step(&mut refs, &gs);
@@ -614,21 +727,45 @@ pub fn fit(loaded: &Loaded, opts: &FitOptions, progress: &mut dyn FnMut(Progress
             }
         }
         eng.learn.sync(&s);
+        let w = 1.0 / horizon.min(step as f64 + 1.0);
+        for (avg, e) in average.iter_mut().zip(&eng.learn.entries) {
+            for (a, x) in avg.iter_mut().zip(&e.host) {
+                *a += w * (x - *a);
+            }
+        }
         trace.push(elbo_now);
         step += 1;
-        progress(Progress::Step { step, total: steps, elbo: elbo_now });
+        progress(Progress::Step {
+            step,
+            total: steps,
+            elbo: elbo_now,
+        });
         if stop.update(elbo_now) {
             status = Status::Converged;
             break;
         }
     }
+    for (e, avg) in eng.learn.entries.iter_mut().zip(average) {
+        e.host = avg;
+    }
+    eng.learn.sync(&s);
     Ok(finish(&mut s, &mut eng, loaded, opts, trace, status, step, start))
 }
 
 /// Summaries of the fitted guide, and the tensors to save.
 #[allow(clippy::too_many_arguments)]
-fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions, trace: Vec<f64>, status: Status, iterations: usize, start: Instant) -> FitOutput {
+fn finish(
+    s: &mut Session,
+    eng: &mut Engine,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    trace: Vec<f64>,
+    status: Status,
+    iterations: usize,
+    start: Instant,
+) -> FitOutput {
     let model = &loaded.model;
+    let time_s = start.elapsed().as_secs_f64();
     // Draw from the guide, with every plate whole (latents of batched plates are summarised
     // only when their plate is small enough).
     let draws = 1000usize;
@@ -656,7 +793,7 @@ fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions,
     let mut latents_out = Vec::new();
     if summarise.iter().any(|b| *b) && model.nets.is_empty() {
         s.begin();
-        let (_, values) = eng.forward(s, &plates, draws, opts.seed ^ 0xabcdef, iterations);
+        let (_, values) = eng.forward(s, &plates, draws, opts.seed ^ 0xabcdef, iterations, false);
         for (k, l) in model.latents.iter().enumerate() {
             if !summarise[k] {
                 continue;
@@ -664,7 +801,11 @@ fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions,
             let Some(v) = &values[k] else { continue };
             let vals = s.values(&v.arr);
             let per = vals.len() / draws;
-            let mut shape: Vec<usize> = l.plates.iter().map(|p| model.plate(*p).size.value().unwrap_or(1)).collect();
+            let mut shape: Vec<usize> = l
+                .plates
+                .iter()
+                .map(|p| model.plate(*p).size.value().unwrap_or(1))
+                .collect();
             shape.extend(l.shape.iter().map(|d| d.value().unwrap_or(1)));
             latents_out.push(LatentSummary::from_draws(&l.name, shape, &vals, draws, per));
         }
@@ -697,7 +838,11 @@ fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions,
         .collect();
     let window = super::StopRule::window_for(trace.len());
     let tail = &trace[trace.len().saturating_sub(window)..];
-    let elbo = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
+    let elbo = if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().sum::<f64>() / tail.len() as f64
+    };
     FitOutput {
         method: super::Method::Svi,
         reasons: Vec::new(),
@@ -705,7 +850,7 @@ fn finish(s: &mut Session, eng: &mut Engine, loaded: &Loaded, opts: &FitOptions,
         iterations,
         elbo_trace: trace,
         elbo,
-        time_s: start.elapsed().as_secs_f64(),
+        time_s,
         latents: latents_out,
         params,
         state,

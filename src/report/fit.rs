@@ -23,7 +23,10 @@ fn index_text(shape: &[usize], mut flat: usize) -> String {
         idx[k] = flat % shape[k];
         flat /= shape[k];
     }
-    format!("[{}]", idx.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        idx.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )
 }
 
 fn num(x: f64) -> String {
@@ -56,7 +59,11 @@ pub fn posterior_table(out: &FitOutput) -> String {
             ]);
         }
         if n > ROWS_PER_LATENT {
-            notes.push(format!("{}: {} more elements in summary.json", l.name, n - ROWS_PER_LATENT));
+            notes.push(format!(
+                "{}: {} more elements in summary.json",
+                l.name,
+                n - ROWS_PER_LATENT
+            ));
         }
     }
     for p in &out.params {
@@ -70,7 +77,9 @@ pub fn posterior_table(out: &FitOutput) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut s = String::new();
     for (i, r) in rows.iter().enumerate() {
         let _ = write!(s, "  {:<w$}", r[0], w = widths[0]);
@@ -162,23 +171,47 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), D
     }
     write_atomic(&dir.join("elbo.csv"), csv.as_bytes())?;
     write_atomic(&dir.join("elbo.svg"), elbo_svg(model, out).as_bytes())?;
-    write_atomic(&dir.join("params.safetensors"), &safetensors_bytes(&out.state, &out.params, model)?)?;
+    write_atomic(
+        &dir.join("params.safetensors"),
+        &safetensors_bytes(&out.state, &out.params, model)?,
+    )?;
     Ok(())
 }
 
 /// Every learned tensor as f64, with the model's name and method in the metadata.
-fn safetensors_bytes(state: &[NamedTensor], params: &[NamedTensor], model: &Model) -> Result<Vec<u8>, Diagnostic> {
+fn safetensors_bytes(
+    state: &[NamedTensor],
+    params: &[NamedTensor],
+    model: &Model,
+) -> Result<Vec<u8>, Diagnostic> {
     use safetensors::tensor::{Dtype, TensorView};
     let mut bufs: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for t in state {
-        bufs.insert(t.name.clone(), (t.shape.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        bufs.insert(
+            t.name.clone(),
+            (
+                t.shape.clone(),
+                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        );
     }
     for p in params {
-        bufs.insert(format!("param.{}", p.name), (p.shape.clone(), p.values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        bufs.insert(
+            format!("param.{}", p.name),
+            (
+                p.shape.clone(),
+                p.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        );
     }
     let views: Vec<(String, TensorView)> = bufs
         .iter()
-        .map(|(k, (shape, bytes))| (k.clone(), TensorView::new(Dtype::F64, shape.clone(), bytes).expect("sizes agree")))
+        .map(|(k, (shape, bytes))| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F64, shape.clone(), bytes).expect("sizes agree"),
+            )
+        })
         .collect();
     let mut meta = std::collections::HashMap::new();
     meta.insert("model".to_string(), model.name.clone());
@@ -194,17 +227,29 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, Diagnostic> {
             .help(format!("{e}; `--from` names the folder a `vi fit` wrote"))
     })?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        Diagnostic::new("vi::io::input", format!("`{}` is not a safetensors file", path.display())).help(e.to_string())
+        Diagnostic::new(
+            "vi::io::input",
+            format!("`{}` is not a safetensors file", path.display()),
+        )
+        .help(e.to_string())
     })?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let data = view.data();
         let values: Vec<f64> = match view.dtype() {
-            safetensors::Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-            safetensors::Dtype::F32 => data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes")))).collect(),
+            safetensors::Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            safetensors::Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
+                .collect(),
             other => {
-                return Err(Diagnostic::new("vi::io::input", format!("tensor `{name}` has dtype {other:?}"))
-                    .help("vi writes f64 tensors; was this file written by vi?"))
+                return Err(
+                    Diagnostic::new("vi::io::input", format!("tensor `{name}` has dtype {other:?}"))
+                        .help("vi writes f64 tensors; was this file written by vi?"),
+                )
             }
         };
         out.push(NamedTensor {
@@ -241,7 +286,15 @@ pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
             let hi = ys[ys.len() - 1];
             let pad = ((hi - lo).abs() * 0.05).max(1e-9);
             let x_max = pts.last().map_or(1.0, |p| p.0).max(2.0);
-            let title = format!("{} — ELBO per {}", model.name, if out.method == crate::infer::Method::Cavi { "sweep" } else { "step" });
+            let title = format!(
+                "{} — ELBO per {}",
+                model.name,
+                if out.method == crate::infer::Method::Cavi {
+                    "sweep"
+                } else {
+                    "step"
+                }
+            );
             if let Ok(mut chart) = ChartBuilder::on(&root)
                 .caption(title, ("sans-serif", 18))
                 .margin(12)
@@ -251,11 +304,18 @@ pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
             {
                 let _ = chart
                     .configure_mesh()
-                    .x_desc(if out.method == crate::infer::Method::Cavi { "sweep" } else { "step" })
+                    .x_desc(if out.method == crate::infer::Method::Cavi {
+                        "sweep"
+                    } else {
+                        "step"
+                    })
                     .y_desc("ELBO")
                     .light_line_style(WHITE.mix(0.0))
                     .draw();
-                let _ = chart.draw_series(LineSeries::new(pts.into_iter().filter(|p| p.1 >= lo - pad), BLUE.stroke_width(2)));
+                let _ = chart.draw_series(LineSeries::new(
+                    pts.into_iter().filter(|p| p.1 >= lo - pad),
+                    BLUE.stroke_width(2),
+                ));
             }
             let _ = root.present();
         }

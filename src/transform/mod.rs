@@ -110,7 +110,7 @@ fn stick_breaking(s: &mut Session, z: &Value) -> (Value, Value) {
     let log_sig = Value::new(s.scale(&log_sig.arr, -1.0), zs.lay.clone()); // ln σ
     let log_1m = map(s, MapFn::Softplus, &zs);
     let log_1m = Value::new(s.scale(&log_1m.arr, -1.0), zs.lay.clone()); // ln(1 − σ)
-    // ln R over K positions: ln R_i = Σ_{j<i} ln(1 − σ_j), as one product with a 0/1 matrix.
+                                                                         // ln R over K positions: ln R_i = Σ_{j<i} ln(1 − σ_j), as one product with a 0/1 matrix.
     let mut m = vec![0.0; k * km1];
     for i in 0..k {
         for j in 0..i.min(km1) {
@@ -180,7 +180,11 @@ mod tests {
     #[test]
     fn log_jacobians_match_finite_differences() {
         // For a scalar bijection, log |dx/dz| by central differences.
-        for b in [Bijection::Exp, Bijection::Interval(0.0, 1.0), Bijection::Interval(-2.0, 5.0)] {
+        for b in [
+            Bijection::Exp,
+            Bijection::Interval(0.0, 1.0),
+            Bijection::Interval(-2.0, 5.0),
+        ] {
             let mut s = Session::new(Precision::F64);
             let z0 = 0.37;
             let h = 1e-6;
