@@ -12,6 +12,7 @@
 //! ([`eval`]) aligns layouts before calling in, because dfdx panics on mismatches.
 
 pub mod eval;
+pub mod kernels;
 mod special;
 
 use dfdx::prelude::*;
@@ -148,6 +149,20 @@ macro_rules! traced1 {
                 $self.tape = Some(TapeBox::F64(tape));
                 Data::F64(out)
             }
+            (Data::F32(x), None) => {
+                #[allow(dead_code)]
+                type E = f32;
+                let $t: Flat<f32> = x.clone();
+                let out: Flat<f32> = $body;
+                Data::F32(out)
+            }
+            (Data::F64(x), None) => {
+                #[allow(dead_code)]
+                type E = f64;
+                let $t: Flat<f64> = x.clone();
+                let out: Flat<f64> = $body;
+                Data::F64(out)
+            }
             _ => unreachable!("a session's arrays and tape share its precision"),
         };
         Array {
@@ -183,6 +198,22 @@ macro_rules! traced2 {
                 $self.tape = Some(TapeBox::F64(tape));
                 Data::F64(out)
             }
+            (Data::F32(x), Data::F32(y), None) => {
+                #[allow(dead_code)]
+                type E = f32;
+                let $t: Flat<f32> = x.clone();
+                let $u: Flat<f32> = y.clone();
+                let out: Flat<f32> = $body;
+                Data::F32(out)
+            }
+            (Data::F64(x), Data::F64(y), None) => {
+                #[allow(dead_code)]
+                type E = f64;
+                let $t: Flat<f64> = x.clone();
+                let $u: Flat<f64> = y.clone();
+                let out: Flat<f64> = $body;
+                Data::F64(out)
+            }
             _ => unreachable!("a session's arrays and tape share its precision"),
         };
         Array {
@@ -195,8 +226,11 @@ macro_rules! traced2 {
 
 impl Session {
     pub fn new(precision: Precision) -> Session {
+        let dev = Cpu::default();
+        // Reuse freed buffers: every step allocates the same shapes again.
+        dev.enable_cache();
         let mut s = Session {
-            dev: Cpu::default(),
+            dev,
             precision,
             tape: None,
         };
@@ -206,6 +240,11 @@ impl Session {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Stop recording: later ops compute values only (no gradients, nothing kept alive).
+    pub fn no_grad(&mut self) {
+        self.tape = None;
     }
 
     /// Start recording afresh (drops whatever was recorded).
@@ -474,7 +513,7 @@ impl Session {
         let idx: Tensor<(usize,), usize, Cpu> = self.dev.tensor((rows.to_vec(), (m,)));
         traced1!(self, a, vec![m, w], |t| {
             let x = t.reshape_like(&(n, w));
-            let g: Traced<(usize, usize), _> = x.gather(idx.clone());
+            let g: Tensor<(usize, usize), _, _, _> = x.gather(idx.clone());
             g.reshape_like(&(m * w,))
         })
     }
@@ -487,7 +526,7 @@ impl Session {
         traced2!(self, a, b, vec![m, n], |t, u| {
             let x = t.reshape_like(&(m, k));
             let y = u.reshape_like(&(n, k)).permute::<(usize, usize), Axes2<1, 0>>();
-            let r: Traced<(usize, usize), _> = x.matmul(y);
+            let r: Tensor<(usize, usize), _, _, _> = x.matmul(y);
             r.reshape_like(&(m * n,))
         })
     }
@@ -500,7 +539,7 @@ impl Session {
         traced2!(self, a, b, vec![m, n], |t, u| {
             let x = t.reshape_like(&(r, m)).permute::<(usize, usize), Axes2<1, 0>>();
             let y = u.reshape_like(&(r, n));
-            let out: Traced<(usize, usize), _> = x.matmul(y);
+            let out: Tensor<(usize, usize), _, _, _> = x.matmul(y);
             out.reshape_like(&(m * n,))
         })
     }
@@ -512,9 +551,7 @@ impl Session {
         for p in &parts[1..] {
             let n = acc.len() + p.len();
             acc = traced2!(self, acc, p, vec![n], |t, u| {
-                let u = u.retaped::<OwnedTape<_, Cpu>>();
-                let (t, tape) = t.split_tape();
-                let c: Traced<(usize,), _> = (t.put_tape(tape), u).concat_along(Axis::<0>);
+                let c: Tensor<(usize,), _, _, _> = (t, u).concat_along(Axis::<0>);
                 c
             });
         }
@@ -529,7 +566,7 @@ impl Session {
                 traced2!(self, a, b, vec![m, n], |t, u| {
                     let x = t.reshape_like(&(m, k));
                     let y = u.reshape_like(&(k, n));
-                    let r: Traced<(usize, usize), _> = x.matmul(y);
+                    let r: Tensor<(usize, usize), _, _, _> = x.matmul(y);
                     r.reshape_like(&(m * n,))
                 })
             }
@@ -538,7 +575,7 @@ impl Session {
                 traced2!(self, a, b, vec![l, m, n], |t, u| {
                     let x = t.reshape_like(&(l, m, k));
                     let y = u.reshape_like(&(l, k, n));
-                    let r: Traced<(usize, usize, usize), _> = x.matmul(y);
+                    let r: Tensor<(usize, usize, usize), _, _, _> = x.matmul(y);
                     r.reshape_like(&(l * m * n,))
                 })
             }
@@ -568,7 +605,7 @@ impl Session {
         let shape = a.shape[..a.shape.len() - 1].to_vec();
         traced1!(self, a, shape, |t| {
             let m = t.reshape_like(&(rows, k));
-            let r: Traced<(usize,), _> = m.logsumexp::<_, Axis<1>>();
+            let r: Tensor<(usize,), _, _, _> = m.logsumexp::<_, Axis<1>>();
             r
         })
     }

@@ -52,6 +52,11 @@ enum Q {
     Categorical {
         probs: Value,
     },
+    /// Responsibilities kept on the host by a fused mixture update, `[N, K]`.
+    Responsibilities {
+        probs: Vec<f64>,
+        lay: Layout,
+    },
 }
 
 /// Values in a statement's frame: its plates, then (for a mixture) the component axis, then
@@ -66,6 +71,32 @@ struct Ctx<'a> {
     q: Vec<Option<Q>>,
     /// Latent-free nodes, evaluated once.
     consts: std::collections::HashMap<NodeId, Value>,
+    /// Per categorical latent: its fused mixture update, when its statement allows one.
+    fast: Vec<Option<FastMixture>>,
+}
+
+/// A categorical index whose one mixture statement is `x[i] ~ Normal(μ[c[i]], τ[c[i]])` on
+/// scalar data (means and precisions each a mixture latent, a constant, or one latent): its
+/// log-likelihood is η_k · T(x_i) with T(x) = (x, x², 1), so its responsibilities, and every
+/// message its statements send, follow from the sums Σ_i φ_ik T(x_i) of one fused pass.
+#[derive(Clone, Debug)]
+struct FastMixture {
+    /// The mixture statement's and the index's prior statement's plan indices.
+    site: usize,
+    prior: usize,
+    k: usize,
+    /// T(x_i) for every data point, `[N, 3]` (shared: the struct is cloned freely).
+    t: std::sync::Arc<Vec<f64>>,
+    /// After the last update: Σ_i φ_ik T(x_i) as `[K, 3]`, and the entropy of q(c).
+    stats: Vec<f64>,
+    entropy: f64,
+}
+
+impl FastMixture {
+    /// (Σφ, Σφx, Σφx²) for component j.
+    fn sums(&self, j: usize) -> (f64, f64, f64) {
+        (self.stats[j * 3 + 2], self.stats[j * 3], self.stats[j * 3 + 1])
+    }
 }
 
 fn v(arr: Array, lay: Layout) -> Value {
@@ -170,6 +201,7 @@ impl<'a> Ctx<'a> {
                 self.div(&alpha, &tot)
             }
             Q::Categorical { probs } => probs,
+            Q::Responsibilities { probs, lay } => v(self.s.array(&probs, &lay.dims()), lay),
         }
     }
 
@@ -645,6 +677,17 @@ impl<'a> Ctx<'a> {
                 // η2 = Σ E[τ] (precision), η1 = Σ E[τ] E[target]
                 let (mut eta1, mut eta2) = self.normal_prior(&prior, &lay);
                 for (k, slot) in self.uses(l) {
+                    if let Some(f) = self.fast_at(k) {
+                        // η1_k += E[τ_k] Σφx, η2_k += E[τ_k] Σφ
+                        let tau = self.fast_precision(&f).0;
+                        let (m1, m2): (Vec<f64>, Vec<f64>) =
+                            (0..f.k).map(|j| (tau[j] * f.sums(j).1, tau[j] * f.sums(j).0)).unzip();
+                        let m1 = v(self.s.array(&m1, &lay.dims()), lay.clone());
+                        let m2 = v(self.s.array(&m2, &lay.dims()), lay.clone());
+                        eta1 = self.add(&eta1, &m1);
+                        eta2 = self.add(&eta2, &m2);
+                        continue;
+                    }
                     let sp = self.plan.sites[k].clone();
                     debug_assert_eq!(slot, 0);
                     let vr = self.value_rank(&sp);
@@ -676,6 +719,24 @@ impl<'a> Ctx<'a> {
                 let mut shape = expand(&mut self.s, &a0, &lay);
                 let mut rate = expand(&mut self.s, &b0, &lay);
                 for (k, slot) in self.uses(l) {
+                    if let Some(f) = self.fast_at(k) {
+                        // shape += ½Σφ, rate += ½(Σφx² − 2E[μ]Σφx + E[μ²]Σφ), per component or
+                        // summed when the precision is shared.
+                        let (em, em2) = self.fast_loc(&f);
+                        let (ds, dr): (Vec<f64>, Vec<f64>) = (0..f.k)
+                            .map(|j| {
+                                let (s0, s1, s2) = f.sums(j);
+                                (0.5 * s0, 0.5 * (s2 - 2.0 * em[j] * s1 + em2[j] * s0))
+                            })
+                            .unzip();
+                        let n = lay.dims().iter().product::<usize>();
+                        let (ds, dr) = if n == f.k { (ds, dr) } else { (vec![ds.iter().sum()], vec![dr.iter().sum()]) };
+                        let ds = v(self.s.array(&ds, &lay.dims()), lay.clone());
+                        let dr = v(self.s.array(&dr, &lay.dims()), lay.clone());
+                        shape = self.add(&shape, &ds);
+                        rate = self.add(&rate, &dr);
+                        continue;
+                    }
                     let sp = self.plan.sites[k].clone();
                     let site_family = self.model.sites[sp.site].dist.family;
                     let vr = self.value_rank(&sp);
@@ -749,6 +810,13 @@ impl<'a> Ctx<'a> {
                 let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
                 let mut alpha = expand(&mut self.s, &a0, &lay);
                 for (k, slot) in self.uses(l) {
+                    if let Some(f) = self.fast_prior_at(k) {
+                        // α_k += Σ_i φ_ik
+                        let counts: Vec<f64> = (0..f.k).map(|j| f.sums(j).0).collect();
+                        let m = v(self.s.array(&counts, &lay.dims()), lay.clone());
+                        alpha = self.add(&alpha, &m);
+                        continue;
+                    }
                     let sp = self.plan.sites[k].clone();
                     let vr = self.value_rank(&sp);
                     let kk = *lay.shape.last().expect("a Dirichlet has categories");
@@ -765,6 +833,7 @@ impl<'a> Ctx<'a> {
                 let alpha = expand(&mut self.s, &alpha, &lay);
                 self.q[l.index()] = Some(Q::Dirichlet { alpha });
             }
+            QFamily::Categorical if self.fast[l.index()].is_some() => self.update_fast(l),
             QFamily::Categorical => {
                 // log φ = E[ln p] (prior) + Σ mixture statements' expected log-likelihoods.
                 let kk = self.categories(l);
@@ -889,9 +958,148 @@ impl<'a> Ctx<'a> {
         self.q[l.index()] = Some(Q::Block { mean, cov, d });
     }
 
+    // ------------------------------------------------------------------ fused mixtures
+
+    /// The fused mixture whose mixture statement is plan site `k`.
+    fn fast_at(&self, k: usize) -> Option<FastMixture> {
+        self.fast.iter().flatten().find(|f| f.site == k).cloned()
+    }
+
+    /// The fused mixture whose index's prior statement is plan site `k`.
+    fn fast_prior_at(&self, k: usize) -> Option<FastMixture> {
+        self.fast.iter().flatten().find(|f| f.prior == k).cloned()
+    }
+
+    /// An argument's statistic as K host numbers (a scalar repeated).
+    fn per_component(&mut self, form: &ArgForm, stat: Stat, k: usize) -> Vec<f64> {
+        let val = self.arg_stat(form, stat, 0);
+        let xs = self.s.values(&val.arr);
+        if xs.len() == k {
+            xs
+        } else {
+            vec![xs[0]; k]
+        }
+    }
+
+    /// (E[τ_k], E[ln τ_k]) of the mixture statement.
+    fn fast_precision(&mut self, f: &FastMixture) -> (Vec<f64>, Vec<f64>) {
+        let sp = self.plan.sites[f.site].clone();
+        match self.model.sites[sp.site].dist.pz {
+            Parameterization::Precision => {
+                (self.per_component(&sp.args[1], Stat::Mean, f.k), self.per_component(&sp.args[1], Stat::Log, f.k))
+            }
+            _ => {
+                let sd = self.per_component(&sp.args[1], Stat::Mean, f.k);
+                (sd.iter().map(|s| 1.0 / (s * s)).collect(), sd.iter().map(|s| -2.0 * s.ln()).collect())
+            }
+        }
+    }
+
+    /// (E[μ_k], E[μ_k²]) of the mixture statement.
+    fn fast_loc(&mut self, f: &FastMixture) -> (Vec<f64>, Vec<f64>) {
+        let loc = self.plan.sites[f.site].args[0].clone();
+        (self.per_component(&loc, Stat::Mean, f.k), self.per_component(&loc, Stat::Second, f.k))
+    }
+
+    /// E[ln p_k] of the index's prior.
+    fn fast_prior_logp(&mut self, f: &FastMixture) -> Vec<f64> {
+        let p = self.plan.sites[f.prior].args[0].clone();
+        self.per_component(&p, Stat::Log, f.k)
+    }
+
+    /// η as `[3, K]`: the natural parameters of each component's expected log-likelihood in
+    /// T(x) = (x, x², 1), plus the prior's E[ln p_k] in the constant row when `with_prior`.
+    fn fast_eta(&mut self, f: &FastMixture, with_prior: bool) -> Vec<f64> {
+        let (tau, ltau) = self.fast_precision(f);
+        let (em, em2) = self.fast_loc(f);
+        let prior = if with_prior { self.fast_prior_logp(f) } else { vec![0.0; f.k] };
+        let k = f.k;
+        let mut eta = vec![0.0; 3 * k];
+        for j in 0..k {
+            eta[j] = tau[j] * em[j];
+            eta[k + j] = -0.5 * tau[j];
+            eta[2 * k + j] = 0.5 * ltau[j] - 0.5 * LN_2PI - 0.5 * tau[j] * em2[j] + prior[j];
+        }
+        eta
+    }
+
+    fn update_fast(&mut self, c: LatentId) {
+        let mut f = self.fast[c.index()].take().expect("a fused mixture");
+        let eta = self.fast_eta(&f, true);
+        let n = f.t.len() / 3;
+        let mut probs = match self.q[c.index()].take() {
+            Some(Q::Responsibilities { probs, .. }) => probs,
+            _ => vec![0.0; n * f.k],
+        };
+        let sums = crate::backend::kernels::responsibilities(&f.t, &eta, 3, f.k, &mut probs);
+        f.stats = sums.stats;
+        f.entropy = sums.entropy;
+        let lay = Layout {
+            shape: vec![f.k],
+            ..self.latent_layout(c)
+        };
+        self.q[c.index()] = Some(Q::Responsibilities { probs, lay });
+        self.fast[c.index()] = Some(f);
+    }
+
+    /// Find the categorical latents whose mixture a fused update can handle.
+    fn find_fast_mixtures(&mut self) {
+        for c in 0..self.model.latents.len() {
+            let c = LatentId(c as u32);
+            if self.plan.verdicts[c.index()].q != Some(QFamily::Categorical) {
+                continue;
+            }
+            let mixes: Vec<usize> = (0..self.plan.sites.len()).filter(|k| self.plan.sites[*k].index == Some(c)).collect();
+            let [site] = mixes[..] else { continue };
+            let sp = self.plan.sites[site].clone();
+            let model_site = &self.model.sites[sp.site];
+            let lat = self.model.latent(c);
+            let component_ok = |form: &ArgForm, want: QFamily, plan: &Plan| match form {
+                ArgForm::Const(id) => self.model.node(*id).ty.plates.is_empty() && self.model.node(*id).ty.shape.is_empty(),
+                ArgForm::Mix { index, latent } => *index == c && plan.q(*latent) == want,
+                ArgForm::Latent(l) => plan.q(*l) == want && self.model.latent(*l).shape.is_empty() && self.model.latent(*l).plates.is_empty(),
+                _ => false,
+            };
+            let ok = model_site.dist.family == Family::Normal
+                && model_site.plates == lat.plates
+                && model_site.dist.value_shape().is_empty()
+                && matches!(sp.value, ValueForm::Data(_))
+                && component_ok(&sp.args[0], QFamily::Normal, self.plan)
+                && match model_site.dist.pz {
+                    Parameterization::Precision => component_ok(&sp.args[1], QFamily::Gamma, self.plan),
+                    _ => matches!(sp.args[1], ArgForm::Const(_)) && component_ok(&sp.args[1], QFamily::Gamma, self.plan),
+                };
+            let Some(prior) = self.plan.sites.iter().position(|p| p.site == lat.site) else { continue };
+            let prior_ok = match &self.plan.sites[prior].args[0] {
+                ArgForm::Const(id) => self.model.node(*id).ty.plates.is_empty(),
+                ArgForm::Latent(l) => self.model.latent(*l).plates.is_empty(),
+                _ => false,
+            };
+            if !ok || !prior_ok {
+                continue;
+            }
+            let ValueForm::Data(x) = sp.value else { continue };
+            let xv = self.constant(x);
+            let xs = self.s.values(&xv.arr);
+            let t: Vec<f64> = xs.iter().flat_map(|x| [*x, x * x, 1.0]).collect();
+            let k = self.categories(c);
+            self.fast[c.index()] = Some(FastMixture {
+                site,
+                prior,
+                k,
+                t: std::sync::Arc::new(t),
+                stats: vec![0.0; 3 * k],
+                entropy: 0.0,
+            });
+        }
+    }
+
     // ------------------------------------------------------------------ the ELBO
 
     fn entropy(&mut self, l: LatentId) -> f64 {
+        if let Some(f) = &self.fast[l.index()] {
+            return f.entropy;
+        }
         match self.q(l).clone() {
             Q::Normal { var, .. } => {
                 let lv = self.f(MapFn::Log, &var);
@@ -952,6 +1160,7 @@ impl<'a> Ctx<'a> {
                 let r = self.sub(&r, &t3);
                 self.total(&r)
             }
+            Q::Responsibilities { .. } => unreachable!("fused updates cache their entropy"),
             Q::Categorical { probs } => {
                 // −Σ φ ln φ (0 ln 0 = 0)
                 let floor = self.s.clamp(&probs.arr, 1e-300, 1.0);
@@ -966,7 +1175,18 @@ impl<'a> Ctx<'a> {
     /// The exact ELBO: Σ statements E_q[log p] + Σ latents H[q].
     fn elbo(&mut self) -> f64 {
         let mut total = 0.0;
-        for sp in self.plan.sites.clone() {
+        for (k, sp) in self.plan.sites.clone().into_iter().enumerate() {
+            if let Some(f) = self.fast_at(k) {
+                // Σ_k η_k · Σ_i φ_ik T(x_i), with the current expectations.
+                let eta = self.fast_eta(&f, false);
+                total += (0..f.k).map(|j| (0..3).map(|q| eta[q * f.k + j] * f.stats[j * 3 + q]).sum::<f64>()).sum::<f64>();
+                continue;
+            }
+            if let Some(f) = self.fast_prior_at(k) {
+                let prior = self.fast_prior_logp(&f);
+                total += (0..f.k).map(|j| prior[j] * f.sums(j).0).sum::<f64>();
+                continue;
+            }
             let ell = self.expected_loglik(&sp);
             let vr = self.value_rank(&sp);
             let w = self.weighted(&sp, &ell, vr);
@@ -990,12 +1210,14 @@ impl<'a> Ctx<'a> {
                     let mean = match self.mixture_data(l) {
                         Some(x) => {
                             let kk = lay.shape.first().copied().unwrap_or(1);
-                            let mut sorted = x.clone();
-                            sorted.sort_by(f64::total_cmp);
                             let picks: Vec<f64> = if restart == 0 {
                                 // Evenly spaced data quantiles: deterministic and spread out.
+                                let mut work = x.clone();
                                 (0..kk)
-                                    .map(|j| super::quantile(&sorted, (j as f64 + 0.5) / kk as f64))
+                                    .map(|j| {
+                                        let at = ((j as f64 + 0.5) / kk as f64 * (work.len() - 1) as f64) as usize;
+                                        *work.select_nth_unstable_by(at, f64::total_cmp).1
+                                    })
                                     .collect()
                             } else {
                                 x.choose_multiple(rng, kk).copied().collect()
@@ -1173,6 +1395,13 @@ impl<'a> Ctx<'a> {
                             (m, (m * (1.0 - m) / (tot + 1.0)).sqrt())
                         },
                     )
+                }
+                Q::Responsibilities { probs, lay } => {
+                    let kk = *lay.shape.last().expect("categories");
+                    let mut pshape = shape.clone();
+                    pshape.push(kk);
+                    put("probs", probs.clone(), pshape);
+                    categorical_summary(&lat.name, shape, &probs, kk)
                 }
                 Q::Categorical { probs } => {
                     let p = self.s.values(&probs.arr);
@@ -1364,7 +1593,9 @@ pub fn fit(
     require_conjugate(model, plan)?;
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let s = Session::new(Precision::F64);
+    let mut s = Session::new(Precision::F64);
+    // Closed-form updates need no gradients.
+    s.no_grad();
     let (data, data_host) = super::upload_data(&s, loaded);
     let plates: Vec<PlateState> = model
         .plates
@@ -1383,7 +1614,9 @@ pub fn fit(
         plates,
         q: vec![None; model.latents.len()],
         consts: Default::default(),
+        fast: vec![None; model.latents.len()],
     };
+    ctx.find_fast_mixtures();
     // Local assignments first (the paper's order: responsibilities, then components).
     let mut order: Vec<LatentId> = (0..model.latents.len()).map(|k| LatentId(k as u32)).collect();
     order.sort_by_key(|l| plan.q(*l) != QFamily::Categorical);
@@ -1399,10 +1632,8 @@ pub fn fit(
         let tol = opts.tol.unwrap_or(super::CAVI_TOL);
         while sweeps < max_sweeps {
             for &l in &order {
-                ctx.s.begin();
                 ctx.update(l);
             }
-            ctx.s.begin();
             let elbo = ctx.elbo();
             sweeps += 1;
             trace.push(elbo);
@@ -1430,7 +1661,6 @@ pub fn fit(
     }
     let (elbo, q, trace, status, iterations) = best.expect("at least one restart");
     ctx.q = q;
-    ctx.s.begin();
     let (latents, state) = ctx.summaries(&mut rng);
     let _ = PlateId(0);
     Ok(FitOutput {

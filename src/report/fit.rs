@@ -99,10 +99,22 @@ pub fn posterior_table(out: &FitOutput) -> String {
     s
 }
 
+/// Latents with more elements than this are summarised by shape only in summary.json (their
+/// variational parameters are all in params.safetensors).
+const JSON_ELEMENTS: usize = 100_000;
+
 fn summary_json(model: &Model, out: &FitOutput) -> Json {
     let mut latents = Map::new();
     for l in &out.latents {
-        latents.insert(l.name.clone(), latent_json(l));
+        let entry = if l.mean.len() <= JSON_ELEMENTS {
+            latent_json(l)
+        } else {
+            json!({
+                "shape": l.shape,
+                "omitted": format!("{} elements; their variational parameters are in params.safetensors", l.mean.len()),
+            })
+        };
+        latents.insert(l.name.clone(), entry);
     }
     let mut params = Map::new();
     for p in &out.params {
