@@ -37,6 +37,25 @@ enum Command {
     },
     /// Fit a model: CAVI where it is conjugate, reparameterised gradients otherwise.
     Fit(FitArgs),
+    /// Draw from a fitted model: posterior draws of the latents and replicated data.
+    Sample {
+        /// The model file.
+        model: PathBuf,
+        /// The folder a `vi fit` wrote (it reads params.safetensors there).
+        #[arg(long)]
+        from: PathBuf,
+        /// Number of draws.
+        #[arg(short = 'n', long = "draws", default_value_t = 100)]
+        n: usize,
+        /// Where to write the draws (CSV; default FROM/samples.csv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -181,6 +200,40 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
             print!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
         }
         Command::Fit(args) => fit(args)?,
+        Command::Sample {
+            model,
+            from,
+            n,
+            out,
+            seed,
+            data,
+        } => {
+            let loaded = vi::load(&model, &data.options(true))?;
+            let (state, meta) = vi::report::fit::read_safetensors(&from.join("params.safetensors"))
+                .map_err(Diagnostics::from)?;
+            if let Some(m) = meta.get("model") {
+                if *m != loaded.model.name {
+                    eprintln!(
+                        "warning: {} was fitted for model `{m}`, not `{}`",
+                        from.display(),
+                        loaded.model.name
+                    );
+                }
+            }
+            let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
+            let path = out.unwrap_or_else(|| from.join("samples.csv"));
+            vi::report::fit::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
+                .map_err(Diagnostics::from)?;
+            for d in &draws {
+                println!(
+                    "{:<12} {:<10} {} values per draw",
+                    d.name,
+                    d.kind,
+                    d.shape.iter().product::<usize>().max(1)
+                );
+            }
+            println!("wrote {n} draws to {}", path.display());
+        }
         Command::Graph { model, format, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
             match format {
@@ -335,7 +388,12 @@ mod progress {
 
         pub fn update(&mut self, p: Progress) {
             match p {
-                Progress::Step { step, elbo, total } => match &self.bar {
+                Progress::Step {
+                    step,
+                    elbo,
+                    total,
+                    unit,
+                } => match &self.bar {
                     Some(b) => {
                         b.set_length(total as u64);
                         b.set_position(step as u64);
@@ -347,7 +405,7 @@ mod progress {
                         self.total = total;
                         self.every = (total / 10).max(1);
                         if step % self.every == 0 || step == 1 {
-                            eprintln!("step {step}/{}  ELBO {elbo:.4}", self.total);
+                            eprintln!("{unit} {step}/{}  ELBO {elbo:.4}", self.total);
                         }
                     }
                 },

@@ -123,3 +123,83 @@ fn data_flags_bind_and_rebind_dimensions() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn fit_writes_the_contract_files_and_sample_reads_them() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-fit-{}", std::process::id()));
+    for (model, method) in [("gmm", "cavi"), ("eight_schools", "svi")] {
+        let out = dir.join(model);
+        let out_s = out.to_string_lossy().to_string();
+        let r = vi(&[
+            "fit",
+            &format!("models/{model}.vi"),
+            "--out",
+            &out_s,
+            "--steps",
+            "300",
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        let stdout = text(&r.stdout);
+        assert!(stdout.contains(&format!("method: {method}")), "{stdout}");
+        for f in ["summary.json", "elbo.csv", "elbo.svg", "params.safetensors"] {
+            assert!(out.join(f).exists(), "{model}: no {f}");
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        for key in [
+            "model",
+            "method",
+            "converged",
+            "iterations",
+            "elbo",
+            "time_s",
+            "latents",
+            "params",
+        ] {
+            assert!(summary.get(key).is_some(), "{model}: summary.json has no {key}");
+        }
+        assert_eq!(summary["method"], method);
+        assert!(std::fs::read_to_string(out.join("elbo.svg"))
+            .unwrap()
+            .contains("<svg"));
+        let r = vi(&[
+            "sample",
+            &format!("models/{model}.vi"),
+            "--from",
+            &out_s,
+            "-n",
+            "20",
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+        assert!(csv.starts_with("draw,variable,kind,index,value"));
+        assert!(
+            csv.lines().any(|l| l.contains(",predictive,")),
+            "{model}: no predictive draws"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-seed-{}", std::process::id()));
+    let mut elbos = Vec::new();
+    for run in 0..2 {
+        let out = dir.join(format!("r{run}"));
+        let r = vi(&[
+            "fit",
+            "models/eight_schools.vi",
+            "--seed",
+            "7",
+            "--steps",
+            "500",
+            "--out",
+            &out.to_string_lossy(),
+        ]);
+        assert_eq!(r.status.code(), Some(0));
+        elbos.push(std::fs::read_to_string(out.join("elbo.csv")).unwrap());
+    }
+    assert_eq!(elbos[0], elbos[1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -54,7 +54,15 @@ pub fn responsibilities(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f
 }
 
 /// Pick the widest instruction set the processor has for the chunk's loops.
-fn run_chunk(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats: &mut [f64], entropy: &mut f64) {
+fn run_chunk(
+    t: &[f64],
+    eta: &[f64],
+    s: usize,
+    k: usize,
+    phi: &mut [f64],
+    stats: &mut [f64],
+    entropy: &mut f64,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -68,7 +76,15 @@ fn run_chunk(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats:
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn chunk_avx2(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats: &mut [f64], entropy: &mut f64) {
+unsafe fn chunk_avx2(
+    t: &[f64],
+    eta: &[f64],
+    s: usize,
+    k: usize,
+    phi: &mut [f64],
+    stats: &mut [f64],
+    entropy: &mut f64,
+) {
     chunk(t, eta, s, k, phi, stats, entropy);
 }
 
@@ -83,7 +99,14 @@ fn chunk(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats: &mu
 }
 
 #[inline(always)]
-fn chunk_s<const S: usize>(t: &[f64], eta: &[f64], k: usize, phi: &mut [f64], stats: &mut [f64], entropy: &mut f64) {
+fn chunk_s<const S: usize>(
+    t: &[f64],
+    eta: &[f64],
+    k: usize,
+    phi: &mut [f64],
+    stats: &mut [f64],
+    entropy: &mut f64,
+) {
     // η by component: [K][S].
     let eta_k: Vec<[f64; S]> = (0..k).map(|j| std::array::from_fn(|q| eta[q * k + j])).collect();
     let mut acc: Vec<[f64; S]> = vec![[0.0; S]; k];
@@ -109,7 +132,11 @@ fn chunk_s<const S: usize>(t: &[f64], eta: &[f64], k: usize, phi: &mut [f64], st
             *p = exp_nonpositive(*l);
         }
         let mut norm_product = 1.0;
-        for ((p, l), row) in pb.chunks_exact_mut(k).zip(buf.chunks_exact(k)).zip(tb.chunks_exact(S)) {
+        for ((p, l), row) in pb
+            .chunks_exact_mut(k)
+            .zip(buf.chunks_exact(k))
+            .zip(tb.chunks_exact(S))
+        {
             let total: f64 = p.iter().sum();
             norm_product *= total;
             let inv = 1.0 / total;
@@ -132,7 +159,15 @@ fn chunk_s<const S: usize>(t: &[f64], eta: &[f64], k: usize, phi: &mut [f64], st
     }
 }
 
-fn chunk_dyn(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats: &mut [f64], entropy: &mut f64) {
+fn chunk_dyn(
+    t: &[f64],
+    eta: &[f64],
+    s: usize,
+    k: usize,
+    phi: &mut [f64],
+    stats: &mut [f64],
+    entropy: &mut f64,
+) {
     let mut shifted = vec![0.0; BLOCK * k];
     for (tb, pb) in t.chunks(BLOCK * s).zip(phi.chunks_mut(BLOCK * k)) {
         let rows = tb.len() / s;
@@ -150,7 +185,11 @@ fn chunk_dyn(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats:
             *p = exp_nonpositive(*l);
         }
         let mut norm_product = 1.0;
-        for ((p, l), row) in pb.chunks_exact_mut(k).zip(buf.chunks_exact(k)).zip(tb.chunks_exact(s)) {
+        for ((p, l), row) in pb
+            .chunks_exact_mut(k)
+            .zip(buf.chunks_exact(k))
+            .zip(tb.chunks_exact(s))
+        {
             let total: f64 = p.iter().sum();
             norm_product *= total;
             let inv = 1.0 / total;
@@ -173,8 +212,9 @@ fn chunk_dyn(t: &[f64], eta: &[f64], s: usize, k: usize, phi: &mut [f64], stats:
 /// loops over it vectorise.
 #[inline(always)]
 pub fn exp_nonpositive(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // ln 2 split so that k · LN2_HI is exact (fdlibm's constants).
+    const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
     const INV_LN2: f64 = std::f64::consts::LOG2_E;
     let xc = x.max(-708.0);
     let kf = (xc * INV_LN2).round();
@@ -234,7 +274,9 @@ mod tests {
         let mut want_stats = [0.0; 9];
         let mut want_h = 0.0;
         for (i, x) in xs.iter().enumerate() {
-            let l: Vec<f64> = (0..k).map(|j| x * eta[j] + x * x * eta[k + j] + eta[2 * k + j]).collect();
+            let l: Vec<f64> = (0..k)
+                .map(|j| x * eta[j] + x * x * eta[k + j] + eta[2 * k + j])
+                .collect();
             let z: f64 = l.iter().map(|v| v.exp()).sum();
             for j in 0..k {
                 let p = l[j].exp() / z;
@@ -248,6 +290,10 @@ mod tests {
         for (a, b) in sums.stats.iter().zip(want_stats) {
             assert!((a - b).abs() < 1e-9 * b.abs().max(1.0), "{a} vs {b}");
         }
-        assert!((sums.entropy - want_h).abs() < 1e-9 * want_h.abs(), "{} vs {want_h}", sums.entropy);
+        assert!(
+            (sums.entropy - want_h).abs() < 1e-9 * want_h.abs(),
+            "{} vs {want_h}",
+            sums.entropy
+        );
     }
 }

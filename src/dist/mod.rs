@@ -5,6 +5,7 @@
 //! only says what each family *is*.
 
 pub mod density;
+pub mod sample;
 
 use std::fmt;
 

@@ -680,8 +680,9 @@ impl<'a> Ctx<'a> {
                     if let Some(f) = self.fast_at(k) {
                         // η1_k += E[τ_k] Σφx, η2_k += E[τ_k] Σφ
                         let tau = self.fast_precision(&f).0;
-                        let (m1, m2): (Vec<f64>, Vec<f64>) =
-                            (0..f.k).map(|j| (tau[j] * f.sums(j).1, tau[j] * f.sums(j).0)).unzip();
+                        let (m1, m2): (Vec<f64>, Vec<f64>) = (0..f.k)
+                            .map(|j| (tau[j] * f.sums(j).1, tau[j] * f.sums(j).0))
+                            .unzip();
                         let m1 = v(self.s.array(&m1, &lay.dims()), lay.clone());
                         let m2 = v(self.s.array(&m2, &lay.dims()), lay.clone());
                         eta1 = self.add(&eta1, &m1);
@@ -730,7 +731,11 @@ impl<'a> Ctx<'a> {
                             })
                             .unzip();
                         let n = lay.dims().iter().product::<usize>();
-                        let (ds, dr) = if n == f.k { (ds, dr) } else { (vec![ds.iter().sum()], vec![dr.iter().sum()]) };
+                        let (ds, dr) = if n == f.k {
+                            (ds, dr)
+                        } else {
+                            (vec![ds.iter().sum()], vec![dr.iter().sum()])
+                        };
                         let ds = v(self.s.array(&ds, &lay.dims()), lay.clone());
                         let dr = v(self.s.array(&dr, &lay.dims()), lay.clone());
                         shape = self.add(&shape, &ds);
@@ -985,12 +990,16 @@ impl<'a> Ctx<'a> {
     fn fast_precision(&mut self, f: &FastMixture) -> (Vec<f64>, Vec<f64>) {
         let sp = self.plan.sites[f.site].clone();
         match self.model.sites[sp.site].dist.pz {
-            Parameterization::Precision => {
-                (self.per_component(&sp.args[1], Stat::Mean, f.k), self.per_component(&sp.args[1], Stat::Log, f.k))
-            }
+            Parameterization::Precision => (
+                self.per_component(&sp.args[1], Stat::Mean, f.k),
+                self.per_component(&sp.args[1], Stat::Log, f.k),
+            ),
             _ => {
                 let sd = self.per_component(&sp.args[1], Stat::Mean, f.k);
-                (sd.iter().map(|s| 1.0 / (s * s)).collect(), sd.iter().map(|s| -2.0 * s.ln()).collect())
+                (
+                    sd.iter().map(|s| 1.0 / (s * s)).collect(),
+                    sd.iter().map(|s| -2.0 * s.ln()).collect(),
+                )
             }
         }
     }
@@ -998,7 +1007,10 @@ impl<'a> Ctx<'a> {
     /// (E[μ_k], E[μ_k²]) of the mixture statement.
     fn fast_loc(&mut self, f: &FastMixture) -> (Vec<f64>, Vec<f64>) {
         let loc = self.plan.sites[f.site].args[0].clone();
-        (self.per_component(&loc, Stat::Mean, f.k), self.per_component(&loc, Stat::Second, f.k))
+        (
+            self.per_component(&loc, Stat::Mean, f.k),
+            self.per_component(&loc, Stat::Second, f.k),
+        )
     }
 
     /// E[ln p_k] of the index's prior.
@@ -1012,7 +1024,11 @@ impl<'a> Ctx<'a> {
     fn fast_eta(&mut self, f: &FastMixture, with_prior: bool) -> Vec<f64> {
         let (tau, ltau) = self.fast_precision(f);
         let (em, em2) = self.fast_loc(f);
-        let prior = if with_prior { self.fast_prior_logp(f) } else { vec![0.0; f.k] };
+        let prior = if with_prior {
+            self.fast_prior_logp(f)
+        } else {
+            vec![0.0; f.k]
+        };
         let k = f.k;
         let mut eta = vec![0.0; 3 * k];
         for j in 0..k {
@@ -1049,15 +1065,23 @@ impl<'a> Ctx<'a> {
             if self.plan.verdicts[c.index()].q != Some(QFamily::Categorical) {
                 continue;
             }
-            let mixes: Vec<usize> = (0..self.plan.sites.len()).filter(|k| self.plan.sites[*k].index == Some(c)).collect();
+            let mixes: Vec<usize> = (0..self.plan.sites.len())
+                .filter(|k| self.plan.sites[*k].index == Some(c))
+                .collect();
             let [site] = mixes[..] else { continue };
             let sp = self.plan.sites[site].clone();
             let model_site = &self.model.sites[sp.site];
             let lat = self.model.latent(c);
             let component_ok = |form: &ArgForm, want: QFamily, plan: &Plan| match form {
-                ArgForm::Const(id) => self.model.node(*id).ty.plates.is_empty() && self.model.node(*id).ty.shape.is_empty(),
+                ArgForm::Const(id) => {
+                    self.model.node(*id).ty.plates.is_empty() && self.model.node(*id).ty.shape.is_empty()
+                }
                 ArgForm::Mix { index, latent } => *index == c && plan.q(*latent) == want,
-                ArgForm::Latent(l) => plan.q(*l) == want && self.model.latent(*l).shape.is_empty() && self.model.latent(*l).plates.is_empty(),
+                ArgForm::Latent(l) => {
+                    plan.q(*l) == want
+                        && self.model.latent(*l).shape.is_empty()
+                        && self.model.latent(*l).plates.is_empty()
+                }
                 _ => false,
             };
             let ok = model_site.dist.family == Family::Normal
@@ -1067,9 +1091,14 @@ impl<'a> Ctx<'a> {
                 && component_ok(&sp.args[0], QFamily::Normal, self.plan)
                 && match model_site.dist.pz {
                     Parameterization::Precision => component_ok(&sp.args[1], QFamily::Gamma, self.plan),
-                    _ => matches!(sp.args[1], ArgForm::Const(_)) && component_ok(&sp.args[1], QFamily::Gamma, self.plan),
+                    _ => {
+                        matches!(sp.args[1], ArgForm::Const(_))
+                            && component_ok(&sp.args[1], QFamily::Gamma, self.plan)
+                    }
                 };
-            let Some(prior) = self.plan.sites.iter().position(|p| p.site == lat.site) else { continue };
+            let Some(prior) = self.plan.sites.iter().position(|p| p.site == lat.site) else {
+                continue;
+            };
             let prior_ok = match &self.plan.sites[prior].args[0] {
                 ArgForm::Const(id) => self.model.node(*id).ty.plates.is_empty(),
                 ArgForm::Latent(l) => self.model.latent(*l).plates.is_empty(),
@@ -1179,7 +1208,9 @@ impl<'a> Ctx<'a> {
             if let Some(f) = self.fast_at(k) {
                 // Σ_k η_k · Σ_i φ_ik T(x_i), with the current expectations.
                 let eta = self.fast_eta(&f, false);
-                total += (0..f.k).map(|j| (0..3).map(|q| eta[q * f.k + j] * f.stats[j * 3 + q]).sum::<f64>()).sum::<f64>();
+                total += (0..f.k)
+                    .map(|j| (0..3).map(|q| eta[q * f.k + j] * f.stats[j * 3 + q]).sum::<f64>())
+                    .sum::<f64>();
                 continue;
             }
             if let Some(f) = self.fast_prior_at(k) {
@@ -1215,7 +1246,8 @@ impl<'a> Ctx<'a> {
                                 let mut work = x.clone();
                                 (0..kk)
                                     .map(|j| {
-                                        let at = ((j as f64 + 0.5) / kk as f64 * (work.len() - 1) as f64) as usize;
+                                        let at =
+                                            ((j as f64 + 0.5) / kk as f64 * (work.len() - 1) as f64) as usize;
                                         *work.select_nth_unstable_by(at, f64::total_cmp).1
                                     })
                                     .collect()
@@ -1642,6 +1674,7 @@ pub fn fit(
                     step: sweeps,
                     total: max_sweeps,
                     elbo,
+                    unit: "sweep",
                 });
             }
             if !elbo.is_finite() {
@@ -1680,5 +1713,6 @@ pub fn fit(
             Vec::new()
         },
         diverged: None,
+        guide: None,
     })
 }

@@ -9,7 +9,10 @@ pub mod guide;
 mod linalg;
 pub mod optim;
 pub mod plan;
+pub mod sample;
 pub mod svi;
+
+pub use linalg::cholesky;
 
 use crate::backend::{Array, Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -200,12 +203,20 @@ pub struct FitOutput {
     pub notes: Vec<String>,
     /// Set when the fit stopped on a non-finite ELBO.
     pub diverged: Option<Diagnostic>,
+    /// The automatic guide's kind (`mean_field`, `full_rank`), for SVI fits.
+    pub guide: Option<&'static str>,
 }
 
 /// What an engine reports while it runs.
 #[derive(Clone, Debug)]
 pub enum Progress {
-    Step { step: usize, total: usize, elbo: f64 },
+    /// One step (SVI) or sweep (CAVI) done.
+    Step {
+        step: usize,
+        total: usize,
+        elbo: f64,
+        unit: &'static str,
+    },
     Diverged(Diagnostic),
 }
 
@@ -341,6 +352,7 @@ pub fn fit(
     o.steps.get_or_insert(SVI_STEPS);
     o.tol.get_or_insert(SVI_TOL);
     let mut out = svi::fit(loaded, &o, progress)?;
+    out.guide = Some(if opts.full_rank { "full_rank" } else { "mean_field" });
     out.reasons = plan
         .verdicts
         .iter()

@@ -158,6 +158,19 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// The model's params in their supports.
+    fn param_values(&self, s: &mut Session) -> Vec<Value> {
+        self.params
+            .iter()
+            .map(|(li, b)| {
+                let leaf = self.learn.leaf(s, *li);
+                let shape = self.learn.entries[*li].shape.clone();
+                let z = Value::new(leaf, Layout::of_shape(shape));
+                b.forward(s, &z).0
+            })
+            .collect()
+    }
+
     /// The minibatch of each plate for the next step.
     fn next_batches(&mut self) -> Vec<PlateState> {
         let mut out = Vec::new();
@@ -242,13 +255,7 @@ impl<'a> Engine<'a> {
         );
         ev.step = step;
         // Params (constrained) and nets.
-        for (k, (li, b)) in self.params.iter().enumerate() {
-            let leaf = self.learn.leaf(s, *li);
-            let shape = self.learn.entries[*li].shape.clone();
-            let z = Value::new(leaf, Layout::of_shape(shape));
-            let (x, _) = b.forward(s, &z);
-            ev.params[k] = Some(x);
-        }
+        ev.params = self.param_values(s).into_iter().map(Some).collect();
         ev.nets = guide::net_arrays(s, &self.learn, &self.nets);
 
         // The automatic guide.
@@ -531,6 +538,63 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// Draws from a fitted guide, restored from its saved tensors: per latent its values laid out
+/// `[n, plates..., shape]`, the params in their supports, and the networks' layers.
+pub struct Restored {
+    pub latents: Vec<Option<Value>>,
+    pub params: Vec<Option<Value>>,
+    pub nets: Vec<Vec<(Array, Array)>>,
+}
+
+/// Restore a fit's tensors by name and draw `n` samples from its guide, every plate whole.
+pub fn draw_guide(
+    s: &mut Session,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    state: &[NamedTensor],
+    n: usize,
+) -> Result<Restored, Diagnostic> {
+    let mut eng = Engine::new(loaded, opts, s);
+    for e in &mut eng.learn.entries {
+        let saved = state.iter().find(|t| t.name == e.name).ok_or_else(|| {
+            Diagnostic::new("vi::sample::state", format!("the saved fit has no tensor `{}`", e.name))
+                .help("the model changed since it was fitted, or the fit used another guide (`--guide`); fit it again")
+        })?;
+        if saved.values.len() != e.host.len() {
+            return Err(Diagnostic::new(
+                "vi::sample::state",
+                format!(
+                    "tensor `{}` has {} values, the model needs {}",
+                    e.name,
+                    saved.values.len(),
+                    e.host.len()
+                ),
+            )
+            .help("the data or the model changed since the fit; fit it again"));
+        }
+        e.host.clone_from(&saved.values);
+    }
+    eng.learn.sync(s);
+    let plates: Vec<PlateState> = loaded
+        .model
+        .plates
+        .iter()
+        .map(|p| PlateState {
+            len: p.size.value().expect("bound"),
+            batch: None,
+        })
+        .collect();
+    s.no_grad();
+    let (_, latents) = eng.forward(s, &plates, n, opts.seed ^ 0x005a_3b1e, 0, false);
+    let params = eng.param_values(s).into_iter().map(Some).collect();
+    let nets = guide::net_arrays(s, &eng.learn, &eng.nets);
+    Ok(Restored {
+        latents,
+        params,
+        nets,
+    })
+}
+
 /// Mean over the sample axis (or the value itself when it has none).
 fn sample_mean(s: &mut Session, v: &Value) -> Array {
     match v.lay.samples {
@@ -739,6 +803,7 @@ pub fn fit(
             step,
             total: steps,
             elbo: elbo_now,
+            unit: "step",
         });
         if stop.update(elbo_now) {
             status = Status::Converged;
@@ -856,5 +921,6 @@ fn finish(
         state,
         notes: Vec::new(),
         diverged: None,
+        guide: None,
     }
 }

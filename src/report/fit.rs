@@ -183,9 +183,15 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), D
     }
     write_atomic(&dir.join("elbo.csv"), csv.as_bytes())?;
     write_atomic(&dir.join("elbo.svg"), elbo_svg(model, out).as_bytes())?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("model".to_string(), model.name.clone());
+    meta.insert("method".to_string(), out.method.name().to_string());
+    if let Some(g) = out.guide {
+        meta.insert("guide".to_string(), g.to_string());
+    }
     write_atomic(
         &dir.join("params.safetensors"),
-        &safetensors_bytes(&out.state, &out.params, model)?,
+        &safetensors_bytes(&out.state, &out.params, meta)?,
     )?;
     Ok(())
 }
@@ -194,7 +200,7 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), D
 fn safetensors_bytes(
     state: &[NamedTensor],
     params: &[NamedTensor],
-    model: &Model,
+    meta: std::collections::HashMap<String, String>,
 ) -> Result<Vec<u8>, Diagnostic> {
     use safetensors::tensor::{Dtype, TensorView};
     let mut bufs: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
@@ -225,19 +231,23 @@ fn safetensors_bytes(
             )
         })
         .collect();
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("model".to_string(), model.name.clone());
     safetensors::serialize(views, Some(meta)).map_err(|e| {
         Diagnostic::new("vi::io::output", "cannot encode params.safetensors").help(e.to_string())
     })
 }
 
-/// Read tensors back from a params.safetensors file.
-pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, Diagnostic> {
+/// Read tensors back from a params.safetensors file, with its metadata.
+pub fn read_safetensors(
+    path: &Path,
+) -> Result<(Vec<NamedTensor>, std::collections::HashMap<String, String>), Diagnostic> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostic::new("vi::io::input", format!("cannot read `{}`", path.display()))
             .help(format!("{e}; `--from` names the folder a `vi fit` wrote"))
     })?;
+    let meta = safetensors::SafeTensors::read_metadata(&bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .unwrap_or_default();
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
         Diagnostic::new(
             "vi::io::input",
@@ -271,7 +281,7 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, Diagnostic> {
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    Ok((out, meta))
 }
 
 /// The ELBO per iteration as an SVG line plot.
