@@ -52,9 +52,9 @@ enum Q {
     Categorical {
         probs: Value,
     },
-    /// Responsibilities kept on the host by a fused mixture update, `[N, K]`.
+    /// Responsibilities kept on the host by a fused mixture update.
     Responsibilities {
-        probs: Vec<f64>,
+        probs: crate::backend::kernels::Blocked,
         lay: Layout,
     },
 }
@@ -85,7 +85,7 @@ struct FastMixture {
     site: usize,
     prior: usize,
     k: usize,
-    /// T(x_i) for every data point, `[N, 3]` (shared: the struct is cloned freely).
+    /// T(x_i) for every data point by column, `[3, N]` (shared: the struct is cloned freely).
     t: std::sync::Arc<Vec<f64>>,
     /// After the last update: Σ_i φ_ik T(x_i) as `[K, 3]`, and the entropy of q(c).
     stats: Vec<f64>,
@@ -201,7 +201,7 @@ impl<'a> Ctx<'a> {
                 self.div(&alpha, &tot)
             }
             Q::Categorical { probs } => probs,
-            Q::Responsibilities { probs, lay } => v(self.s.array(&probs, &lay.dims()), lay),
+            Q::Responsibilities { probs, lay } => v(self.s.array(&probs.to_row_major(), &lay.dims()), lay),
         }
     }
 
@@ -1042,18 +1042,12 @@ impl<'a> Ctx<'a> {
     fn update_fast(&mut self, c: LatentId) {
         let mut f = self.fast[c.index()].take().expect("a fused mixture");
         let eta = self.fast_eta(&f, true);
-        let n = f.t.len() / 3;
-        let mut probs = match self.q[c.index()].take() {
-            Some(Q::Responsibilities { probs, .. }) => probs,
-            _ => vec![0.0; n * f.k],
+        let Some(Q::Responsibilities { mut probs, lay }) = self.q[c.index()].take() else {
+            unreachable!("fused mixtures start from allocated responsibilities")
         };
-        let sums = crate::backend::kernels::responsibilities(&f.t, &eta, 3, f.k, &mut probs);
+        let sums = crate::backend::kernels::responsibilities(&f.t, 3, &eta, &mut probs);
         f.stats = sums.stats;
         f.entropy = sums.entropy;
-        let lay = Layout {
-            shape: vec![f.k],
-            ..self.latent_layout(c)
-        };
         self.q[c.index()] = Some(Q::Responsibilities { probs, lay });
         self.fast[c.index()] = Some(f);
     }
@@ -1110,7 +1104,9 @@ impl<'a> Ctx<'a> {
             let ValueForm::Data(x) = sp.value else { continue };
             let xv = self.constant(x);
             let xs = self.s.values(&xv.arr);
-            let t: Vec<f64> = xs.iter().flat_map(|x| [*x, x * x, 1.0]).collect();
+            let mut t = xs.clone();
+            t.extend(xs.iter().map(|x| x * x));
+            t.extend(std::iter::repeat_n(1.0, xs.len()));
             let k = self.categories(c);
             self.fast[c.index()] = Some(FastMixture {
                 site,
@@ -1309,6 +1305,25 @@ impl<'a> Ctx<'a> {
                         alpha: self.mul(&base, &j),
                     }
                 }
+                QFamily::Categorical if self.fast[k].is_some() => {
+                    // Allocated once here and rewritten in place by every sweep.
+                    let kk = self.categories(l);
+                    let clay = Layout {
+                        shape: vec![kk],
+                        ..lay.clone()
+                    };
+                    let n = clay.lead_len();
+                    match self.q[k].take() {
+                        Some(Q::Responsibilities { mut probs, .. }) => {
+                            probs.data.fill(1.0 / kk as f64);
+                            Q::Responsibilities { probs, lay: clay }
+                        }
+                        _ => Q::Responsibilities {
+                            probs: crate::backend::kernels::Blocked::uniform(n, kk),
+                            lay: clay,
+                        },
+                    }
+                }
                 QFamily::Categorical => {
                     let kk = self.categories(l);
                     let clay = Layout {
@@ -1432,8 +1447,10 @@ impl<'a> Ctx<'a> {
                     let kk = *lay.shape.last().expect("categories");
                     let mut pshape = shape.clone();
                     pshape.push(kk);
-                    put("probs", probs.clone(), pshape);
-                    categorical_summary(&lat.name, shape, &probs, kk)
+                    let rows = probs.to_row_major();
+                    let summary = categorical_summary(&lat.name, shape, &rows, kk);
+                    put("probs", rows, pshape);
+                    summary
                 }
                 Q::Categorical { probs } => {
                     let p = self.s.values(&probs.arr);
@@ -1654,8 +1671,10 @@ pub fn fit(
     order.sort_by_key(|l| plan.q(*l) != QFamily::Categorical);
 
     let mut best: Option<Run> = None;
+    let mut loop_s = 0.0;
     for restart in 0..opts.restarts.max(1) {
         ctx.init(restart, &mut rng);
+        let sweeps_start = Instant::now();
         let mut trace = Vec::new();
         let mut status = Status::Stalled;
         let mut sweeps = 0;
@@ -1687,6 +1706,7 @@ pub fn fit(
             }
             prev = elbo;
         }
+        loop_s += sweeps_start.elapsed().as_secs_f64();
         let last = *trace.last().unwrap_or(&f64::NAN);
         if best.as_ref().is_none_or(|b| last > b.0 || !b.0.is_finite()) {
             best = Some((last, ctx.q.clone(), trace, status, sweeps));
@@ -1714,5 +1734,6 @@ pub fn fit(
         },
         diverged: None,
         guide: None,
+        loop_s,
     })
 }

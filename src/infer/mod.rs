@@ -205,6 +205,8 @@ pub struct FitOutput {
     pub diverged: Option<Diagnostic>,
     /// The automatic guide's kind (`mean_field`, `full_rank`), for SVI fits.
     pub guide: Option<&'static str>,
+    /// Seconds in the iterations themselves (no setup, no summaries).
+    pub loop_s: f64,
 }
 
 /// What an engine reports while it runs.

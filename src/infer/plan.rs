@@ -153,23 +153,24 @@ pub fn classify(model: &Model, id: NodeId) -> Result<ArgForm, String> {
                 covariates: x,
             })
         }
-        other => Err(format!("`{}` of a latent", op_name(other))),
+        other => Err(op_phrase(other)),
     }
 }
 
-fn op_name(op: &Op) -> &'static str {
+/// How an unsupported expression of a latent reads in an explanation.
+fn op_phrase(op: &Op) -> String {
     match op {
-        Op::Map(f, _) => f.name(),
-        Op::Zip(f, _, _) => f.symbol(),
-        Op::Net { .. } => "a network",
-        Op::Reduce(f, _) => f.name(),
-        Op::Softmax { .. } => "softmax",
-        Op::Stack(_) => "a vector",
-        Op::Slice { .. } => "a slice",
-        Op::Fill { .. } => "fill",
-        Op::Transpose(_) => "transpose",
-        Op::PlateView { .. } => "a plate view",
-        _ => "an expression",
+        Op::Map(f, _) => format!("`{}` of a latent", f.name()),
+        Op::Zip(f, _, _) => format!("`{}` with a latent", f.symbol()),
+        Op::Reduce(f, _) => format!("`{}` of a latent", f.name()),
+        Op::Net { .. } => "a network applied to a latent".into(),
+        Op::Softmax { .. } => "a softmax of a latent".into(),
+        Op::Stack(_) => "a vector built from a latent".into(),
+        Op::Slice { .. } => "a slice of a latent".into(),
+        Op::Fill { .. } => "`fill` with a latent".into(),
+        Op::Transpose(_) => "a transposed latent".into(),
+        Op::PlateView { .. } => "a plate view of a latent".into(),
+        _ => "an expression of a latent".into(),
     }
 }
 

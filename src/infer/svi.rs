@@ -704,6 +704,7 @@ pub fn fit(
     let horizon = (steps as f64 / 20.0).clamp(10.0, 500.0);
     let mut average: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
     let mut step = 0;
+    let loop_start = Instant::now();
     while step < steps {
         let plates = eng.next_batches();
         let noise_seed = opts
@@ -746,6 +747,7 @@ pub fn fit(
                 }
                 progress(Progress::Diverged(d.clone()));
                 let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
+                out.loop_s = loop_start.elapsed().as_secs_f64();
                 out.diverged = Some(d);
                 return Ok(out);
             }
@@ -814,7 +816,10 @@ pub fn fit(
         e.host = avg;
     }
     eng.learn.sync(&s);
-    Ok(finish(&mut s, &mut eng, loaded, opts, trace, status, step, start))
+    let loop_s = loop_start.elapsed().as_secs_f64();
+    let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
+    out.loop_s = loop_s;
+    Ok(out)
 }
 
 /// Summaries of the fitted guide, and the tensors to save.
@@ -922,5 +927,6 @@ fn finish(
         notes: Vec::new(),
         diverged: None,
         guide: None,
+        loop_s: 0.0,
     }
 }

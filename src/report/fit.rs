@@ -131,6 +131,8 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "iterations": out.iterations,
         "elbo": finite(out.elbo),
         "time_s": out.time_s,
+        "loop_time_s": out.loop_s,
+        "time_per_iteration_s": if out.iterations > 0 { out.loop_s / out.iterations as f64 } else { 0.0 },
         "reasons": out.reasons,
         "latents": latents,
         "params": params,
