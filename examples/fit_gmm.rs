@@ -24,11 +24,21 @@ fn main() {
         eprintln!("{}", diags.render(false));
         std::process::exit(1);
     });
-    println!("{} by {} in {} sweeps, ELBO {:.4}", loaded.model.name, out.method.name(), out.iterations, out.elbo);
+    println!(
+        "{} by {} in {} sweeps, ELBO {:.4}",
+        loaded.model.name,
+        out.method.name(),
+        out.iterations,
+        out.elbo
+    );
     for line in &out.reasons {
         println!("  {line}");
     }
-    let mu = out.latents.iter().find(|l| l.name == "mu").expect("the model draws mu");
+    let mu = out
+        .latents
+        .iter()
+        .find(|l| l.name == "mu")
+        .expect("the model draws mu");
     for (k, (m, sd)) in mu.mean.iter().zip(&mu.sd).enumerate() {
         println!("mu[{k}] = {m:.3} ± {sd:.3}");
     }

@@ -13,6 +13,28 @@ use vi::data::Binding;
 use vi::diag::Diagnostics;
 use vi::LoadOptions;
 
+/// Write to stdout; a closed pipe (`vi ... | head`) ends the program quietly, as other tools do.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { emit(&format!($($t)*)) };
+}
+
+macro_rules! outln {
+    () => { emit("\n") };
+    ($($t:tt)*) => { emit(&format!("{}\n", format!($($t)*))) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "vi",
@@ -197,7 +219,7 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
     match cli.command {
         Command::Check { model, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
-            print!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
+            out!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
         }
         Command::Fit(args) => fit(args)?,
         Command::Sample {
@@ -225,20 +247,20 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
             vi::report::fit::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
                 .map_err(Diagnostics::from)?;
             for d in &draws {
-                println!(
+                outln!(
                     "{:<12} {:<10} {} values per draw",
                     d.name,
                     d.kind,
                     d.shape.iter().product::<usize>().max(1)
                 );
             }
-            println!("wrote {n} draws to {}", path.display());
+            outln!("wrote {n} draws to {}", path.display());
         }
         Command::Graph { model, format, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
             match format {
-                GraphFormat::Text => print!("{}", vi::graph::to_text(&loaded.model)),
-                GraphFormat::Dot => print!("{}", vi::graph::to_dot(&loaded.model)),
+                GraphFormat::Text => out!("{}", vi::graph::to_text(&loaded.model)),
+                GraphFormat::Dot => out!("{}", vi::graph::to_dot(&loaded.model)),
             }
         }
     }
@@ -324,29 +346,29 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
     bar.finish();
 
-    println!("method: {}", out.method.name());
+    outln!("method: {}", out.method.name());
     for r in &out.reasons {
-        println!("  {r}");
+        outln!("  {r}");
     }
     let unit = if out.method == vi::infer::Method::Cavi {
         "sweeps"
     } else {
         "steps"
     };
-    println!(
+    outln!(
         "{} after {} {unit} in {:.2} s; ELBO {:.4}",
         out.status.name(),
         out.iterations,
         out.time_s,
         out.elbo
     );
-    println!();
-    print!("{}", vi::report::fit::posterior_table(&out));
+    outln!();
+    out!("{}", vi::report::fit::posterior_table(&out));
     for n in &out.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     vi::report::fit::write_outputs(&out_dir, &loaded.model, &out).map_err(Diagnostics::from)?;
-    println!(
+    outln!(
         "\nwrote {}/{{summary.json, elbo.csv, elbo.svg, params.safetensors}}",
         out_dir.display()
     );

@@ -204,3 +204,120 @@ fn cavi_on_a_non_conjugate_model_points_at_the_culprit() {
     assert!(err.iter().any(|d| d.code == "vi::cavi::not_conjugate"), "{text}");
     assert!(text.contains("tau"), "{text}");
 }
+
+/// Fit an inline model by CAVI, checking that its ELBO never decreases.
+fn fit_text(text: &str) -> FitOutput {
+    let out = fit(&load_text(text), "cavi");
+    for w in out.elbo_trace.windows(2) {
+        assert!(
+            w[1] >= w[0] - 1e-9 * w[0].abs(),
+            "ELBO fell from {} to {}",
+            w[0],
+            w[1]
+        );
+    }
+    out
+}
+
+#[test]
+fn inverse_gamma_on_a_normal_variance_is_exact() {
+    let out = fit_text(
+        r#"
+        data x: real[N] from "data/gmm.csv"
+        v ~ InverseGamma(2, 3)
+        for i in 1..N {
+            x[i] ~ Normal(-4, variance = v)
+        }
+    "#,
+    );
+    let x = column("models/data/gmm.csv", "x");
+    let ss: f64 = x.iter().map(|v| (v + 4.0) * (v + 4.0)).sum();
+    assert!(rel(state(&out, "q.v.shape")[0], 2.0 + x.len() as f64 / 2.0) < 1e-9);
+    assert!(rel(state(&out, "q.v.scale")[0], 3.0 + ss / 2.0) < 1e-9);
+}
+
+#[test]
+fn gamma_exponential_on_a_derived_observation_is_exact() {
+    let out = fit_text(
+        r#"
+        data y: count[N] from "data/counts.csv"
+        lambda ~ Gamma(2, 1)
+        for i in 1..N {
+            y[i] + 0.5 ~ Exponential(lambda)
+        }
+    "#,
+    );
+    let y = column("models/data/counts.csv", "y");
+    assert!(rel(state(&out, "q.lambda.shape")[0], 2.0 + y.len() as f64) < 1e-9);
+    assert!(
+        rel(
+            state(&out, "q.lambda.rate")[0],
+            1.0 + y.iter().map(|v| v + 0.5).sum::<f64>()
+        ) < 1e-9
+    );
+}
+
+#[test]
+fn beta_binomial_is_exact() {
+    let out = fit_text(
+        r#"
+        data y: count[N] from "data/counts.csv"
+        p ~ Beta(2, 2)
+        for i in 1..N {
+            y[i] ~ Binomial(12, p)
+        }
+    "#,
+    );
+    let y = column("models/data/counts.csv", "y");
+    let s: f64 = y.iter().sum();
+    assert!(rel(state(&out, "q.p.a")[0], 2.0 + s) < 1e-9);
+    assert!(rel(state(&out, "q.p.b")[0], 2.0 + 12.0 * y.len() as f64 - s) < 1e-9);
+}
+
+#[test]
+fn dirichlet_categorical_is_exact() {
+    let out = fit_text(
+        r#"
+        data w: count[T] from "data/lda.csv"
+        const V = 12
+        pi ~ Dirichlet(fill(1.0, V))
+        for t in 1..T {
+            w[t] ~ Categorical(pi)
+        }
+    "#,
+    );
+    let w = column("models/data/lda.csv", "w");
+    let alpha = state(&out, "q.pi.alpha");
+    for (k, a) in alpha.iter().enumerate() {
+        let count = w.iter().filter(|v| **v as usize == k).count() as f64;
+        assert!(rel(*a, 1.0 + count) < 1e-9, "alpha[{k}] = {a}");
+    }
+}
+
+#[test]
+fn a_normal_hierarchy_is_conjugate_and_climbs() {
+    let out = fit_text(
+        r#"
+        data y: real[J] from "data/eight_schools.csv"
+        data sigma: positive[J] from "data/eight_schools.csv"
+        mu ~ Normal(0, 10)
+        tau ~ Gamma(1, 1)
+        for j in 1..J {
+            theta[j] ~ Normal(mu, precision = tau)
+            y[j] ~ Normal(theta[j], sigma[j])
+        }
+    "#,
+    );
+    assert_eq!(out.method, infer::Method::Cavi);
+    assert_eq!(out.status, infer::Status::Converged);
+    let theta = &out.latents.iter().find(|l| l.name == "theta").unwrap().mean;
+    let mu = out.latents.iter().find(|l| l.name == "mu").unwrap().mean[0];
+    // Partial pooling: every school's effect lies between its own estimate and the grand mean.
+    let y = column("models/data/eight_schools.csv", "y");
+    for (t, yj) in theta.iter().zip(&y) {
+        assert!(
+            (t - mu) * (yj - mu) >= 0.0 && (t - mu).abs() <= (yj - mu).abs() + 1e-9,
+            "{t} vs {yj}, mu {mu}"
+        );
+    }
+}

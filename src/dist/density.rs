@@ -83,6 +83,16 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
             let r = scale(s, &r, 0.5);
             shift(s, &r, -0.5 * LN_2PI)
         }
+        (Normal, Parameterization::Variance) => {
+            // −½ ln v − ½ ln 2π − ½ (x − μ)² / v
+            let d = sub(s, x, &args[0]);
+            let d2 = map(s, MapFn::Square, &d);
+            let q = div(s, &d2, &args[1]);
+            let lv = ln(s, &args[1]);
+            let r = add(s, &lv, &q);
+            let r = scale(s, &r, -0.5);
+            shift(s, &r, -0.5 * LN_2PI)
+        }
         (Normal, _) => normal_lp(s, x, &args[0], &args[1]),
         (LogNormal, _) => {
             let lx = ln(s, x);
@@ -390,6 +400,13 @@ mod tests {
                 Normal,
                 Parameterization::Precision,
                 &[1.0, 0.25],
+                0.3,
+                -1.673_335_713_764_617_9,
+            ),
+            (
+                Normal,
+                Parameterization::Variance,
+                &[1.0, 4.0],
                 0.3,
                 -1.673_335_713_764_617_9,
             ),

@@ -165,6 +165,8 @@ pub enum Parameterization {
     Standard,
     /// `Normal(loc, precision = tau)`.
     Precision,
+    /// `Normal(loc, variance = v)`.
+    Variance,
     /// `Bernoulli(logits = ...)`, `Categorical(logits = ...)`, `Binomial(n, logits = ...)`.
     Logits,
     /// `MvNormal(loc, scale_tril = L)`.
@@ -181,6 +183,10 @@ const NORMAL: &[(Parameterization, &[ParamSpec])] = &[
     (
         Parameterization::Precision,
         &[p("loc", Real), p("precision", Positive)],
+    ),
+    (
+        Parameterization::Variance,
+        &[p("loc", Real), p("variance", Positive)],
     ),
 ];
 const HALF_NORMAL: &[(Parameterization, &[ParamSpec])] =

@@ -22,6 +22,9 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
         (F::Normal, Parameterization::Precision) => {
             Normal::new(p[0], 1.0 / p[1].sqrt()).map_or(nan, |d| d.sample(rng))
         }
+        (F::Normal, Parameterization::Variance) => {
+            Normal::new(p[0], p[1].sqrt()).map_or(nan, |d| d.sample(rng))
+        }
         (F::Normal, _) => Normal::new(p[0], p[1]).map_or(nan, |d| d.sample(rng)),
         (F::HalfNormal, _) => Normal::new(0.0, p[0]).map_or(nan, |d| d.sample(rng).abs()),
         (F::LogNormal, _) => LogNormal::new(p[0], p[1]).map_or(nan, |d| d.sample(rng)),

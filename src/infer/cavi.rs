@@ -42,6 +42,11 @@ enum Q {
         shape: Value,
         rate: Value,
     },
+    /// On a Normal variance: shape α, scale β.
+    InverseGamma {
+        shape: Value,
+        scale: Value,
+    },
     Beta {
         a: Value,
         b: Value,
@@ -192,6 +197,10 @@ impl<'a> Ctx<'a> {
             Q::Normal { mean, .. } => mean,
             Q::Block { mean, d, .. } => v(self.s.array(&mean, &[d]), self.latent_layout(l)),
             Q::Gamma { shape, rate } => self.div(&shape, &rate),
+            Q::InverseGamma { shape, scale } => {
+                let am1 = self.shift(&shape, -1.0);
+                self.div(&scale, &am1)
+            }
             Q::Beta { a, b } => {
                 let ab = self.add(&a, &b);
                 self.div(&a, &ab)
@@ -235,6 +244,12 @@ impl<'a> Ctx<'a> {
                 let lb = self.f(MapFn::Log, &rate);
                 self.sub(&d, &lb)
             }
+            Q::InverseGamma { shape, scale } => {
+                // ln β − ψ(α)
+                let d = self.f(MapFn::Digamma, &shape);
+                let lb = self.f(MapFn::Log, &scale);
+                self.sub(&lb, &d)
+            }
             Q::Beta { a, b } => {
                 let ab = self.add(&a, &b);
                 let d = self.f(MapFn::Digamma, &a);
@@ -248,6 +263,14 @@ impl<'a> Ctx<'a> {
                 self.sub(&d, &dt)
             }
             _ => unreachable!("log expectations are needed for Gamma, Beta and Dirichlet latents"),
+        }
+    }
+
+    /// E[1/x] (InverseGamma).
+    fn inverse(&mut self, l: LatentId) -> Value {
+        match self.q(l).clone() {
+            Q::InverseGamma { shape, scale } => self.div(&shape, &scale),
+            _ => unreachable!("inverse expectations are needed for InverseGamma latents"),
         }
     }
 
@@ -298,6 +321,10 @@ impl<'a> Ctx<'a> {
                     Stat::Second => self.f(MapFn::Square, &c),
                     Stat::Log => self.f(MapFn::Log, &c),
                     Stat::Log1m => self.f(MapFn::Log1m, &c),
+                    Stat::Inverse => {
+                        let one = self.sc(1.0);
+                        self.div(&one, &c)
+                    }
                 }
             }
             ArgForm::Latent(l) => self.latent_stat(*l, stat),
@@ -347,6 +374,7 @@ impl<'a> Ctx<'a> {
             Stat::Second => self.second(l),
             Stat::Log => self.log(l),
             Stat::Log1m => self.log1m(l),
+            Stat::Inverse => self.inverse(l),
         }
     }
 
@@ -360,6 +388,10 @@ impl<'a> Ctx<'a> {
                     Stat::Second => self.f(MapFn::Square, &x),
                     Stat::Log => self.f(MapFn::Log, &x),
                     Stat::Log1m => self.f(MapFn::Log1m, &x),
+                    Stat::Inverse => {
+                        let one = self.sc(1.0);
+                        self.div(&one, &x)
+                    }
                 }
             }
             ValueForm::Latent(l) => self.latent_stat(*l, stat),
@@ -402,6 +434,11 @@ impl<'a> Ctx<'a> {
                         self.arg_stat(&a(1), Stat::Mean, vr),
                         self.arg_stat(&a(1), Stat::Log, vr),
                     ),
+                    Parameterization::Variance => {
+                        let inv = self.arg_stat(&a(1), Stat::Inverse, vr);
+                        let lv = self.arg_stat(&a(1), Stat::Log, vr);
+                        (inv, self.scale(&lv, -1.0))
+                    }
                     _ => {
                         // A fixed scale: τ = 1/σ², ln τ = −2 ln σ.
                         let sd = self.arg_stat(&a(1), Stat::Mean, vr);
@@ -451,6 +488,24 @@ impl<'a> Ctx<'a> {
                 let t4 = self.mul(&eb, &el);
                 let r = self.sub(&t1, &g);
                 let r = self.add(&r, &t3);
+                self.sub(&r, &t4)
+            }
+            (Family::InverseGamma, _) => {
+                // a ln b − lgamma(a) − (a+1) E[ln v] − b E[1/v]
+                let (ca, cb) = (
+                    self.arg_stat(&a(0), Stat::Mean, vr),
+                    self.arg_stat(&a(1), Stat::Mean, vr),
+                );
+                let elv = self.value_stat(sp, Stat::Log);
+                let einv = self.value_stat(sp, Stat::Inverse);
+                let lb = self.f(MapFn::Log, &cb);
+                let t1 = self.mul(&ca, &lb);
+                let g = self.f(MapFn::LGamma, &ca);
+                let ap1 = self.shift(&ca, 1.0);
+                let t3 = self.mul(&ap1, &elv);
+                let t4 = self.mul(&cb, &einv);
+                let r = self.sub(&t1, &g);
+                let r = self.sub(&r, &t3);
                 self.sub(&r, &t4)
             }
             (Family::Bernoulli | Family::Binomial, _) => {
@@ -783,6 +838,31 @@ impl<'a> Ctx<'a> {
                 let rate = expand(&mut self.s, &rate, &lay);
                 self.q[l.index()] = Some(Q::Gamma { shape, rate });
             }
+            QFamily::InverseGamma => {
+                // α = α0 + Σ ½, β = β0 + Σ ½ E[(x − μ)²] over the Normal statements it is the
+                // variance of.
+                let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                let b0 = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                let mut shape = expand(&mut self.s, &a0, &lay);
+                let mut scale = expand(&mut self.s, &b0, &lay);
+                for (k, slot) in self.uses(l) {
+                    let sp = self.plan.sites[k].clone();
+                    let vr = self.value_rank(&sp);
+                    let sq = self.expected_square_error(&sp, vr);
+                    let dr = self.scale(&sq, 0.5);
+                    let ds = v(self.s.full(0.5, &dr.lay.dims()), dr.lay.clone());
+                    let ds = self.weighted(&sp, &ds, vr);
+                    let dr = self.weighted(&sp, &dr, vr);
+                    let form = sp.args[slot].clone();
+                    let ms = self.message_to(&ds, &form, l);
+                    let mr = self.message_to(&dr, &form, l);
+                    shape = self.add(&shape, &ms);
+                    scale = self.add(&scale, &mr);
+                }
+                let shape = expand(&mut self.s, &shape, &lay);
+                let scale = expand(&mut self.s, &scale, &lay);
+                self.q[l.index()] = Some(Q::InverseGamma { shape, scale });
+            }
             QFamily::Beta => {
                 let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
                 let b0 = self.arg_stat(&prior.args[1], Stat::Mean, 0);
@@ -891,6 +971,7 @@ impl<'a> Ctx<'a> {
         let pz = self.model.sites[sp.site].dist.pz;
         match pz {
             Parameterization::Precision => self.arg_stat(&sp.args[1], Stat::Mean, vr),
+            Parameterization::Variance => self.arg_stat(&sp.args[1], Stat::Inverse, vr),
             _ => {
                 let sd = self.arg_stat(&sp.args[1], Stat::Mean, vr);
                 let var = self.f(MapFn::Square, &sd);
@@ -1085,6 +1166,7 @@ impl<'a> Ctx<'a> {
                 && component_ok(&sp.args[0], QFamily::Normal, self.plan)
                 && match model_site.dist.pz {
                     Parameterization::Precision => component_ok(&sp.args[1], QFamily::Gamma, self.plan),
+                    Parameterization::Variance => false,
                     _ => {
                         matches!(sp.args[1], ArgForm::Const(_))
                             && component_ok(&sp.args[1], QFamily::Gamma, self.plan)
@@ -1146,6 +1228,18 @@ impl<'a> Ctx<'a> {
                 let r = self.sub(&shape, &lb);
                 let r = self.add(&r, &ga);
                 let r = self.add(&r, &t4);
+                self.total(&r)
+            }
+            Q::InverseGamma { shape, scale } => {
+                // α + ln β + lgamma(α) − (1 + α) ψ(α)
+                let lb = self.f(MapFn::Log, &scale);
+                let ga = self.f(MapFn::LGamma, &shape);
+                let da = self.f(MapFn::Digamma, &shape);
+                let opa = self.shift(&shape, 1.0);
+                let t4 = self.mul(&opa, &da);
+                let r = self.add(&shape, &lb);
+                let r = self.add(&r, &ga);
+                let r = self.sub(&r, &t4);
                 self.total(&r)
             }
             Q::Beta { a, b } => {
@@ -1286,6 +1380,14 @@ impl<'a> Ctx<'a> {
                         rate: expand(&mut self.s, &b, &lay),
                     }
                 }
+                QFamily::InverseGamma => {
+                    let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                    let b = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                    Q::InverseGamma {
+                        shape: expand(&mut self.s, &a, &lay),
+                        scale: expand(&mut self.s, &b, &lay),
+                    }
+                }
                 QFamily::Beta => {
                     let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
                     let b = self.arg_stat(&prior.args[1], Stat::Mean, 0);
@@ -1401,6 +1503,27 @@ impl<'a> Ctx<'a> {
                         LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len()),
                         |i| (a[i] / b[i], (a[i] / (b[i] * b[i])).sqrt()),
                     )
+                }
+                Q::InverseGamma { shape: a, scale: b } => {
+                    let (a, b) = (self.s.values(&a.arr), self.s.values(&b.arr));
+                    put("shape", a.clone(), shape.clone());
+                    put("scale", b.clone(), shape.clone());
+                    let draws = draw_each(
+                        &a,
+                        |i, r| GammaD::new(a[i], 1.0 / b[i]).map_or(f64::NAN, |g| 1.0 / g.sample(r)),
+                        rng,
+                    );
+                    let summary = LatentSummary::from_draws(&lat.name, shape, &draws, DRAWS, a.len());
+                    // The mean needs α > 1 and the sd α > 2; otherwise keep the sampled figures.
+                    let sampled = summary.clone();
+                    exact_moments(summary, |i| {
+                        if a[i] > 2.0 {
+                            let m = b[i] / (a[i] - 1.0);
+                            (m, m / (a[i] - 2.0).sqrt())
+                        } else {
+                            (sampled.mean[i], sampled.sd[i])
+                        }
+                    })
                 }
                 Q::Beta { a, b } => {
                     let (a, b) = (self.s.values(&a.arr), self.s.values(&b.arr));
@@ -1562,6 +1685,8 @@ enum Stat {
     Second,
     Log,
     Log1m,
+    /// E[1/x]
+    Inverse,
 }
 
 /// Sum `v` down to `target`: plates the target lacks, and leading value axes it lacks. With

@@ -21,6 +21,8 @@ pub enum QFamily {
     /// One multivariate Normal over the latent's vector (regression weights).
     NormalBlock,
     Gamma,
+    /// On a Normal variance.
+    InverseGamma,
     Beta,
     Dirichlet,
     Categorical,
@@ -193,6 +195,7 @@ pub fn slot_is_conjugate(
         (F::Normal, _, "loc", Q::Normal) => plain,
         (F::Normal, _, "loc", Q::NormalBlock) => matches!(form, ArgForm::Linear { .. }),
         (F::Normal, Parameterization::Precision, "precision", Q::Gamma) => plain,
+        (F::Normal, Parameterization::Variance, "variance", Q::InverseGamma) => plain,
         (F::Poisson, _, "rate", Q::Gamma) | (F::Exponential, _, "rate", Q::Gamma) => plain,
         (F::Gamma, _, "rate", Q::Gamma) => matches!(form, ArgForm::Latent(_)),
         (F::Bernoulli | F::Binomial, Parameterization::Standard, "p", Q::Beta) => plain,
@@ -216,13 +219,14 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
             let loc_ok = is_const(0) || latent_q(0, Family::Normal);
             let scale_ok = match d.pz {
                 Parameterization::Precision => is_const(1) || latent_q(1, Family::Gamma),
+                Parameterization::Variance => is_const(1) || latent_q(1, Family::InverseGamma),
                 _ => is_const(1),
             };
             if !loc_ok {
                 return Err("its prior mean is not fixed or a Normal latent".into());
             }
             if !scale_ok {
-                return Err("its prior scale is not fixed (write `precision = tau` with a Gamma tau)".into());
+                return Err("its prior scale is not fixed (write `precision = tau` with a Gamma tau, or `variance = v` with an InverseGamma v)".into());
             }
             Ok(if linear {
                 QFamily::NormalBlock
@@ -239,6 +243,7 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
             }
             Ok(QFamily::Gamma)
         }
+        Family::InverseGamma if is_const(0) && is_const(1) => Ok(QFamily::InverseGamma),
         Family::Beta if is_const(0) && is_const(1) => Ok(QFamily::Beta),
         Family::Dirichlet if is_const(0) => Ok(QFamily::Dirichlet),
         Family::Categorical if d.pz == Parameterization::Standard => match &forms[0] {
@@ -251,7 +256,9 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
             }
             _ => Err("its probabilities are not fixed or a Dirichlet latent".into()),
         },
-        Family::Beta | Family::Dirichlet => Err("its prior parameters are not fixed".into()),
+        Family::Beta | Family::Dirichlet | Family::InverseGamma => {
+            Err("its prior parameters are not fixed".into())
+        }
         f => Err(format!("a {f} prior has no conjugate update here")),
     }
 }

@@ -213,6 +213,14 @@ fn cavi_draws(
                     vals.push(Gamma::new(a.values[i], 1.0 / b.values[i]).map_or(f64::NAN, |g| g.sample(rng)));
                 }
             }
+        } else if let (Some(a), Some(b)) = (get(&l.name, "shape"), get(&l.name, "scale")) {
+            for _ in 0..n {
+                for i in 0..per {
+                    vals.push(
+                        Gamma::new(a.values[i], 1.0 / b.values[i]).map_or(f64::NAN, |g| 1.0 / g.sample(rng)),
+                    );
+                }
+            }
         } else if let (Some(a), Some(b)) = (get(&l.name, "a"), get(&l.name, "b")) {
             for _ in 0..n {
                 for i in 0..per {
