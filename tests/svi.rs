@@ -322,3 +322,31 @@ fn a_diverging_fit_stops_and_names_the_statement() {
     assert_eq!(d.code, "vi::fit::non_finite");
     assert!(d.primary_span().is_some());
 }
+
+#[test]
+fn a_full_rank_guide_recovers_a_correlated_mvnormal() {
+    // With no data the posterior is the prior: N(m, C) with correlation 0.8.
+    let model = r#"
+        const C = [[1.0, 0.8], [0.8, 1.0]]
+        w ~ MvNormal([1.0, -2.0], C)
+    "#;
+    let out = fit(&load_text(model), |o| {
+        careful(o);
+        o.full_rank = true;
+        o.steps = Some(8000);
+    });
+    let loc = state(&out, "guide.loc");
+    let off = state(&out, "guide.scale_tril_offdiag")[0];
+    let (d0, d1) = (
+        softplus(state(&out, "guide.scale_tril_diag")[0]),
+        softplus(state(&out, "guide.scale_tril_diag")[1]),
+    );
+    let cov = [d0 * d0, d0 * off, off * off + d1 * d1];
+    assert!(
+        (loc[0] - 1.0).abs() < 0.05 && (loc[1] + 2.0).abs() < 0.05,
+        "{loc:?}"
+    );
+    for (c, want) in cov.iter().zip([1.0, 0.8, 1.0]) {
+        assert!((c - want).abs() < 0.1, "{cov:?}");
+    }
+}

@@ -71,15 +71,15 @@ pub fn check_supported(model: &Model) -> Result<(), Diagnostics> {
         }
     }
     for site in model.sites.iter() {
-        if site.dist.family == Family::MvNormal {
+        let m = site.dist.args.get(1).map(|a| model.node(*a));
+        let fixed =
+            m.is_some_and(|n| n.ty.plates.is_empty()) && model.latents_of(site.dist.args[1]).is_empty();
+        if site.dist.family == Family::MvNormal && !fixed {
             diags.push(
-                Diagnostic::new(
-                    "vi::svi::mvnormal",
-                    "MvNormal densities are not available to SVI yet",
-                )
-                .primary(site.dist.span, "MvNormal")
-                .help("write independent Normals, or fit a conjugate model with CAVI")
-                .with_source(&model.source),
+                Diagnostic::new("vi::svi::mvnormal", "an MvNormal's covariance must be fixed for SVI")
+                    .primary(model.node(site.dist.args[1]).span, "depends on a latent or a plate")
+                    .help("give it a constant or data covariance (one for all plate members), or write independent Normals")
+                    .with_source(&model.source),
             );
         }
     }
@@ -339,7 +339,11 @@ impl<'a> Engine<'a> {
                 Target::Data { value, .. } | Target::Derived { value } => (ev.eval(s, *value), false),
             };
             let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
-            let lp = log_prob(s, site.dist.family, site.dist.pz, &args, &x);
+            let lp = if site.dist.family == Family::MvNormal {
+                mv_normal(s, site.dist.pz, &args, &x)
+            } else {
+                log_prob(s, site.dist.family, site.dist.pz, &args, &x)
+            };
             let t = self.total(s, &lp, &site.plates);
             per_site.push((k, t.clone()));
             if is_latent {
@@ -536,6 +540,34 @@ impl<'a> Engine<'a> {
         }
         (loc, sd)
     }
+}
+
+/// log MvNormal(x | loc, ·) with a fixed covariance (or scale_tril): its Cholesky factor and
+/// the factor's inverse are computed on the host once per evaluation.
+fn mv_normal(s: &mut Session, pz: crate::dist::Parameterization, args: &[Value], x: &Value) -> Value {
+    let m = s.values(&args[1].arr);
+    let d = *args[1].lay.shape.last().expect("a matrix");
+    let l = if pz == crate::dist::Parameterization::ScaleTril {
+        m
+    } else {
+        // A covariance that is not positive definite gives a non-finite density, which the
+        // engine reports against this statement.
+        super::cholesky(&m, d).unwrap_or_else(|| vec![f64::NAN; d * d])
+    };
+    let log_det_l: f64 = (0..d).map(|i| l[i * d + i].ln()).sum();
+    // L⁻¹ by forward substitution, column by column.
+    let mut inv = vec![0.0; d * d];
+    for c in 0..d {
+        for i in c..d {
+            let mut v = if i == c { 1.0 } else { 0.0 };
+            for k in c..i {
+                v -= l[i * d + k] * inv[k * d + c];
+            }
+            inv[i * d + c] = v / l[i * d + i];
+        }
+    }
+    let l_inv = Value::new(s.array(&inv, &[d, d]), Layout::of_shape(vec![d, d]));
+    crate::dist::density::mv_normal_lp(s, x, &args[0], &l_inv, log_det_l)
 }
 
 /// Draws from a fitted guide, restored from its saved tensors: per latent its values laid out
