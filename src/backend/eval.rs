@@ -620,7 +620,6 @@ impl<'m> Evaluator<'m> {
         let rows = x.arr.len() / width_in;
         let mut h = x.arr.reshaped(&[rows, width_in]);
         for (k, (w, b)) in layers.iter().take(stop).enumerate() {
-            let out = w.shape()[1];
             let z = s.matmul(&h, w);
             let bb = s.insert_axis(b, 0, rows);
             let z = s.zip(ZipFn::Add, &z, &bb);
@@ -630,7 +629,6 @@ impl<'m> Evaluator<'m> {
                 decl.hidden
             };
             h = activate(s, act, &z);
-            let _ = out;
         }
         let width_out = h.shape()[1];
         let mut lay = x.lay.clone();

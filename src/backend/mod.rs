@@ -490,11 +490,8 @@ impl Session {
 
     /// The sum of all elements, as a scalar.
     pub fn sum(&mut self, a: &Array) -> Array {
-        let n = a.shape.len();
         let flat = a.reshaped(&[a.len()]);
-        let s = self.sum_axes(&flat, 0, 1);
-        let _ = n;
-        s
+        self.sum_axes(&flat, 0, 1)
     }
 
     /// `out[k] = a.flat[index[k]]`, shaped `shape`. Gradients scatter back.

@@ -136,7 +136,7 @@ impl Checker<'_> {
             return None;
         }
         if scope.program == Program::Objective {
-            return self.objective_name(n, span, scope);
+            return self.objective_name(n, span);
         }
         if scope.program == Program::Const {
             if let Some((Symbol::Const(k), _)) = self.globals.get(n).copied() {
@@ -235,7 +235,7 @@ impl Checker<'_> {
     }
 
     /// Names in an objective: the built-in quantities, terms and consts.
-    fn objective_name(&mut self, n: &str, span: Span, scope: &Scope) -> Option<NodeId> {
+    fn objective_name(&mut self, n: &str, span: Span) -> Option<NodeId> {
         let q = match n {
             "elbo" => Some(Quantity::Elbo),
             "loglik" => Some(Quantity::LogLik),
@@ -265,7 +265,6 @@ impl Checker<'_> {
                     Some(s) => d.help(format!("did you mean `{s}`?")),
                     None => d.help("objectives combine `elbo`, `loglik`, `kl`, `term`s and consts"),
                 };
-                let _ = scope;
                 self.error(d);
                 None
             }
@@ -469,7 +468,7 @@ impl Checker<'_> {
 
     fn call(&mut self, func: &ast::Ident, args: &[Arg], span: Span, scope: &Scope) -> Option<NodeId> {
         if let Some((Symbol::Net(id), _)) = self.globals.get(&func.name).copied() {
-            return self.net_call(id, func, args, span, scope);
+            return self.net_call(id, args, span, scope);
         }
         let Some((_, arity)) = FUNCTIONS.iter().find(|(n, _)| *n == func.name).copied() else {
             let mut d = Diagnostic::new(
@@ -685,7 +684,6 @@ impl Checker<'_> {
     fn net_call(
         &mut self,
         id: crate::graph::NetId,
-        func: &ast::Ident,
         args: &[Arg],
         span: Span,
         scope: &Scope,
@@ -773,7 +771,6 @@ impl Checker<'_> {
         }
         let mut shape = ty.shape[..ty.shape.len() - 1].to_vec();
         shape.push(net.widths[layer.unwrap_or(layers)].clone());
-        let _ = func;
         Some(self.add(
             Op::Net {
                 net: id,

@@ -553,9 +553,6 @@ impl<'d> Checker<'d> {
         }
         let free = self.claim(name, Some(scope));
         let Some(v) = self.expr(value, scope) else { return };
-        if self.ty(v).elem.is_int() {
-            // Terms are real-valued sums; an integer is fine, just note nothing.
-        }
         if free {
             self.terms.push(Term {
                 name: name.name.clone(),

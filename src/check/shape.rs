@@ -49,7 +49,6 @@ impl Checker<'_> {
                     .secondary(span, "combined here")
                     .help("elementwise operations need equal shapes, a scalar, or axes of length 1 (aligned from the right)"),
                 );
-                let _ = span;
                 None
             }
         }

@@ -180,9 +180,6 @@ impl Checker<'_> {
             self.poisoned.insert(name.name.clone());
             return;
         };
-        if app.family == Family::Categorical || app.family.support().is_discrete() {
-            // Discrete latents are fine for CAVI; the engines say what they can do with them.
-        }
         let id = LatentId(self.latents.len() as u32);
         self.latents.push(Latent {
             name: name.name.clone(),

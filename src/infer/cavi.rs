@@ -20,7 +20,7 @@ use crate::backend::eval::{expand, joint_layout, map, zip, Evaluator, Layout, Pl
 use crate::backend::{Array, Precision, Session};
 use crate::diag::Diagnostics;
 use crate::dist::{Family, Parameterization};
-use crate::graph::{LatentId, MapFn, Model, NodeId, Op, PlateId, ZipFn};
+use crate::graph::{LatentId, MapFn, Model, NodeId, Op, ZipFn};
 use crate::Loaded;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -312,7 +312,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A statistic of one argument in a statement's frame. `stat` picks which expectation.
-    fn arg_stat(&mut self, form: &ArgForm, stat: Stat, rank: usize) -> Value {
+    fn arg_stat(&mut self, form: &ArgForm, stat: Stat) -> Value {
         match form {
             ArgForm::Const(id) => {
                 let c = self.constant(*id);
@@ -332,7 +332,6 @@ impl<'a> Ctx<'a> {
                 // Components along the latent's first axis (or its plate); trailing axes stay
                 // the member's.
                 let st = self.latent_stat(*latent, stat);
-                let _ = rank;
                 let whole = unplated(&st.lay);
                 v(st.arr, whole)
             }
@@ -425,23 +424,21 @@ impl<'a> Ctx<'a> {
     fn expected_loglik(&mut self, sp: &SitePlan) -> Value {
         let site = &self.model.sites[sp.site];
         let (family, pz) = (site.dist.family, site.dist.pz);
-        let vr = self.value_rank(sp);
         let a = |k: usize| sp.args[k].clone();
         match (family, pz) {
             (Family::Normal, _) => {
                 let (etau, elogtau) = match pz {
-                    Parameterization::Precision => (
-                        self.arg_stat(&a(1), Stat::Mean, vr),
-                        self.arg_stat(&a(1), Stat::Log, vr),
-                    ),
+                    Parameterization::Precision => {
+                        (self.arg_stat(&a(1), Stat::Mean), self.arg_stat(&a(1), Stat::Log))
+                    }
                     Parameterization::Variance => {
-                        let inv = self.arg_stat(&a(1), Stat::Inverse, vr);
-                        let lv = self.arg_stat(&a(1), Stat::Log, vr);
+                        let inv = self.arg_stat(&a(1), Stat::Inverse);
+                        let lv = self.arg_stat(&a(1), Stat::Log);
                         (inv, self.scale(&lv, -1.0))
                     }
                     _ => {
                         // A fixed scale: τ = 1/σ², ln τ = −2 ln σ.
-                        let sd = self.arg_stat(&a(1), Stat::Mean, vr);
+                        let sd = self.arg_stat(&a(1), Stat::Mean);
                         let var = self.f(MapFn::Square, &sd);
                         let lvar = self.f(MapFn::Log, &var);
                         let ltau = self.scale(&lvar, -1.0);
@@ -449,7 +446,7 @@ impl<'a> Ctx<'a> {
                         (tau, ltau)
                     }
                 };
-                let sq = self.expected_square_error(sp, vr);
+                let sq = self.expected_square_error(sp);
                 let t = self.mul(&etau, &sq);
                 let t = self.scale(&t, -0.5);
                 let h = self.scale(&elogtau, 0.5);
@@ -459,8 +456,8 @@ impl<'a> Ctx<'a> {
             (Family::Poisson, _) => {
                 // x E[ln λ] − E[λ] − lgamma(x + 1)
                 let x = self.value_stat(sp, Stat::Mean);
-                let el = self.arg_stat(&a(0), Stat::Mean, vr);
-                let ell = self.arg_stat(&a(0), Stat::Log, vr);
+                let el = self.arg_stat(&a(0), Stat::Mean);
+                let ell = self.arg_stat(&a(0), Stat::Log);
                 let t = self.mul(&x, &ell);
                 let t = self.sub(&t, &el);
                 let x1 = self.shift(&x, 1.0);
@@ -469,16 +466,16 @@ impl<'a> Ctx<'a> {
             }
             (Family::Exponential, _) => {
                 let x = self.value_stat(sp, Stat::Mean);
-                let el = self.arg_stat(&a(0), Stat::Mean, vr);
-                let ell = self.arg_stat(&a(0), Stat::Log, vr);
+                let el = self.arg_stat(&a(0), Stat::Mean);
+                let ell = self.arg_stat(&a(0), Stat::Log);
                 let t = self.mul(&el, &x);
                 self.sub(&ell, &t)
             }
             (Family::Gamma, _) => {
                 // latent child λ ~ Gamma(α, β): α E[ln β] − lgamma(α) + (α−1) E[ln λ] − E[β] E[λ]
-                let alpha = self.arg_stat(&a(0), Stat::Mean, vr);
-                let eb = self.arg_stat(&a(1), Stat::Mean, vr);
-                let elb = self.arg_stat(&a(1), Stat::Log, vr);
+                let alpha = self.arg_stat(&a(0), Stat::Mean);
+                let eb = self.arg_stat(&a(1), Stat::Mean);
+                let elb = self.arg_stat(&a(1), Stat::Log);
                 let el = self.value_stat(sp, Stat::Mean);
                 let ell = self.value_stat(sp, Stat::Log);
                 let t1 = self.mul(&alpha, &elb);
@@ -492,10 +489,7 @@ impl<'a> Ctx<'a> {
             }
             (Family::InverseGamma, _) => {
                 // a ln b − lgamma(a) − (a+1) E[ln v] − b E[1/v]
-                let (ca, cb) = (
-                    self.arg_stat(&a(0), Stat::Mean, vr),
-                    self.arg_stat(&a(1), Stat::Mean, vr),
-                );
+                let (ca, cb) = (self.arg_stat(&a(0), Stat::Mean), self.arg_stat(&a(1), Stat::Mean));
                 let elv = self.value_stat(sp, Stat::Log);
                 let einv = self.value_stat(sp, Stat::Inverse);
                 let lb = self.f(MapFn::Log, &cb);
@@ -514,10 +508,10 @@ impl<'a> Ctx<'a> {
                 } else {
                     (None, self.value_stat(sp, Stat::Mean), a(0))
                 };
-                let elp = self.arg_stat(&pslot, Stat::Log, vr);
-                let el1p = self.arg_stat(&pslot, Stat::Log1m, vr);
+                let elp = self.arg_stat(&pslot, Stat::Log);
+                let el1p = self.arg_stat(&pslot, Stat::Log1m);
                 let nn = match &n {
-                    Some(f) => self.arg_stat(f, Stat::Mean, vr),
+                    Some(f) => self.arg_stat(f, Stat::Mean),
                     None => self.sc(1.0),
                 };
                 let fail = self.sub(&nn, &xs);
@@ -539,18 +533,18 @@ impl<'a> Ctx<'a> {
                 }
             }
             (Family::Categorical, _) => {
-                let elp = self.arg_stat(&a(0), Stat::Log, vr + 1);
+                let elp = self.arg_stat(&a(0), Stat::Log);
                 let k = *elp.lay.shape.last().expect("a probability vector");
                 let oh = self.value_one_hot(sp, k);
                 let t = self.mul(&oh, &elp);
                 self.sum_event(&t)
             }
             (Family::Multinomial, _) => {
-                let elp = self.arg_stat(&a(1), Stat::Log, vr);
+                let elp = self.arg_stat(&a(1), Stat::Log);
                 let x = self.value_stat(sp, Stat::Mean);
                 let t = self.mul(&x, &elp);
                 let t = self.sum_event(&t);
-                let n = self.arg_stat(&a(0), Stat::Mean, vr);
+                let n = self.arg_stat(&a(0), Stat::Mean);
                 let n1 = self.shift(&n, 1.0);
                 let gn = self.f(MapFn::LGamma, &n1);
                 let x1 = self.shift(&x, 1.0);
@@ -561,10 +555,7 @@ impl<'a> Ctx<'a> {
             }
             (Family::Beta, _) => {
                 // (a−1) E[ln p] + (b−1) E[ln(1−p)] − ln B(a, b)
-                let (ca, cb) = (
-                    self.arg_stat(&a(0), Stat::Mean, vr),
-                    self.arg_stat(&a(1), Stat::Mean, vr),
-                );
+                let (ca, cb) = (self.arg_stat(&a(0), Stat::Mean), self.arg_stat(&a(1), Stat::Mean));
                 let elp = self.value_stat(sp, Stat::Log);
                 let el1p = self.value_stat(sp, Stat::Log1m);
                 let am1 = self.shift(&ca, -1.0);
@@ -576,7 +567,7 @@ impl<'a> Ctx<'a> {
                 self.sub(&r, &lb)
             }
             (Family::Dirichlet, _) => {
-                let alpha = self.arg_stat(&a(0), Stat::Mean, vr);
+                let alpha = self.arg_stat(&a(0), Stat::Mean);
                 let elp = self.value_stat(sp, Stat::Log);
                 let am1 = self.shift(&alpha, -1.0);
                 let t = self.mul(&am1, &elp);
@@ -616,12 +607,12 @@ impl<'a> Ctx<'a> {
     }
 
     /// E[(x − μ)²] for a Normal statement: E[x²] − 2 E[x] E[μ] + E[μ²].
-    fn expected_square_error(&mut self, sp: &SitePlan, vr: usize) -> Value {
+    fn expected_square_error(&mut self, sp: &SitePlan) -> Value {
         let ex = self.value_stat(sp, Stat::Mean);
         let ex2 = self.value_stat(sp, Stat::Second);
         let loc = sp.args[0].clone();
-        let em = self.arg_stat(&loc, Stat::Mean, vr);
-        let em2 = self.arg_stat(&loc, Stat::Second, vr);
+        let em = self.arg_stat(&loc, Stat::Mean);
+        let em2 = self.arg_stat(&loc, Stat::Second);
         let cross = self.mul(&ex, &em);
         let cross = self.scale(&cross, 2.0);
         let r = self.sub(&ex2, &cross);
@@ -747,7 +738,7 @@ impl<'a> Ctx<'a> {
                     let sp = self.plan.sites[k].clone();
                     debug_assert_eq!(slot, 0);
                     let vr = self.value_rank(&sp);
-                    let etau = self.precision(&sp, vr);
+                    let etau = self.precision(&sp);
                     let ex = self.value_stat(&sp, Stat::Mean);
                     let w1 = self.mul(&etau, &ex);
                     let w1 = self.weighted(&sp, &w1, vr);
@@ -770,8 +761,8 @@ impl<'a> Ctx<'a> {
             }
             QFamily::NormalBlock => self.update_block(l, &prior),
             QFamily::Gamma => {
-                let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
-                let b0 = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                let a0 = self.arg_stat(&prior.args[0], Stat::Mean);
+                let b0 = self.arg_stat(&prior.args[1], Stat::Mean);
                 let mut shape = expand(&mut self.s, &a0, &lay);
                 let mut rate = expand(&mut self.s, &b0, &lay);
                 for (k, slot) in self.uses(l) {
@@ -802,7 +793,7 @@ impl<'a> Ctx<'a> {
                     let vr = self.value_rank(&sp);
                     let (ds, dr) = match site_family {
                         Family::Normal => {
-                            let sq = self.expected_square_error(&sp, vr);
+                            let sq = self.expected_square_error(&sp);
                             let half = self.scale(&sq, 0.5);
                             let ones = v(self.s.full(0.5, &half.lay.dims()), half.lay.clone());
                             (ones, half)
@@ -819,7 +810,7 @@ impl<'a> Ctx<'a> {
                         }
                         Family::Gamma => {
                             debug_assert_eq!(slot, 1);
-                            let alpha = self.arg_stat(&sp.args[0], Stat::Mean, vr);
+                            let alpha = self.arg_stat(&sp.args[0], Stat::Mean);
                             let el = self.value_stat(&sp, Stat::Mean);
                             let alpha = expand(&mut self.s, &alpha, &joint_layout(&alpha.lay, &el.lay));
                             (alpha, el)
@@ -841,14 +832,14 @@ impl<'a> Ctx<'a> {
             QFamily::InverseGamma => {
                 // α = α0 + Σ ½, β = β0 + Σ ½ E[(x − μ)²] over the Normal statements it is the
                 // variance of.
-                let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
-                let b0 = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                let a0 = self.arg_stat(&prior.args[0], Stat::Mean);
+                let b0 = self.arg_stat(&prior.args[1], Stat::Mean);
                 let mut shape = expand(&mut self.s, &a0, &lay);
                 let mut scale = expand(&mut self.s, &b0, &lay);
                 for (k, slot) in self.uses(l) {
                     let sp = self.plan.sites[k].clone();
                     let vr = self.value_rank(&sp);
-                    let sq = self.expected_square_error(&sp, vr);
+                    let sq = self.expected_square_error(&sp);
                     let dr = self.scale(&sq, 0.5);
                     let ds = v(self.s.full(0.5, &dr.lay.dims()), dr.lay.clone());
                     let ds = self.weighted(&sp, &ds, vr);
@@ -864,8 +855,8 @@ impl<'a> Ctx<'a> {
                 self.q[l.index()] = Some(Q::InverseGamma { shape, scale });
             }
             QFamily::Beta => {
-                let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
-                let b0 = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                let a0 = self.arg_stat(&prior.args[0], Stat::Mean);
+                let b0 = self.arg_stat(&prior.args[1], Stat::Mean);
                 let mut a = expand(&mut self.s, &a0, &lay);
                 let mut b = expand(&mut self.s, &b0, &lay);
                 for (k, slot) in self.uses(l) {
@@ -873,7 +864,7 @@ impl<'a> Ctx<'a> {
                     let vr = self.value_rank(&sp);
                     let x = self.value_stat(&sp, Stat::Mean);
                     let n = if self.model.sites[sp.site].dist.family == Family::Binomial {
-                        self.arg_stat(&sp.args[0], Stat::Mean, vr)
+                        self.arg_stat(&sp.args[0], Stat::Mean)
                     } else {
                         self.sc(1.0)
                     };
@@ -892,7 +883,7 @@ impl<'a> Ctx<'a> {
                 self.q[l.index()] = Some(Q::Beta { a, b });
             }
             QFamily::Dirichlet => {
-                let a0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                let a0 = self.arg_stat(&prior.args[0], Stat::Mean);
                 let mut alpha = expand(&mut self.s, &a0, &lay);
                 for (k, slot) in self.uses(l) {
                     if let Some(f) = self.fast_prior_at(k) {
@@ -923,8 +914,8 @@ impl<'a> Ctx<'a> {
                 // log φ = E[ln p] (prior) + Σ mixture statements' expected log-likelihoods.
                 let kk = self.categories(l);
                 let mut logits = match &prior.args[0] {
-                    ArgForm::Const(_) => self.arg_stat(&prior.args[0], Stat::Log, 1),
-                    form => self.arg_stat(form, Stat::Log, 1),
+                    ArgForm::Const(_) => self.arg_stat(&prior.args[0], Stat::Log),
+                    form => self.arg_stat(form, Stat::Log),
                 };
                 let clay = Layout {
                     shape: vec![kk],
@@ -958,8 +949,8 @@ impl<'a> Ctx<'a> {
 
     /// A Normal latent's prior natural parameters (η1 = E[τ0] E[μ0], η2 = E[τ0]).
     fn normal_prior(&mut self, prior: &SitePlan, lay: &Layout) -> (Value, Value) {
-        let tau0 = self.precision(prior, 0);
-        let mu0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+        let tau0 = self.precision(prior);
+        let mu0 = self.arg_stat(&prior.args[0], Stat::Mean);
         let eta1 = self.mul(&tau0, &mu0);
         let eta1 = expand(&mut self.s, &eta1, lay);
         let eta2 = expand(&mut self.s, &tau0, lay);
@@ -967,13 +958,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// E[τ] of a Normal statement: its precision, or 1/scale².
-    fn precision(&mut self, sp: &SitePlan, vr: usize) -> Value {
+    fn precision(&mut self, sp: &SitePlan) -> Value {
         let pz = self.model.sites[sp.site].dist.pz;
         match pz {
-            Parameterization::Precision => self.arg_stat(&sp.args[1], Stat::Mean, vr),
-            Parameterization::Variance => self.arg_stat(&sp.args[1], Stat::Inverse, vr),
+            Parameterization::Precision => self.arg_stat(&sp.args[1], Stat::Mean),
+            Parameterization::Variance => self.arg_stat(&sp.args[1], Stat::Inverse),
             _ => {
-                let sd = self.arg_stat(&sp.args[1], Stat::Mean, vr);
+                let sd = self.arg_stat(&sp.args[1], Stat::Mean);
                 let var = self.f(MapFn::Square, &sd);
                 let one = self.sc(1.0);
                 self.div(&one, &var)
@@ -985,9 +976,9 @@ impl<'a> Ctx<'a> {
     /// h = Λ0 μ0 + Σ E[τ] x y, S = Λ⁻¹, m = S h.
     fn update_block(&mut self, l: LatentId, prior: &SitePlan) {
         let d = self.latent_layout(l).shape[0];
-        let tau0 = self.precision(prior, 0);
+        let tau0 = self.precision(prior);
         let tau0 = expand(&mut self.s, &tau0, &Layout::of_shape(vec![d]));
-        let mu0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+        let mu0 = self.arg_stat(&prior.args[0], Stat::Mean);
         let mu0 = expand(&mut self.s, &mu0, &Layout::of_shape(vec![d]));
         let t0 = self.s.values(&tau0.arr);
         let m0 = self.s.values(&mu0.arr);
@@ -1003,7 +994,7 @@ impl<'a> Ctx<'a> {
                 unreachable!("block latents appear linearly")
             };
             let x = self.constant(covariates);
-            let etau = self.precision(&sp, 0);
+            let etau = self.precision(&sp);
             let y = self.value_stat(&sp, Stat::Mean);
             let wt = self.weighted(&sp, &etau, 0);
             let lead = Layout {
@@ -1058,7 +1049,7 @@ impl<'a> Ctx<'a> {
 
     /// An argument's statistic as K host numbers (a scalar repeated).
     fn per_component(&mut self, form: &ArgForm, stat: Stat, k: usize) -> Vec<f64> {
-        let val = self.arg_stat(form, stat, 0);
+        let val = self.arg_stat(form, stat);
         let xs = self.s.values(&val.arr);
         if xs.len() == k {
             xs
@@ -1350,7 +1341,7 @@ impl<'a> Ctx<'a> {
                             v(self.s.array(&vals, &lay.dims()), lay.clone())
                         }
                         None => {
-                            let mu0 = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                            let mu0 = self.arg_stat(&prior.args[0], Stat::Mean);
                             expand(&mut self.s, &mu0, &lay)
                         }
                     };
@@ -1370,9 +1361,9 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 QFamily::Gamma => {
-                    let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                    let a = self.arg_stat(&prior.args[0], Stat::Mean);
                     let b = match &prior.args[1] {
-                        ArgForm::Const(_) => self.arg_stat(&prior.args[1], Stat::Mean, 0),
+                        ArgForm::Const(_) => self.arg_stat(&prior.args[1], Stat::Mean),
                         _ => self.sc(1.0),
                     };
                     Q::Gamma {
@@ -1381,23 +1372,23 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 QFamily::InverseGamma => {
-                    let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
-                    let b = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                    let a = self.arg_stat(&prior.args[0], Stat::Mean);
+                    let b = self.arg_stat(&prior.args[1], Stat::Mean);
                     Q::InverseGamma {
                         shape: expand(&mut self.s, &a, &lay),
                         scale: expand(&mut self.s, &b, &lay),
                     }
                 }
                 QFamily::Beta => {
-                    let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
-                    let b = self.arg_stat(&prior.args[1], Stat::Mean, 0);
+                    let a = self.arg_stat(&prior.args[0], Stat::Mean);
+                    let b = self.arg_stat(&prior.args[1], Stat::Mean);
                     Q::Beta {
                         a: expand(&mut self.s, &a, &lay),
                         b: expand(&mut self.s, &b, &lay),
                     }
                 }
                 QFamily::Dirichlet => {
-                    let a = self.arg_stat(&prior.args[0], Stat::Mean, 0);
+                    let a = self.arg_stat(&prior.args[0], Stat::Mean);
                     let base = expand(&mut self.s, &a, &lay);
                     // Break the symmetry between components a little.
                     let n = base.arr.len();
@@ -1840,7 +1831,6 @@ pub fn fit(
     let (elbo, q, trace, status, iterations) = best.expect("at least one restart");
     ctx.q = q;
     let (latents, state) = ctx.summaries(&mut rng);
-    let _ = PlateId(0);
     Ok(FitOutput {
         method: Method::Cavi,
         reasons: plan.verdicts.iter().map(|v| v.reason.clone()).collect(),

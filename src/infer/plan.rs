@@ -248,10 +248,9 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
         Family::Dirichlet if is_const(0) => Ok(QFamily::Dirichlet),
         Family::Categorical if d.pz == Parameterization::Standard => match &forms[0] {
             Ok(ArgForm::Const(_)) => Ok(QFamily::Categorical),
-            Ok(f @ (ArgForm::Latent(p) | ArgForm::Gather { latent: p, .. }))
+            Ok(ArgForm::Latent(p) | ArgForm::Gather { latent: p, .. })
                 if model.sites[model.latent(*p).site].dist.family == Family::Dirichlet =>
             {
-                let _ = f;
                 Ok(QFamily::Categorical)
             }
             _ => Err("its probabilities are not fixed or a Dirichlet latent".into()),

@@ -868,9 +868,12 @@ fn finish(
 ) -> FitOutput {
     let model = &loaded.model;
     let time_s = start.elapsed().as_secs_f64();
-    // Draw from the guide, with every plate whole (latents of batched plates are summarised
-    // only when their plate is small enough).
-    let draws = 1000usize;
+    // Summaries come from draws of the guide with every plate whole. Latents with more than
+    // SUMMARY_ELEMENTS values, and the codes of models with networks (whose guide would run the
+    // encoder on every data point for every draw), are left to params.safetensors.
+    const DRAWS: usize = 1000;
+    const SUMMARY_ELEMENTS: usize = 10_000;
+    let draws = DRAWS;
     let plates: Vec<PlateState> = model
         .plates
         .iter()
@@ -889,7 +892,7 @@ fn finish(
                 .map(|p| model.plate(*p).size.value().unwrap_or(1))
                 .product::<usize>()
                 * l.shape.iter().map(|d| d.value().unwrap_or(1)).product::<usize>();
-            n <= 100_000 / 10
+            n <= SUMMARY_ELEMENTS
         })
         .collect();
     let mut latents_out = Vec::new();
