@@ -258,7 +258,7 @@ fn q_of_prior(model: &Model, l: LatentId, linear: bool) -> Result<QFamily, Strin
         Family::Beta | Family::Dirichlet | Family::InverseGamma => {
             Err("its prior parameters are not fixed".into())
         }
-        f => Err(format!("a {f} prior has no conjugate update here")),
+        f => Err(format!("a {f} prior has no conjugate update")),
     }
 }
 
@@ -349,7 +349,17 @@ pub fn analyse(model: &Model) -> Plan {
             culprit: None,
         };
         let prior_family = model.sites[lat.site].dist.family;
-        match (&broken[k], q_of_prior(model, l, linear)) {
+        let prior_q = q_of_prior(model, l, linear);
+        // A prior family with no conjugate update is the first thing to say.
+        let hopeless = matches!(&prior_q, Err(why) if why.contains("no conjugate update"));
+        match (&broken[k], prior_q) {
+            (_, Err(_)) if hopeless => {
+                verdict.reason = format!(
+                    "{}: {prior_family} prior — no conjugate update, fitted by gradients",
+                    lat.name
+                );
+                verdict.culprit = Some(prior_span);
+            }
             (Some((why, span)), _) => {
                 verdict.reason = format!(
                     "{}: {prior_family} prior, but {why} — not conjugate, fitted by gradients",
