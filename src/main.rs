@@ -114,7 +114,7 @@ struct FitArgs {
     /// Monte-Carlo samples per step.
     #[arg(long)]
     samples: Option<u64>,
-    /// Relative ELBO change that counts as converged.
+    /// Relative ELBO change that counts as converged (0: run every step).
     #[arg(long)]
     tol: Option<f64>,
     /// The automatic guide's covariance.
@@ -134,6 +134,9 @@ struct FitArgs {
     /// Learning-rate decay: lr / (1 + decay * step).
     #[arg(long)]
     decay: Option<f64>,
+    /// Draws from the fitted q for the fit diagnostics (PSIS k-hat, IW bound); 0 turns them off.
+    #[arg(long)]
+    diagnostic_draws: Option<usize>,
     /// Output folder (default out/<model name>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -207,7 +210,7 @@ fn main() -> ExitCode {
     quiet_panics();
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(diags) => {
             eprintln!("{}", diags.render(std::io::stderr().is_terminal()));
             ExitCode::from(1)
@@ -215,13 +218,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Diagnostics> {
+/// Exit codes of `vi fit` beyond 0 (converged), 1 (model or data) and 2 (usage).
+const EXIT_STALLED: u8 = 3;
+const EXIT_DIVERGED: u8 = 4;
+
+fn run(cli: Cli) -> Result<u8, Diagnostics> {
     match cli.command {
         Command::Check { model, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
             out!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
         }
-        Command::Fit(args) => fit(args)?,
+        Command::Fit(args) => return fit(args),
         Command::Sample {
             model,
             from,
@@ -264,10 +271,10 @@ fn run(cli: Cli) -> Result<(), Diagnostics> {
             }
         }
     }
-    Ok(())
+    Ok(0)
 }
 
-fn fit(args: FitArgs) -> Result<(), Diagnostics> {
+fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
     use vi::settings::Value;
     if args.device == DeviceArg::Cuda {
         return Err(Diagnostics::from(
@@ -335,7 +342,10 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
     if args.steps.is_some() {
         settings.remove("epochs");
     }
-    let opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    let mut opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    if let Some(d) = args.diagnostic_draws {
+        opts.diagnostic_draws = d;
+    }
     let model_name = loaded.model.name.clone();
     let out_dir = args
         .out
@@ -362,6 +372,38 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
         out.time_s,
         out.elbo
     );
+    if out.status == vi::infer::Status::Stalled {
+        eprintln!(
+            "warning: the ELBO was still rising at the step limit; raise `--steps` (or `--lr`), \
+             or pass `--tol 0` to run a fixed number of steps (exit code {EXIT_STALLED})"
+        );
+    }
+    if let Some(t) = &out.trust {
+        outln!(
+            "fit diagnostics ({} draws from q): k-hat {:.2} ({}); ELBO {:.4} ± {:.4} at the final parameters, \
+             importance-weighted bound {:.4} (gap {:.4})",
+            t.draws,
+            t.khat,
+            t.reading,
+            t.elbo,
+            t.elbo_se,
+            t.iw_bound,
+            t.iw_bound - t.elbo
+        );
+        if t.reading == "poor" || t.reading == "unreliable" {
+            let advice = if out.method == vi::infer::Method::Cavi {
+                "the mean-field factorisation misses dependence between latents that the posterior has"
+            } else {
+                "try `--guide full-rank`, more steps, or a better parameterisation"
+            };
+            eprintln!(
+                "warning: k-hat {:.2} is above {:.2}: q is a poor importance proposal for this posterior, so its \
+                 means and intervals may be off ({advice}); summary.json has the PSIS-corrected means",
+                t.khat,
+                vi::infer::psis::threshold(t.draws)
+            );
+        }
+    }
     outln!();
     out!("{}", vi::report::fit::posterior_table(&out));
     for n in &out.notes {
@@ -373,9 +415,14 @@ fn fit(args: FitArgs) -> Result<(), Diagnostics> {
         out_dir.display()
     );
     if let Some(d) = out.diverged {
-        return Err(Diagnostics::from(d));
+        eprintln!("{}", Diagnostics::from(d).render(std::io::stderr().is_terminal()));
+        return Ok(EXIT_DIVERGED);
     }
-    Ok(())
+    Ok(match out.status {
+        vi::infer::Status::Converged | vi::infer::Status::Completed => 0,
+        vi::infer::Status::Stalled => EXIT_STALLED,
+        vi::infer::Status::Diverged => EXIT_DIVERGED,
+    })
 }
 
 mod progress {

@@ -1792,11 +1792,11 @@ pub fn fit(
         ctx.init(restart, &mut rng);
         let sweeps_start = Instant::now();
         let mut trace = Vec::new();
-        let mut status = Status::Stalled;
         let mut sweeps = 0;
         let mut prev = f64::NEG_INFINITY;
         let max_sweeps = opts.steps.unwrap_or(super::CAVI_SWEEPS);
         let tol = opts.tol.unwrap_or(super::CAVI_TOL);
+        let mut status = Status::at_step_limit(tol);
         while sweeps < max_sweeps {
             for &l in &order {
                 ctx.update(l);
@@ -1816,7 +1816,7 @@ pub fn fit(
                 status = Status::Diverged;
                 break;
             }
-            if prev.is_finite() && (elbo - prev).abs() <= tol * elbo.abs() {
+            if tol > 0.0 && prev.is_finite() && (elbo - prev).abs() <= tol * elbo.abs() {
                 status = Status::Converged;
                 break;
             }
@@ -1850,5 +1850,6 @@ pub fn fit(
         diverged: None,
         guide: None,
         loop_s,
+        trust: None,
     })
 }

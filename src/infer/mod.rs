@@ -9,10 +9,14 @@ pub mod guide;
 mod linalg;
 pub mod optim;
 pub mod plan;
+pub mod psis;
 pub mod sample;
+pub mod stop;
 pub mod svi;
+pub mod trust;
 
 pub use linalg::cholesky;
+pub use stop::StopRule;
 
 use crate::backend::{Array, Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -42,15 +46,27 @@ pub enum Status {
     Converged,
     /// The step cap was reached while the ELBO was still moving.
     Stalled,
+    /// Every requested step ran, as asked: a tolerance of zero turns the stop rule off.
+    Completed,
     /// The ELBO went non-finite; the last finite parameters were kept.
     Diverged,
 }
 
 impl Status {
+    /// Where a fit that used all its steps ends: stalled, unless the stop rule was off.
+    pub fn at_step_limit(tol: f64) -> Status {
+        if tol <= 0.0 {
+            Status::Completed
+        } else {
+            Status::Stalled
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Converged => "converged",
             Status::Stalled => "stalled",
+            Status::Completed => "completed",
             Status::Diverged => "diverged",
         }
     }
@@ -76,6 +92,8 @@ pub struct FitOptions {
     pub decay: f64,
     pub momentum: f64,
     pub precision: Precision,
+    /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
+    pub diagnostic_draws: usize,
 }
 
 impl FitOptions {
@@ -105,6 +123,7 @@ impl FitOptions {
             momentum: settings.number("momentum").unwrap_or(0.9),
             // Gradient estimates are noisy far above f32's rounding; CAVI always uses f64.
             precision: Precision::F32,
+            diagnostic_draws: 1000,
         }
     }
 }
@@ -207,6 +226,8 @@ pub struct FitOutput {
     pub guide: Option<&'static str>,
     /// Seconds in the iterations themselves (no setup, no summaries).
     pub loop_s: f64,
+    /// How far to trust the fit (k̂, the IW bound), when the diagnostics ran.
+    pub trust: Option<trust::Trust>,
 }
 
 /// What an engine reports while it runs.
@@ -220,58 +241,6 @@ pub enum Progress {
         unit: &'static str,
     },
     Diverged(Diagnostic),
-}
-
-/// Convergence of a noisy ELBO trace: the relative change between the means of consecutive
-/// windows falls below `tol` twice in a row (Stan ADVI's rule, on window means).
-#[derive(Clone, Debug)]
-pub struct StopRule {
-    tol: f64,
-    window: usize,
-    current: Vec<f64>,
-    previous: Option<f64>,
-    hits: usize,
-}
-
-impl StopRule {
-    pub fn new(tol: f64) -> StopRule {
-        StopRule {
-            tol,
-            window: 100,
-            current: Vec::new(),
-            previous: None,
-            hits: 0,
-        }
-    }
-
-    /// The window used to average a trace of this length for the reported ELBO.
-    pub fn window_for(len: usize) -> usize {
-        len.clamp(1, 100)
-    }
-
-    /// Feed one ELBO estimate; true when converged.
-    pub fn update(&mut self, elbo: f64) -> bool {
-        self.current.push(elbo);
-        if self.current.len() < self.window {
-            return false;
-        }
-        let mean = self.current.iter().sum::<f64>() / self.current.len() as f64;
-        self.current.clear();
-        let done = match self.previous {
-            Some(p) => {
-                let rel = (mean - p).abs() / mean.abs().max(1e-12);
-                if rel < self.tol {
-                    self.hits += 1;
-                } else {
-                    self.hits = 0;
-                }
-                self.hits >= 2
-            }
-            None => false,
-        };
-        self.previous = Some(mean);
-        done
-    }
 }
 
 /// Upload the bound data (bytes scaled for `unit` data) as arrays, with host copies.
@@ -310,9 +279,25 @@ pub const SVI_TOL: f64 = 1e-4;
 pub const CAVI_SWEEPS: usize = 1_000;
 pub const CAVI_TOL: f64 = 1e-8;
 
-/// Fit a loaded model (data bound) with the given options. `auto` uses CAVI when every latent
-/// is conjugate and the model has no params, nets or objectives; SVI otherwise.
+/// Fit a loaded model (data bound) with the given options, then diagnose the fit (PSIS k̂ and
+/// the importance-weighted bound). `auto` uses CAVI when every latent is conjugate and the model
+/// has no params, nets or objectives; SVI otherwise.
 pub fn fit(
+    loaded: &Loaded,
+    opts: &FitOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitOutput, Diagnostics> {
+    let mut out = run(loaded, opts, progress)?;
+    if out.status != Status::Diverged {
+        match trust::diagnose(loaded, &out, opts) {
+            Ok(t) => out.trust = Some(t),
+            Err(why) => out.notes.push(format!("fit diagnostics: {why}")),
+        }
+    }
+    Ok(out)
+}
+
+fn run(
     loaded: &Loaded,
     opts: &FitOptions,
     progress: &mut dyn FnMut(Progress),

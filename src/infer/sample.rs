@@ -163,7 +163,7 @@ pub fn draw(
 }
 
 /// Posterior draws from CAVI's saved q factors (`q.NAME.mean`, `q.NAME.shape`, ...).
-fn cavi_draws(
+pub(super) fn cavi_draws(
     s: &Session,
     loaded: &Loaded,
     state: &[NamedTensor],

@@ -31,6 +31,9 @@ use crate::graph::{Group, LatentId, MapFn, Model, NodeId, Op, PlateId, Quantity,
 use crate::transform::Bijection;
 use crate::Loaded;
 
+/// Draws used to choose between the averaged and the last parameters.
+const COMPARE_DRAWS: usize = 100;
+
 /// Refuse models SVI cannot fit, pointing at the statement that stops it.
 pub fn check_supported(model: &Model) -> Result<(), Diagnostics> {
     let mut diags = Diagnostics::new();
@@ -167,6 +170,31 @@ impl<'a> Engine<'a> {
                 let shape = self.learn.entries[*li].shape.clone();
                 let z = Value::new(leaf, Layout::of_shape(shape));
                 b.forward(s, &z).0
+            })
+            .collect()
+    }
+
+    /// A fixed minibatch per plate (its first rows after a shuffle seeded by `salt`), without
+    /// moving the epoch's order.
+    fn next_batches_from(&self, salt: usize) -> Vec<PlateState> {
+        let mut rng = ChaCha8Rng::seed_from_u64(salt as u64 ^ 0xba7c);
+        self.model
+            .plates
+            .iter()
+            .map(|p| {
+                let n = p.size.value().expect("bound");
+                match p.batch {
+                    None => PlateState { len: n, batch: None },
+                    Some(m) => {
+                        let mut order: Vec<usize> = (0..n).collect();
+                        order.shuffle(&mut rng);
+                        order.truncate(m);
+                        PlateState {
+                            len: m,
+                            batch: Some(order),
+                        }
+                    }
+                }
             })
             .collect()
     }
@@ -544,7 +572,12 @@ impl<'a> Engine<'a> {
 
 /// log MvNormal(x | loc, ·) with a fixed covariance (or scale_tril): its Cholesky factor and
 /// the factor's inverse are computed on the host once per evaluation.
-fn mv_normal(s: &mut Session, pz: crate::dist::Parameterization, args: &[Value], x: &Value) -> Value {
+pub(super) fn mv_normal(
+    s: &mut Session,
+    pz: crate::dist::Parameterization,
+    args: &[Value],
+    x: &Value,
+) -> Value {
     let m = s.values(&args[1].arr);
     let d = *args[1].lay.shape.last().expect("a matrix");
     let l = if pz == crate::dist::Parameterization::ScaleTril {
@@ -579,13 +612,13 @@ pub struct Restored {
 }
 
 /// Restore a fit's tensors by name and draw `n` samples from its guide, every plate whole.
-pub fn draw_guide(
+/// An engine whose learnables are the saved tensors of a fit.
+fn restore<'a>(
     s: &mut Session,
-    loaded: &Loaded,
-    opts: &FitOptions,
+    loaded: &'a Loaded,
+    opts: &'a FitOptions,
     state: &[NamedTensor],
-    n: usize,
-) -> Result<Restored, Diagnostic> {
+) -> Result<Engine<'a>, Diagnostic> {
     let mut eng = Engine::new(loaded, opts, s);
     for e in &mut eng.learn.entries {
         let saved = state.iter().find(|t| t.name == e.name).ok_or_else(|| {
@@ -607,15 +640,72 @@ pub fn draw_guide(
         e.host.clone_from(&saved.values);
     }
     eng.learn.sync(s);
-    let plates: Vec<PlateState> = loaded
-        .model
+    Ok(eng)
+}
+
+/// Every plate whole, as diagnostics and draws see the model.
+fn whole_plates(model: &Model) -> Vec<PlateState> {
+    model
         .plates
         .iter()
         .map(|p| PlateState {
             len: p.size.value().expect("bound"),
             batch: None,
         })
-        .collect();
+        .collect()
+}
+
+/// Log importance weights log p(x, z) − log q(z) of `n` draws from a saved guide (drawn `chunk`
+/// at a time), with each latent's draws (`n` rows of its values).
+pub fn log_weights(
+    s: &mut Session,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    state: &[NamedTensor],
+    n: usize,
+    chunk: usize,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), Diagnostic> {
+    let mut eng = restore(s, loaded, opts, state)?;
+    // The weights need log q at each draw, never the closed-form KL.
+    eng.analytic = false;
+    let plates = whole_plates(&loaded.model);
+    s.no_grad();
+    let mut log_w = Vec::with_capacity(n);
+    let mut draws = vec![Vec::new(); loaded.model.latents.len()];
+    let mut done = 0;
+    while done < n {
+        let m = chunk.min(n - done);
+        let (totals, latents) = eng.forward(s, &plates, m, opts.seed ^ 0x7e57 ^ done as u64, 0, true);
+        let lw = zip(s, ZipFn::Add, &totals.loglik, &totals.latent);
+        let lw = expand(
+            s,
+            &lw,
+            &Layout {
+                samples: Some(m),
+                plates: vec![],
+                shape: vec![],
+            },
+        );
+        log_w.extend(s.values(&lw.arr));
+        for (d, v) in draws.iter_mut().zip(latents) {
+            if let Some(v) = v {
+                d.extend(s.values(&v.arr));
+            }
+        }
+        done += m;
+    }
+    Ok((log_w, draws))
+}
+
+pub fn draw_guide(
+    s: &mut Session,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    state: &[NamedTensor],
+    n: usize,
+) -> Result<Restored, Diagnostic> {
+    let mut eng = restore(s, loaded, opts, state)?;
+    let plates = whole_plates(&loaded.model);
     s.no_grad();
     let (_, latents) = eng.forward(s, &plates, n, opts.seed ^ 0x005a_3b1e, 0, false);
     let params = eng.param_values(s).into_iter().map(Some).collect();
@@ -728,12 +818,15 @@ pub fn fit(
 
     let steps = opts.steps.unwrap_or(super::SVI_STEPS);
     let mut trace: Vec<f64> = Vec::with_capacity(steps);
-    let mut status = Status::Stalled;
+    let tol = opts.tol.unwrap_or(super::SVI_TOL);
+    let mut status = Status::at_step_limit(tol);
     let mut last_good: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
-    let mut stop = super::StopRule::new(opts.tol.unwrap_or(super::SVI_TOL));
-    // The reported parameters are an exponential moving average of the iterates (tail
-    // averaging): it removes the optimiser's jitter around the optimum without slowing it down.
-    let horizon = (steps as f64 / 20.0).clamp(10.0, 500.0);
+    let mut stop = super::StopRule::new(tol);
+    // Tail averaging: an exponential moving average of the iterates removes the optimiser's
+    // jitter around the optimum. Its horizon is one stop-rule window, so that it does not lag far
+    // behind a fit that is still moving; at the end it is kept only if it scores at least as well
+    // as the last iterate.
+    let horizon = (steps as f64 / 20.0).clamp(10.0, 100.0);
     let mut average: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
     let mut step = 0;
     let loop_start = Instant::now();
@@ -844,11 +937,35 @@ pub fn fit(
             break;
         }
     }
-    for (e, avg) in eng.learn.entries.iter_mut().zip(average) {
-        e.host = avg;
-    }
-    eng.learn.sync(&s);
     let loop_s = loop_start.elapsed().as_secs_f64();
+    // Custom objectives (adversarial ones) have no single score to compare: they keep the last
+    // iterate, as does a diverged fit (its last finite parameters).
+    if status != Status::Diverged && model.objectives.is_empty() {
+        let last: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+        let score = |eng: &mut Engine, s: &mut Session| {
+            // The same draws (and batches) for both candidates.
+            let plates = eng.next_batches_from(step);
+            s.no_grad();
+            let (t, _) = eng.forward(s, &plates, COMPARE_DRAWS, opts.seed ^ 0xa11e, step, true);
+            let e = zip(s, ZipFn::Add, &t.loglik, &t.latent);
+            let m = sample_mean(s, &e);
+            s.value(&m)
+        };
+        let at_last = score(&mut eng, &mut s);
+        for (e, avg) in eng.learn.entries.iter_mut().zip(&average) {
+            e.host.clone_from(avg);
+        }
+        eng.learn.sync(&s);
+        let at_average = score(&mut eng, &mut s);
+        // A NaN score for the average also falls back to the last iterate.
+        let average_is_better = at_average >= at_last;
+        if !average_is_better {
+            for (e, v) in eng.learn.entries.iter_mut().zip(last) {
+                e.host = v;
+            }
+            eng.learn.sync(&s);
+        }
+    }
     let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
     out.loop_s = loop_s;
     Ok(out)
@@ -963,5 +1080,6 @@ fn finish(
         diverged: None,
         guide: None,
         loop_s: 0.0,
+        trust: None,
     }
 }

@@ -107,7 +107,15 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
     let mut latents = Map::new();
     for l in &out.latents {
         let entry = if l.mean.len() <= JSON_ELEMENTS {
-            latent_json(l)
+            let mut e = latent_json(l);
+            if let Some((_, m)) = out
+                .trust
+                .as_ref()
+                .and_then(|t| t.psis_means.iter().find(|(n, _)| *n == l.name))
+            {
+                e["psis_mean"] = json!(finite_or_null(m));
+            }
+            e
         } else {
             json!({
                 "shape": l.shape,
@@ -134,6 +142,11 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "loop_time_s": out.loop_s,
         "time_per_iteration_s": if out.iterations > 0 { out.loop_s / out.iterations as f64 } else { 0.0 },
         "reasons": out.reasons,
+        "psis_khat": out.trust.as_ref().map(|t| finite(t.khat)),
+        "psis_reading": out.trust.as_ref().map(|t| t.reading),
+        "iw_bound": out.trust.as_ref().map(|t| finite(t.iw_bound)),
+        "elbo_at_final_params": out.trust.as_ref().map(|t| json!({"mean": finite(t.elbo), "se": finite(t.elbo_se)})),
+        "diagnostic_draws": out.trust.as_ref().map(|t| t.draws),
         "latents": latents,
         "params": params,
         "notes": out.notes,

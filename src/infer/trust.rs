@@ -1,0 +1,272 @@
+//! After every fit: how far to trust it. Draws from the fitted q, their log importance weights
+//! log p(x, z) − log q(z), the PSIS k̂ of those weights with its reading, the importance-weighted
+//! bound beside the ELBO, and the PSIS-corrected posterior means.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::psis;
+use super::{FitOptions, FitOutput, Method, NamedTensor};
+use crate::backend::eval::{expand, sum_shape, zip, Evaluator, Layout, PlateState, Value};
+use crate::backend::{Precision, Session};
+use crate::dist::density::log_prob;
+use crate::dist::{Family, Parameterization};
+use crate::graph::{Model, PlateId, Target, ZipFn};
+use crate::Loaded;
+
+/// What the diagnostics found.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    pub draws: usize,
+    pub khat: f64,
+    pub reading: &'static str,
+    /// log (1/S) Σ w_s over the same draws.
+    pub iw_bound: f64,
+    /// The ELBO at the final parameters, (1/S) Σ log w_s, and its standard error.
+    pub elbo: f64,
+    pub elbo_se: f64,
+    /// PSIS-corrected posterior means, per latent (those small enough to summarise).
+    pub psis_means: Vec<(String, Vec<f64>)>,
+}
+
+/// Draws are made this many data-point evaluations at a time.
+const WORK_PER_CHUNK: f64 = 4e6;
+/// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
+const WORK_LIMIT: f64 = 4e8;
+
+/// The number of values one draw evaluates: each statement's plate members times its shape.
+fn work_per_draw(model: &Model) -> f64 {
+    model
+        .sites
+        .iter()
+        .map(|s| {
+            let plates: usize = s
+                .plates
+                .iter()
+                .map(|p| model.plate(*p).size.value().unwrap_or(1))
+                .product();
+            let shape: usize = s
+                .dist
+                .value_shape()
+                .iter()
+                .map(|d| d.value().unwrap_or(1))
+                .product();
+            (plates * shape.max(1)) as f64
+        })
+        .sum::<f64>()
+        .max(1.0)
+}
+
+/// Run the diagnostics on a finished fit; `Err` says why they were not run.
+pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<Trust, String> {
+    let model = &loaded.model;
+    let draws = opts.diagnostic_draws;
+    if draws == 0 {
+        return Err("diagnostics off (--diagnostic-draws 0)".into());
+    }
+    if !model.nets.is_empty() {
+        return Err("not computed for models with networks (their codes are per data point)".into());
+    }
+    if model.latents.is_empty() {
+        return Err("no latent variables".into());
+    }
+    let work = work_per_draw(model);
+    if work * draws as f64 > WORK_LIMIT {
+        return Err(format!(
+            "skipped: {draws} draws × {work:.0} values per draw is over {WORK_LIMIT:.0}; ask for fewer with --diagnostic-draws"
+        ));
+    }
+    let chunk = ((WORK_PER_CHUNK / work) as usize).clamp(1, draws);
+    let mut s = Session::new(Precision::F64);
+    let (log_w, latent_draws) = match out.method {
+        Method::Svi => {
+            let mut o = opts.clone();
+            o.precision = Precision::F64;
+            super::svi::log_weights(&mut s, loaded, &o, &out.state, draws, chunk).map_err(|d| d.message)?
+        }
+        Method::Cavi => cavi_log_weights(&mut s, loaded, &out.state, draws, chunk, opts.seed)?,
+    };
+    if log_w.iter().any(|w| w.is_nan()) {
+        return Err("the log weights are not finite".into());
+    }
+    let smoothed = psis::smooth(&log_w);
+    let weights: Vec<f64> = smoothed.log_weights.iter().map(|l| l.exp()).collect();
+    let mut psis_means = Vec::new();
+    for (l, d) in model.latents.iter().zip(&latent_draws) {
+        if d.is_empty() || out.latents.iter().all(|x| x.name != l.name) {
+            continue;
+        }
+        let per = d.len() / draws;
+        let means = (0..per)
+            .map(|j| (0..draws).map(|r| weights[r] * d[r * per + j]).sum())
+            .collect();
+        psis_means.push((l.name.clone(), means));
+    }
+    let mean = log_w.iter().sum::<f64>() / draws as f64;
+    let var = log_w.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / (draws.max(2) - 1) as f64;
+    Ok(Trust {
+        elbo: mean,
+        elbo_se: (var / draws as f64).sqrt(),
+        draws,
+        khat: smoothed.khat,
+        reading: psis::reading(smoothed.khat, draws),
+        iw_bound: psis::iw_bound(&log_w),
+        psis_means,
+    })
+}
+
+/// Log weights of draws from CAVI's q factors.
+fn cavi_log_weights(
+    s: &mut Session,
+    loaded: &Loaded,
+    state: &[NamedTensor],
+    n: usize,
+    chunk: usize,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
+    let model = &loaded.model;
+    s.no_grad();
+    let (data, data_host) = super::upload_data(s, loaded);
+    let plates: Vec<PlateState> = model
+        .plates
+        .iter()
+        .map(|p| PlateState {
+            len: p.size.value().expect("bound"),
+            batch: None,
+        })
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e57);
+    let mut log_w = Vec::with_capacity(n);
+    let mut draws = vec![Vec::new(); model.latents.len()];
+    let mut done = 0;
+    while done < n {
+        let m = chunk.min(n - done);
+        let latents =
+            super::sample::cavi_draws(s, loaded, state, m, &mut rng).map_err(|d| d.render_plain())?;
+        let mut lq = Value::new(s.full(0.0, &[m]), per_draw(m));
+        for (l, v) in model.latents.iter().zip(&latents) {
+            let v = v.as_ref().expect("every latent is drawn");
+            let q = log_q(s, model, state, &l.name, &l.plates, v)?;
+            lq = zip(s, ZipFn::Add, &lq, &q);
+        }
+        let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("conjugate models draw nothing") };
+        let mut ev = Evaluator::new(model, &data, &data_host, plates.clone(), Some(m), &mut noise);
+        ev.latents = latents.clone();
+        let lp = log_joint(s, model, &mut ev, m);
+        let lw = zip(s, ZipFn::Sub, &lp, &lq);
+        log_w.extend(s.values(&lw.arr));
+        for (d, v) in draws.iter_mut().zip(&latents) {
+            if let Some(v) = v {
+                d.extend(s.values(&v.arr));
+            }
+        }
+        done += m;
+    }
+    Ok((log_w, draws))
+}
+
+fn per_draw(m: usize) -> Layout {
+    Layout {
+        samples: Some(m),
+        plates: vec![],
+        shape: vec![],
+    }
+}
+
+/// Sum a per-member value over its shape and plates, one number per draw.
+fn per_draw_total(s: &mut Session, v: &Value, m: usize) -> Value {
+    let v = sum_shape(s, v);
+    let v = expand(
+        s,
+        &v,
+        &Layout {
+            samples: Some(m),
+            ..v.lay.clone()
+        },
+    );
+    let n = v.lay.dims().len();
+    let arr = if n > 1 {
+        s.sum_axes(&v.arr, 1, n)
+    } else {
+        v.arr.clone()
+    };
+    Value::new(arr, per_draw(m))
+}
+
+/// log p(x, z) at the evaluator's latents: every statement of the model.
+fn log_joint(s: &mut Session, model: &Model, ev: &mut Evaluator, m: usize) -> Value {
+    let mut total = Value::new(s.full(0.0, &[m]), per_draw(m));
+    for site in &model.sites {
+        let x = match &site.target {
+            Target::Latent(l) => ev.latents[l.index()].clone().expect("drawn"),
+            Target::Data { value, .. } | Target::Derived { value } => ev.eval(s, *value),
+        };
+        let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
+        let lp = if site.dist.family == Family::MvNormal {
+            super::svi::mv_normal(s, site.dist.pz, &args, &x)
+        } else {
+            log_prob(s, site.dist.family, site.dist.pz, &args, &x)
+        };
+        let t = per_draw_total(s, &lp, m);
+        total = zip(s, ZipFn::Add, &total, &t);
+    }
+    total
+}
+
+/// log q of one latent's draws, from its saved q factor.
+fn log_q(
+    s: &mut Session,
+    model: &Model,
+    state: &[NamedTensor],
+    name: &str,
+    plates: &[PlateId],
+    x: &Value,
+) -> Result<Value, String> {
+    let m = x.lay.samples.expect("draws");
+    let get = |what: &str| state.iter().find(|t| t.name == format!("q.{name}.{what}"));
+    let lay = Layout {
+        samples: None,
+        plates: plates
+            .iter()
+            .map(|p| (*p, model.plate(*p).size.value().expect("bound")))
+            .collect(),
+        shape: x.lay.shape.clone(),
+    };
+    let arr =
+        |s: &Session, t: &NamedTensor, lay: &Layout| Value::new(s.array(&t.values, &lay.dims()), lay.clone());
+    let st = Parameterization::Standard;
+    let lp = if let (Some(mean), Some(var)) = (get("mean"), get("var")) {
+        let sd: Vec<f64> = var.values.iter().map(|v| v.sqrt()).collect();
+        let sd = NamedTensor {
+            values: sd,
+            ..var.clone()
+        };
+        let (mu, sd) = (arr(s, mean, &lay), arr(s, &sd, &lay));
+        log_prob(s, Family::Normal, st, &[mu, sd], x)
+    } else if let (Some(mean), Some(cov)) = (get("mean"), get("cov")) {
+        let d = mean.values.len();
+        let mu = arr(s, mean, &lay);
+        let c = arr(s, cov, &Layout::of_shape(vec![d, d]));
+        super::svi::mv_normal(s, st, &[mu, c], x)
+    } else if let (Some(a), Some(b)) = (get("shape"), get("rate")) {
+        let (a, b) = (arr(s, a, &lay), arr(s, b, &lay));
+        log_prob(s, Family::Gamma, st, &[a, b], x)
+    } else if let (Some(a), Some(b)) = (get("shape"), get("scale")) {
+        let (a, b) = (arr(s, a, &lay), arr(s, b, &lay));
+        log_prob(s, Family::InverseGamma, st, &[a, b], x)
+    } else if let (Some(a), Some(b)) = (get("a"), get("b")) {
+        let (a, b) = (arr(s, a, &lay), arr(s, b, &lay));
+        log_prob(s, Family::Beta, st, &[a, b], x)
+    } else if let Some(alpha) = get("alpha") {
+        let al = arr(s, alpha, &lay);
+        log_prob(s, Family::Dirichlet, st, &[al], x)
+    } else if let Some(p) = get("probs") {
+        let mut pl = lay.clone();
+        pl.shape.push(*p.shape.last().expect("categories"));
+        let pv = arr(s, p, &pl);
+        log_prob(s, Family::Categorical, st, &[pv], x)
+    } else {
+        return Err(format!("no saved q factor for `{name}`"));
+    };
+    Ok(per_draw_total(s, &lp, m))
+}
