@@ -398,7 +398,7 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
             };
             eprintln!(
                 "warning: k-hat {:.2} is above {:.2}: q is a poor importance proposal for this posterior, so its \
-                 means and intervals may be off ({advice}); summary.json has the PSIS-corrected means",
+                 means and intervals may be off ({advice}); compare the `psis mean` column",
                 t.khat,
                 vi::infer::psis::threshold(t.draws)
             );

@@ -39,24 +39,35 @@ fn num(x: f64) -> String {
 
 /// The posterior table: name (with index), mean, sd, 5% and 95%.
 pub fn posterior_table(out: &FitOutput) -> String {
-    let mut rows: Vec<[String; 5]> = vec![[
-        "latent".into(),
-        "mean".into(),
-        "sd".into(),
-        "5%".into(),
-        "95%".into(),
-    ]];
+    // The PSIS-corrected means sit beside q's own, so that a poor k-hat shows where q is off.
+    let psis_means = |name: &str| {
+        out.trust
+            .as_ref()
+            .and_then(|t| t.psis_means.iter().find(|(n, _)| n == name))
+            .map(|(_, m)| m)
+    };
+    let with_psis = out.trust.is_some();
+    let mut header = vec!["latent", "mean"];
+    if with_psis {
+        header.push("psis mean");
+    }
+    header.extend(["sd", "5%", "95%"]);
+    let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     let mut notes = Vec::new();
     for l in &out.latents {
         let n = l.mean.len();
+        let corrected = psis_means(&l.name);
         for k in 0..n.min(ROWS_PER_LATENT) {
-            rows.push([
-                format!("{}{}", l.name, index_text(&l.shape, k)),
-                num(l.mean[k]),
-                num(l.sd[k]),
-                num(l.q05[k]),
-                num(l.q95[k]),
-            ]);
+            let mut row = vec![format!("{}{}", l.name, index_text(&l.shape, k)), num(l.mean[k])];
+            if with_psis {
+                row.push(
+                    corrected
+                        .and_then(|m| m.get(k))
+                        .map_or(String::new(), |v| num(*v)),
+                );
+            }
+            row.extend([num(l.sd[k]), num(l.q05[k]), num(l.q95[k])]);
+            rows.push(row);
         }
         if n > ROWS_PER_LATENT {
             notes.push(format!(
@@ -66,30 +77,30 @@ pub fn posterior_table(out: &FitOutput) -> String {
             ));
         }
     }
+    let columns = rows[0].len();
     for p in &out.params {
         for k in 0..p.values.len().min(ROWS_PER_LATENT) {
-            rows.push([
+            let mut row = vec![
                 format!("{}{} (param)", p.name, index_text(&p.shape, k)),
                 num(p.values[k]),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]);
+            ];
+            row.resize(columns, String::new());
+            rows.push(row);
         }
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut s = String::new();
     for (i, r) in rows.iter().enumerate() {
         let _ = write!(s, "  {:<w$}", r[0], w = widths[0]);
-        for c in 1..5 {
+        for c in 1..columns {
             let _ = write!(s, "  {:>w$}", r[c], w = widths[c]);
         }
         s = s.trim_end().to_string();
         s.push('\n');
         if i == 0 {
-            let total: usize = widths.iter().sum::<usize>() + 2 * 5;
+            let total: usize = widths.iter().sum::<usize>() + 2 * columns;
             let _ = writeln!(s, "  {}", "─".repeat(total - 2));
         }
     }
