@@ -25,17 +25,24 @@ fn fit(loaded: &vi::Loaded, tweak: impl FnOnce(&mut FitOptions)) -> infer::FitOu
 
 #[test]
 fn an_exact_posterior_has_a_small_khat_and_an_exact_iw_bound() {
-    // Beta–Bernoulli: q is the posterior, every weight equals the evidence.
+    // Beta–Bernoulli: q is the posterior, every weight equals the evidence,
+    // log p(y) = log B(1 + heads, 1 + tails) − log B(1, 1).
     let out = fit(&load("models/beta_bernoulli.vi", &[]), |_| {});
     let t = out.trust.expect("diagnostics");
     assert!(t.khat < 0.5, "k = {}", t.khat);
     assert_eq!(t.reading, "good");
+    let mut flips = csv::Reader::from_path("models/data/coin.csv").unwrap();
+    let y: Vec<f64> = flips.records().map(|r| r.unwrap()[0].parse().unwrap()).collect();
+    let heads: f64 = y.iter().sum();
+    let n = y.len() as f64;
+    let lgamma = vi::special::lgamma;
+    let evidence = lgamma(1.0 + heads) + lgamma(1.0 + n - heads) - lgamma(2.0 + n);
     assert!(
-        (t.iw_bound - out.elbo).abs() < 1e-9,
-        "{} vs {}",
-        t.iw_bound,
-        out.elbo
+        (t.iw_bound - evidence).abs() < 1e-6,
+        "IW bound {} vs exact log evidence {evidence}",
+        t.iw_bound
     );
+    assert!((out.elbo - evidence).abs() < 1e-6, "ELBO {}", out.elbo);
 }
 
 #[test]
