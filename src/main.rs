@@ -114,6 +114,10 @@ struct FitArgs {
     /// Monte-Carlo samples per step.
     #[arg(long)]
     samples: Option<u64>,
+    /// Fraction of the batched plate's rows held out of training and measured after every
+    /// epoch (the last rows; default 0.1 for models with networks, else 0).
+    #[arg(long, value_parser = holdout_fraction)]
+    holdout: Option<f64>,
     /// Relative ELBO change that counts as converged (0: run every step).
     #[arg(long)]
     tol: Option<f64>,
@@ -330,6 +334,7 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
         ("epochs", args.epochs.map(|x| x as f64)),
         ("lr", args.lr),
         ("samples", args.samples.map(|x| x as f64)),
+        ("holdout", args.holdout),
         ("tol", args.tol),
         ("restarts", args.restarts.map(|x| x as f64)),
         ("clip", args.clip),
@@ -365,13 +370,26 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
     } else {
         "steps"
     };
-    outln!(
-        "{} after {} {unit} in {:.2} s; ELBO {:.4}",
-        out.status.name(),
-        out.iterations,
-        out.time_s,
-        out.elbo
-    );
+    match out.epochs.last() {
+        // Per row, as the epochs were reported.
+        Some(e) => outln!(
+            "{} after {} {unit} ({} epochs) in {:.2} s; ELBO {:.3} per row{}",
+            out.status.name(),
+            out.iterations,
+            out.epochs.len(),
+            out.time_s,
+            e.train.elbo,
+            e.heldout
+                .map_or(String::new(), |h| format!(", held-out {:.3}", h.elbo))
+        ),
+        None => outln!(
+            "{} after {} {unit} in {:.2} s; ELBO {:.4}",
+            out.status.name(),
+            out.iterations,
+            out.time_s,
+            out.elbo
+        ),
+    }
     if out.status == vi::infer::Status::Stalled {
         eprintln!(
             "warning: the ELBO was still rising at the step limit; raise `--steps` (or `--lr`), \
@@ -404,16 +422,23 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
             );
         }
     }
-    outln!();
-    out!("{}", vi::report::fit::posterior_table(&out));
+    if !out.latents.is_empty() || !out.params.is_empty() {
+        outln!();
+        out!("{}", vi::report::fit::posterior_table(&out));
+    }
     for n in &out.notes {
         outln!("note: {n}");
     }
-    vi::report::fit::write_outputs(&out_dir, &loaded.model, &out).map_err(Diagnostics::from)?;
-    outln!(
-        "\nwrote {}/{{summary.json, elbo.csv, elbo.svg, params.safetensors}}",
-        out_dir.display()
-    );
+    let mut written =
+        vi::report::fit::write_outputs(&out_dir, &loaded.model, &out).map_err(Diagnostics::from)?;
+    if out.method == vi::infer::Method::Svi {
+        let pictures =
+            vi::infer::pictures::pictures(&loaded, &opts, &out.state, PICTURES).map_err(Diagnostics::from)?;
+        if let Some(p) = pictures {
+            written.extend(vi::report::images::write_pictures(&out_dir, &p).map_err(Diagnostics::from)?);
+        }
+    }
+    outln!("\nwrote {}/{{{}}}", out_dir.display(), written.join(", "));
     if let Some(d) = out.diverged {
         eprintln!("{}", Diagnostics::from(d).render(std::io::stderr().is_terminal()));
         return Ok(EXIT_DIVERGED);
@@ -425,12 +450,40 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
     })
 }
 
+fn holdout_fraction(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=0.9).contains(&x) {
+        Ok(x)
+    } else {
+        Err("a fraction between 0 and 0.9".into())
+    }
+}
+
+/// Reconstructions in the image grids of a deep generative model (and twice as many samples).
+const PICTURES: usize = 32;
+
 mod progress {
     //! A progress bar with the running ELBO on a terminal; plain lines otherwise.
     use std::io::IsTerminal;
 
     use indicatif::{ProgressBar, ProgressStyle};
     use vi::infer::Progress;
+
+    /// One epoch, per row: the training ELBO as rate + distortion, then the held-out ELBO.
+    fn epoch_line(e: &vi::infer::epoch::EpochReport) -> String {
+        let width = e.epochs.to_string().len();
+        let mut line = format!(
+            "epoch {:>width$}/{}  ELBO {:.3} (rate {:.3}, distortion {:.3})",
+            e.epoch, e.epochs, e.train.elbo, e.train.rate, e.train.distortion
+        );
+        if let Some(h) = &e.heldout {
+            line += &format!(
+                "  held-out {:.3} (rate {:.3}, distortion {:.3})",
+                h.elbo, h.rate, h.distortion
+            );
+        }
+        line + &format!("  {:.2} s", e.seconds)
+    }
 
     pub struct Reporter {
         bar: Option<ProgressBar>,
@@ -479,6 +532,13 @@ mod progress {
                     }
                 },
                 Progress::Diverged(_) => {}
+                Progress::Epoch(e) => {
+                    let line = epoch_line(&e);
+                    match &self.bar {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
             }
         }
 

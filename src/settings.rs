@@ -82,6 +82,17 @@ pub const SPECS: &[Spec] = &[
         "passes over the data for minibatch models (instead of steps)",
     ),
     int("samples", 1.0, "Monte-Carlo samples per step"),
+    int(
+        "image_height",
+        1.0,
+        "pixel rows of one image, for the image grids (default: square images)",
+    ),
+    num(
+        "holdout",
+        0.0,
+        0.9,
+        "fraction of the batched plate's rows held out to measure the fit (the last rows)",
+    ),
     num("tol", 0.0, 1.0, "relative ELBO change that counts as converged"),
     int("seed", 0.0, "random seed"),
     int("restarts", 1.0, "random initialisations; the best ELBO is kept"),

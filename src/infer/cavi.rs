@@ -1851,5 +1851,6 @@ pub fn fit(
         guide: None,
         loop_s,
         trust: None,
+        epochs: Vec::new(),
     })
 }

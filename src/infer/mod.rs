@@ -5,9 +5,11 @@
 //! gradients) and, where the model is conjugate, closed-form CAVI.
 
 pub mod cavi;
+pub mod epoch;
 pub mod guide;
 mod linalg;
 pub mod optim;
+pub mod pictures;
 pub mod plan;
 pub mod psis;
 pub mod sample;
@@ -92,6 +94,8 @@ pub struct FitOptions {
     pub decay: f64,
     pub momentum: f64,
     pub precision: Precision,
+    /// The fraction of the batched plate's rows held out of training (see [`epoch`]).
+    pub holdout: f64,
     /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
     pub diagnostic_draws: usize,
 }
@@ -99,11 +103,18 @@ pub struct FitOptions {
 impl FitOptions {
     /// Defaults, overridden by the model's `fit` block (already merged with flags).
     pub fn from_settings(settings: &Settings, model: &crate::graph::Model) -> FitOptions {
+        let holdout = settings
+            .number("holdout")
+            .unwrap_or_else(|| epoch::default_holdout(model));
+        let split = epoch::split(model, holdout);
         let steps = match (settings.count("steps"), settings.count("epochs")) {
             (Some(s), _) => Some(s),
-            (None, Some(e)) => Some(e * steps_per_epoch(model)),
+            (None, Some(e)) => Some(e * epoch::steps_per_epoch(model, split)),
             (None, None) => None,
         };
+        // Networks train for the epochs asked: a convergence test on minibatch estimates
+        // would stop them on a plateau that more epochs get past.
+        let tol = settings.number("tol").or((!model.nets.is_empty()).then_some(0.0));
         FitOptions {
             method: settings.word("method").unwrap_or("auto").to_string(),
             steps,
@@ -115,7 +126,8 @@ impl FitOptions {
                 .unwrap_or(optim::Kind::Adam),
             analytic: settings.word("estimator") == Some("analytic"),
             full_rank: settings.word("guide") == Some("full_rank"),
-            tol: settings.number("tol"),
+            tol,
+            holdout,
             seed: settings.count("seed").unwrap_or(0) as u64,
             restarts: settings.count("restarts").unwrap_or(1),
             clip: settings.number("clip"),
@@ -126,16 +138,6 @@ impl FitOptions {
             diagnostic_draws: 1000,
         }
     }
-}
-
-/// Steps in one pass over the data: the largest N/M over batched plates (1 without batches).
-pub fn steps_per_epoch(model: &crate::graph::Model) -> usize {
-    model
-        .plates
-        .iter()
-        .filter_map(|p| Some(p.size.value()?.div_ceil(p.batch?)))
-        .max()
-        .unwrap_or(1)
 }
 
 /// Posterior summary of one latent, elementwise, flattened row-major.
@@ -228,6 +230,8 @@ pub struct FitOutput {
     pub loop_s: f64,
     /// How far to trust the fit (k̂, the IW bound), when the diagnostics ran.
     pub trust: Option<trust::Trust>,
+    /// Per-epoch reports, for models with a batched plate.
+    pub epochs: Vec<epoch::EpochReport>,
 }
 
 /// What an engine reports while it runs.
@@ -241,6 +245,8 @@ pub enum Progress {
         unit: &'static str,
     },
     Diverged(Diagnostic),
+    /// One pass over the training rows done.
+    Epoch(epoch::EpochReport),
 }
 
 /// Upload the bound data (bytes scaled for `unit` data) as arrays, with host copies.

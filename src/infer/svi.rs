@@ -109,6 +109,13 @@ struct Engine<'a> {
     auto: AutoGuide,
     /// Per plate: the shuffled order and the position in it, for minibatches.
     orders: Vec<(Vec<usize>, usize)>,
+    /// Per plate: the rows that train the model (all but the held-out ones).
+    train_len: Vec<usize>,
+    /// Per plate, for the pass under way: what its statements are multiplied by (N/M for a
+    /// minibatch of a training plate, 1 for rows evaluated as they are).
+    scales: Vec<f64>,
+    /// Count only the statements and guide terms inside this plate (held-out evaluation).
+    only_plate: Option<PlateId>,
     rng: ChaCha8Rng,
     analytic: bool,
 }
@@ -135,11 +142,21 @@ impl<'a> Engine<'a> {
             .filter(|l| !guided.contains(l))
             .collect();
         let auto = guide::init_auto(s, model, &auto_latents, opts.full_rank, &mut learn);
+        let split = super::epoch::split(model, opts.holdout);
+        let train_len: Vec<usize> = model
+            .plates
+            .iter()
+            .enumerate()
+            .map(|(k, p)| match split {
+                Some(sp) if sp.plate.index() == k => sp.train,
+                _ => p.size.value().expect("bound"),
+            })
+            .collect();
         let orders = model
             .plates
             .iter()
-            .map(|p| {
-                let n = p.size.value().expect("bound");
+            .zip(&train_len)
+            .map(|(p, &n)| {
                 let mut order: Vec<usize> = (0..n).collect();
                 if p.batch.is_some() {
                     order.shuffle(&mut rng);
@@ -156,6 +173,9 @@ impl<'a> Engine<'a> {
             nets,
             auto,
             orders,
+            scales: vec![1.0; train_len.len()],
+            train_len,
+            only_plate: None,
             rng,
             analytic: opts.analytic,
         }
@@ -181,18 +201,16 @@ impl<'a> Engine<'a> {
         self.model
             .plates
             .iter()
-            .map(|p| {
-                let n = p.size.value().expect("bound");
-                match p.batch {
-                    None => PlateState { len: n, batch: None },
-                    Some(m) => {
-                        let mut order: Vec<usize> = (0..n).collect();
-                        order.shuffle(&mut rng);
-                        order.truncate(m);
-                        PlateState {
-                            len: m,
-                            batch: Some(order),
-                        }
+            .zip(&self.train_len)
+            .map(|(p, &n)| match p.batch {
+                None => PlateState { len: n, batch: None },
+                Some(m) => {
+                    let mut order: Vec<usize> = (0..n).collect();
+                    order.shuffle(&mut rng);
+                    order.truncate(m);
+                    PlateState {
+                        len: m,
+                        batch: Some(order),
                     }
                 }
             })
@@ -203,7 +221,7 @@ impl<'a> Engine<'a> {
     fn next_batches(&mut self) -> Vec<PlateState> {
         let mut out = Vec::new();
         for (k, p) in self.model.plates.iter().enumerate() {
-            let n = p.size.value().expect("bound");
+            let n = self.train_len[k];
             match p.batch {
                 None => out.push(PlateState { len: n, batch: None }),
                 Some(m) => {
@@ -224,22 +242,22 @@ impl<'a> Engine<'a> {
         out
     }
 
-    /// N/M for every batched plate among `plates`.
-    fn plate_scale(&self, plates: &[PlateId]) -> f64 {
-        plates
-            .iter()
-            .map(|p| {
-                let plate = self.model.plate(*p);
-                match plate.batch {
-                    Some(m) => plate.size.value().expect("bound") as f64 / m as f64,
-                    None => 1.0,
-                }
-            })
-            .product()
+    /// Set each plate's scale for a pass over `plates`: N/M for a minibatch of training rows,
+    /// 1 for rows evaluated as they are.
+    fn set_scales(&mut self, plates: &[PlateState], minibatch: bool) {
+        for (k, p) in plates.iter().enumerate() {
+            self.scales[k] = match &p.batch {
+                Some(rows) if minibatch => self.train_len[k] as f64 / rows.len() as f64,
+                _ => 1.0,
+            };
+        }
     }
 
     /// Sum a per-member value over its plates and shape, scaled by N/M; keeps the sample axis.
     fn total(&self, s: &mut Session, v: &Value, plates: &[PlateId]) -> Value {
+        if self.only_plate.is_some_and(|p| !plates.contains(&p)) {
+            return Value::new(s.scalar(0.0), Layout::scalar());
+        }
         let v = sum_shape(s, v);
         let lead_s = usize::from(v.lay.samples.is_some());
         let n = v.lay.dims().len();
@@ -253,7 +271,7 @@ impl<'a> Engine<'a> {
             plates: vec![],
             shape: vec![],
         };
-        let scale = self.plate_scale(plates);
+        let scale: f64 = plates.iter().map(|p| self.scales[p.index()]).product();
         let arr = if scale != 1.0 { s.scale(&arr, scale) } else { arr };
         Value::new(arr, lay)
     }
@@ -270,6 +288,7 @@ impl<'a> Engine<'a> {
         score_model: bool,
     ) -> (StepTotals, Vec<Option<Value>>) {
         let model = self.model;
+        self.set_scales(plates, self.only_plate.is_none());
         let mut noise_rng = ChaCha8Rng::seed_from_u64(noise_seed);
         let mut draw_rng = ChaCha8Rng::seed_from_u64(noise_seed ^ 0x5eed_d4a3);
         let mut noise = move |shape: &[usize]| guide::normals(&mut draw_rng, shape.iter().product());
@@ -509,7 +528,10 @@ impl<'a> Engine<'a> {
                     let b = Value::new(base, Layout::scalar());
                     zip(s, ZipFn::Add, &v, &b)
                 };
-                push(s, neg_log_q, acc);
+                // One joint Gaussian is no plate's own term.
+                if self.only_plate.is_none() {
+                    push(s, neg_log_q, acc);
+                }
                 latents
                     .iter()
                     .map(|a| {
@@ -704,10 +726,22 @@ pub fn draw_guide(
     state: &[NamedTensor],
     n: usize,
 ) -> Result<Restored, Diagnostic> {
+    draw_guide_at(s, loaded, opts, state, n, &whole_plates(&loaded.model))
+}
+
+/// [`draw_guide`] over chosen rows of each plate.
+pub fn draw_guide_at(
+    s: &mut Session,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    state: &[NamedTensor],
+    n: usize,
+    plates: &[PlateState],
+) -> Result<Restored, Diagnostic> {
     let mut eng = restore(s, loaded, opts, state)?;
-    let plates = whole_plates(&loaded.model);
+    eng.only_plate = None;
     s.no_grad();
-    let (_, latents) = eng.forward(s, &plates, n, opts.seed ^ 0x005a_3b1e, 0, false);
+    let (_, latents) = eng.forward(s, plates, n, opts.seed ^ 0x005a_3b1e, 0, false);
     let params = eng.param_values(s).into_iter().map(Some).collect();
     let nets = guide::net_arrays(s, &eng.learn, &eng.nets);
     Ok(Restored {
@@ -754,6 +788,73 @@ fn objective_value(
     }
 }
 
+/// Held-out rows need a guide that computes each row's parameters from its data (an encoder):
+/// an automatic guide has per-row parameters that training never touches for them.
+fn check_split(model: &Model, split: super::epoch::Split) -> Result<(), Diagnostics> {
+    let mut diags = Diagnostics::new();
+    for (k, l) in model.latents.iter().enumerate() {
+        if l.plates.contains(&split.plate) && model.guide_site(LatentId(k as u32)).is_none() {
+            let plate = model.plate(split.plate);
+            diags.push(
+                Diagnostic::new(
+                    "vi::fit::holdout",
+                    format!("`{}` has no amortised guide, so its held-out rows cannot be measured", l.name),
+                )
+                .primary(model.sites[l.site].span, format!("one value per `{}`", plate.var))
+                .help("set `holdout = 0` (or `--holdout 0`), or give the latent a guide whose parameters come from the data, e.g. an encoder network")
+                .with_source(&model.source),
+            );
+        }
+    }
+    diags.into_result(())
+}
+
+/// The ELBO per row on the held-out rows, one draw per row, in chunks.
+fn heldout_elbo(
+    eng: &mut Engine,
+    s: &mut Session,
+    split: super::epoch::Split,
+    seed: u64,
+    step: usize,
+) -> super::epoch::PerRow {
+    const CHUNK: usize = 1000;
+    let model = eng.model;
+    eng.only_plate = Some(split.plate);
+    let (mut loglik, mut latent) = (0.0, 0.0);
+    let end = split.train + split.heldout;
+    let mut start = split.train;
+    while start < end {
+        let rows: Vec<usize> = (start..(start + CHUNK).min(end)).collect();
+        let plates: Vec<PlateState> = model
+            .plates
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                if k == split.plate.index() {
+                    PlateState {
+                        len: rows.len(),
+                        batch: Some(rows.clone()),
+                    }
+                } else {
+                    PlateState {
+                        len: p.size.value().expect("bound"),
+                        batch: None,
+                    }
+                }
+            })
+            .collect();
+        s.no_grad();
+        let (t, _) = eng.forward(s, &plates, 1, seed ^ start as u64, step, true);
+        let ll = sample_mean(s, &t.loglik);
+        let lat = sample_mean(s, &t.latent);
+        loglik += s.value(&ll);
+        latent += s.value(&lat);
+        start += rows.len();
+    }
+    eng.only_plate = None;
+    super::epoch::PerRow::new(loglik, latent, split.heldout)
+}
+
 /// Fit by stochastic gradients.
 pub fn fit(
     loaded: &Loaded,
@@ -762,6 +863,10 @@ pub fn fit(
 ) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
     check_supported(model)?;
+    let split = super::epoch::split(model, opts.holdout);
+    if let Some(sp) = split {
+        check_split(model, sp)?;
+    }
     let start = Instant::now();
     let mut s = Session::new(opts.precision);
     let mut eng = Engine::new(loaded, opts, &s);
@@ -828,9 +933,39 @@ pub fn fit(
     // as the last iterate.
     let horizon = (steps as f64 / 20.0).clamp(10.0, 100.0);
     let mut average: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+    // Epochs, for models with a batched plate.
+    let batched = super::epoch::batched_plate(model);
+    let per_epoch = super::epoch::steps_per_epoch(model, split);
+    let epochs_total = steps.div_ceil(per_epoch);
+    let mut epoch_acc = super::epoch::Accumulator::default();
+    let mut epochs: Vec<super::epoch::EpochReport> = Vec::new();
+    let mut report_epoch = |eng: &mut Engine,
+                            s: &mut Session,
+                            acc: &mut super::epoch::Accumulator,
+                            step: usize,
+                            progress: &mut dyn FnMut(Progress)| {
+        let Some((plate, _, _)) = batched else { return };
+        if acc.is_empty() {
+            return;
+        }
+        let (train, seconds) = acc.take(eng.train_len[plate.index()]);
+        let heldout = split.map(|sp| heldout_elbo(eng, s, sp, opts.seed ^ 0x4e1d, step));
+        let report = super::epoch::EpochReport {
+            epoch: epochs.len() + 1,
+            epochs: epochs_total,
+            step,
+            seconds,
+            train,
+            heldout,
+        };
+        progress(Progress::Epoch(report.clone()));
+        epochs.push(report);
+    };
     let mut step = 0;
     let loop_start = Instant::now();
     while step < steps {
+        let step_start = Instant::now();
+        let mut step_terms = (f64::NAN, f64::NAN);
         let plates = eng.next_batches();
         let noise_seed = opts
             .seed
@@ -845,6 +980,9 @@ pub fn fit(
             let lat = sample_mean(&mut s, &totals.latent);
             let elbo = s.zip(ZipFn::Add, &ll, &lat);
             elbo_now = s.value(&elbo);
+            if g == 0 {
+                step_terms = (s.value(&ll), s.value(&lat));
+            }
             if !elbo_now.is_finite() {
                 let culprit = totals
                     .per_site
@@ -926,13 +1064,18 @@ pub fn fit(
         }
         trace.push(elbo_now);
         step += 1;
+        epoch_acc.add(step_terms.0, step_terms.1, step_start.elapsed().as_secs_f64());
         progress(Progress::Step {
             step,
             total: steps,
             elbo: elbo_now,
             unit: "step",
         });
-        if stop.update(elbo_now) {
+        let converged = stop.update(elbo_now);
+        if step % per_epoch == 0 || step == steps || converged {
+            report_epoch(&mut eng, &mut s, &mut epoch_acc, step, progress);
+        }
+        if converged {
             status = Status::Converged;
             break;
         }
@@ -968,6 +1111,7 @@ pub fn fit(
     }
     let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
     out.loop_s = loop_s;
+    out.epochs = epochs;
     Ok(out)
 }
 
@@ -1081,5 +1225,6 @@ fn finish(
         guide: None,
         loop_s: 0.0,
         trust: None,
+        epochs: Vec::new(),
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::diag::Diagnostic;
 use crate::graph::Model;
+use crate::infer::epoch::{EpochReport, PerRow};
 use crate::infer::{FitOutput, LatentSummary, NamedTensor};
 
 /// The most rows one latent gets in the terminal table (summary.json has them all).
@@ -158,10 +159,43 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "iw_bound": out.trust.as_ref().map(|t| finite(t.iw_bound)),
         "elbo_at_final_params": out.trust.as_ref().map(|t| json!({"mean": finite(t.elbo), "se": finite(t.elbo_se)})),
         "diagnostic_draws": out.trust.as_ref().map(|t| t.draws),
+        "epochs": out.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
         "latents": latents,
         "params": params,
         "notes": out.notes,
     })
+}
+
+fn per_row_json(r: &PerRow) -> Json {
+    json!({"elbo": finite(r.elbo), "rate": finite(r.rate), "distortion": finite(r.distortion)})
+}
+
+fn epoch_json(e: &EpochReport) -> Json {
+    json!({
+        "epoch": e.epoch,
+        "step": e.step,
+        "seconds": e.seconds,
+        "train": per_row_json(&e.train),
+        "heldout": e.heldout.as_ref().map(per_row_json),
+    })
+}
+
+/// epochs.csv: one row per epoch, per-row figures.
+fn epochs_csv(out: &FitOutput) -> String {
+    let mut csv = String::from(
+        "epoch,step,seconds,train_elbo,train_rate,train_distortion,heldout_elbo,heldout_rate,heldout_distortion\n",
+    );
+    for e in &out.epochs {
+        let h = e
+            .heldout
+            .map_or([f64::NAN; 3], |h| [h.elbo, h.rate, h.distortion]);
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{}",
+            e.epoch, e.step, e.seconds, e.train.elbo, e.train.rate, e.train.distortion, h[0], h[1], h[2]
+        );
+    }
+    csv
 }
 
 fn finite(x: f64) -> Json {
@@ -198,8 +232,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
     std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
 }
 
-/// Write summary.json, elbo.csv, elbo.svg and params.safetensors into `dir`.
-pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), Diagnostic> {
+/// Write summary.json, elbo.csv, elbo.svg, epochs.csv (with epochs) and params.safetensors
+/// into `dir`; returns the names written.
+pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<String>, Diagnostic> {
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let summary = serde_json::to_string_pretty(&summary_json(model, out)).expect("JSON of plain values");
     write_atomic(&dir.join("summary.json"), summary.as_bytes())?;
@@ -209,6 +244,13 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), D
     }
     write_atomic(&dir.join("elbo.csv"), csv.as_bytes())?;
     write_atomic(&dir.join("elbo.svg"), elbo_svg(model, out).as_bytes())?;
+    let mut written: Vec<String> = ["summary.json", "elbo.csv", "elbo.svg"]
+        .map(String::from)
+        .to_vec();
+    if !out.epochs.is_empty() {
+        write_atomic(&dir.join("epochs.csv"), epochs_csv(out).as_bytes())?;
+        written.push("epochs.csv".into());
+    }
     let mut meta = std::collections::HashMap::new();
     meta.insert("model".to_string(), model.name.clone());
     meta.insert("method".to_string(), out.method.name().to_string());
@@ -219,7 +261,8 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<(), D
         &dir.join("params.safetensors"),
         &safetensors_bytes(&out.state, &out.params, meta)?,
     )?;
-    Ok(())
+    written.push("params.safetensors".into());
+    Ok(written)
 }
 
 /// Every learned tensor as f64, with the model's name and method in the metadata.

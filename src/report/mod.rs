@@ -1,6 +1,7 @@
 //! Reports for people: the summary `vi check` prints, and what a fit prints and writes.
 
 pub mod fit;
+pub mod images;
 
 use std::fmt::Write;
 

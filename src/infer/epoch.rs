@@ -1,0 +1,137 @@
+//! Passes over the data: which rows train the model, which are held out to measure it, and what
+//! each epoch reports.
+//!
+//! A model with a batched plate (`for n in 1..N batch M`) trains on minibatches of that plate.
+//! With a `holdout` fraction h, the last ⌊hN⌋ rows are kept out of training (no shuffling: put a
+//! fixed test split at the end of the file, or shuffle the file first) and the ELBO on them is
+//! reported after every epoch, beside the training ELBO split into its rate (the KL term) and
+//! distortion (the negative expected log-likelihood), all per row.
+
+use crate::graph::{Model, PlateId};
+
+/// Holdout applies by default to models with networks (amortised guides generalise to unseen
+/// rows), as a tenth of the rows.
+pub const DEFAULT_HOLDOUT: f64 = 0.1;
+
+/// The rows of the first batched plate used for training and those held out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub plate: PlateId,
+    /// Rows 0..train train the model.
+    pub train: usize,
+    /// Rows train..train + heldout measure it.
+    pub heldout: usize,
+}
+
+/// The first batched plate, with its size and batch.
+pub fn batched_plate(model: &Model) -> Option<(PlateId, usize, usize)> {
+    model
+        .plates
+        .iter()
+        .enumerate()
+        .find_map(|(k, p)| Some((PlateId(k as u32), p.size.value()?, p.batch?)))
+}
+
+/// The holdout fraction when the model does not set one.
+pub fn default_holdout(model: &Model) -> f64 {
+    if !model.nets.is_empty() && batched_plate(model).is_some() {
+        DEFAULT_HOLDOUT
+    } else {
+        0.0
+    }
+}
+
+/// The split for a holdout fraction; none when there is nothing to hold out or too little left
+/// to fill a batch.
+pub fn split(model: &Model, fraction: f64) -> Option<Split> {
+    let (plate, n, batch) = batched_plate(model)?;
+    let heldout = (n as f64 * fraction).floor() as usize;
+    let train = n - heldout.min(n);
+    (heldout > 0 && train >= batch).then_some(Split {
+        plate,
+        train,
+        heldout,
+    })
+}
+
+/// Steps in one pass over the training rows: ⌊N/M⌋ for the first batched plate (a partial last
+/// batch is dropped, and the next epoch reshuffles), 1 without batches.
+pub fn steps_per_epoch(model: &Model, split: Option<Split>) -> usize {
+    match batched_plate(model) {
+        Some((plate, n, batch)) => {
+            let rows = match split {
+                Some(s) if s.plate == plate => s.train,
+                _ => n,
+            };
+            (rows / batch).max(1)
+        }
+        None => 1,
+    }
+}
+
+/// ELBO, rate and distortion per row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerRow {
+    pub elbo: f64,
+    /// KL(q(z|x) ‖ p(z)), or its Monte-Carlo estimate.
+    pub rate: f64,
+    /// −E_q[log p(x|z)].
+    pub distortion: f64,
+}
+
+impl PerRow {
+    pub fn new(loglik: f64, latent: f64, rows: usize) -> PerRow {
+        let n = rows as f64;
+        PerRow {
+            elbo: (loglik + latent) / n,
+            rate: -latent / n,
+            distortion: -loglik / n,
+        }
+    }
+}
+
+/// What one epoch reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// 1-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done so far.
+    pub step: usize,
+    /// Wall seconds of this epoch's steps (held-out evaluation excluded).
+    pub seconds: f64,
+    /// The mean of this epoch's minibatch estimates.
+    pub train: PerRow,
+    /// On the held-out rows, one draw per row, after the epoch's last step.
+    pub heldout: Option<PerRow>,
+}
+
+/// Running sums of one epoch's minibatch estimates.
+#[derive(Clone, Debug, Default)]
+pub struct Accumulator {
+    loglik: f64,
+    latent: f64,
+    steps: usize,
+    seconds: f64,
+}
+
+impl Accumulator {
+    pub fn add(&mut self, loglik: f64, latent: f64, seconds: f64) {
+        self.loglik += loglik;
+        self.latent += latent;
+        self.steps += 1;
+        self.seconds += seconds;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps == 0
+    }
+
+    /// The epoch's means per row (the estimates are already scaled to `rows` rows), and reset.
+    pub fn take(&mut self, rows: usize) -> (PerRow, f64) {
+        let k = self.steps.max(1) as f64;
+        let out = (PerRow::new(self.loglik / k, self.latent / k, rows), self.seconds);
+        *self = Accumulator::default();
+        out
+    }
+}
