@@ -85,7 +85,7 @@ fn subject(model: &Model) -> Option<Subject> {
 /// Height × width of an image of `pixels` values: `height` when given, else a square.
 pub fn image_shape(pixels: usize, height: Option<usize>) -> Option<(usize, usize)> {
     match height {
-        Some(h) if h > 0 && pixels % h == 0 => Some((h, pixels / h)),
+        Some(h) if h > 0 && pixels.is_multiple_of(h) => Some((h, pixels / h)),
         Some(_) => None,
         None => {
             let side = (pixels as f64).sqrt().round() as usize;
