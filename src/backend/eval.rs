@@ -347,10 +347,11 @@ impl<'m> Evaluator<'m> {
                     dims[ax],
                     dims[ax + 1..].iter().product(),
                 );
+                let (start, end) = (start.value().expect("bound"), end.value().expect("bound"));
                 let w = end - start;
                 let mut idx = Vec::with_capacity(outer * w * inner);
                 for o in 0..outer {
-                    for k in *start..*end {
+                    for k in start..end {
                         let base = (o * n + k) * inner;
                         idx.extend(base..base + inner);
                     }

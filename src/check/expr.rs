@@ -1022,39 +1022,33 @@ impl Checker<'_> {
     ) -> Option<crate::graph::NodeId> {
         let sty = self.ty(src).clone();
         let len = sty.shape[axis].clone();
+        // Bounds are dimensions: numbers, consts, data dimensions (known once data are bound).
         let a = match start {
-            Some(e) => self.const_count(e, "a slice bound")?,
-            None => 0,
+            Some(e) => self.dim(e)?,
+            None => Dim::Known(0),
         };
         let b = match end {
-            Some(e) => Some(self.const_count(e, "a slice bound")?),
-            None => len.value(),
+            Some(e) => self.dim(e)?,
+            None => len.clone(),
         };
-        let Some(b) = b else {
-            if a == 0 {
-                return Some(src);
+        let width = match (a.value(), b.value()) {
+            (Some(a), Some(b)) => {
+                if a >= b || len.value().is_some_and(|n| b > n) {
+                    self.error(
+                        Diagnostic::new("vi::index::out_of_range", format!("slice {a}:{b} does not fit an axis of length {len}"))
+                            .primary(sspan, "out of range")
+                            .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&sty.shape)))
+                            .help(format!("slices are zero-based and half-open: `{a}:{b}` takes {} element(s) and needs 0 <= start < end <= {len}", b.saturating_sub(a))),
+                    );
+                    return None;
+                }
+                Dim::Known(b - a)
             }
-            self.error(
-                Diagnostic::new(
-                    "vi::index::symbolic_slice",
-                    format!("cannot slice from {a} to the end of an axis of unknown length {len}"),
-                )
-                .primary(sspan, "end unknown")
-                .help("give the end explicitly, or bind the data so the length is known"),
-            );
-            return None;
+            _ if a.value() == Some(0) => b.clone(),
+            _ => Dim::sym(&format!("{b} - {a}"), None),
         };
-        if a >= b || len.value().is_some_and(|n| b > n) {
-            self.error(
-                Diagnostic::new("vi::index::out_of_range", format!("slice {a}:{b} does not fit an axis of length {len}"))
-                    .primary(sspan, "out of range")
-                    .secondary(self.node_span(src), format!("shape {}", ShapeDisplay(&sty.shape)))
-                    .help(format!("slices are zero-based and half-open: `{a}:{b}` takes {} element(s) and needs 0 <= start < end <= {len}", b.saturating_sub(a))),
-            );
-            return None;
-        }
         let mut shape = sty.shape.clone();
-        shape[axis] = Dim::Known(b - a);
+        shape[axis] = width;
         Some(self.add(
             Op::Slice {
                 src,

@@ -1,12 +1,13 @@
 //! Data: reading arrays from files and binding them to a model's `data` declarations.
 //!
-//! Readers ([`csv`], [`npy`], [`idx`]) turn a file into a [`Table`] or an [`Array`], reporting
+//! Readers ([`csv`], [`npy`], [`idx`], [`mat`]) turn a file into a [`Table`] or an [`Array`], reporting
 //! faults as diagnostics that name the file and, for text, point at the row and column.
 //! [`DataSet`] holds the arrays bound to data names; the checker validates them against the
 //! declarations (shapes, supports).
 
 pub mod csv;
 pub mod idx;
+pub mod mat;
 pub mod npy;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,9 @@ pub fn read_file(path: &Path) -> Result<Contents, Diagnostic> {
     }
     if idx::looks_like_idx(&bytes) || stem.contains("-ubyte") || stem.ends_with(".idx") {
         return idx::parse(&bytes, &name).map(Contents::Array);
+    }
+    if mat::looks_like_mat(&bytes) || stem.ends_with(".mat") {
+        return mat::parse(&bytes, &name).map(Contents::Array);
     }
     if stem.ends_with(".amat") {
         return csv::parse_whitespace_matrix(&bytes, &name).map(Contents::Array);

@@ -55,12 +55,16 @@ impl Dim {
         }
     }
 
-    /// Two dims are the same length: equal values once bound, else the same name.
+    /// Two dims are the same length: equal values once bound, else the same name. Arithmetic
+    /// of unbound dimensions (`2*D - D`) cannot be decided before the data are bound, and is
+    /// taken to agree until then.
     pub fn same(&self, other: &Dim) -> bool {
         match (self.value(), other.value()) {
             (Some(a), Some(b)) => a == b,
             _ => match (self, other) {
-                (Dim::Sym { name: a, .. }, Dim::Sym { name: b, .. }) => a == b,
+                (Dim::Sym { name: a, .. }, Dim::Sym { name: b, .. }) => {
+                    a == b || !is_plain_name(a) || !is_plain_name(b)
+                }
                 _ => false,
             },
         }
@@ -75,6 +79,10 @@ impl PartialEq for Dim {
     fn eq(&self, other: &Dim) -> bool {
         self.same(other)
     }
+}
+
+fn is_plain_name(s: &str) -> bool {
+    s.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 impl fmt::Display for Dim {
@@ -332,12 +340,12 @@ pub enum Op {
         axis: usize,
         index: NodeId,
     },
-    /// `src[start:end]` along `axis`.
+    /// `src[start:end]` along `axis` (bounds may name data dimensions, known once bound).
     Slice {
         src: NodeId,
         axis: usize,
-        start: usize,
-        end: usize,
+        start: Dim,
+        end: Dim,
     },
     Map(MapFn, NodeId),
     Zip(ZipFn, NodeId, NodeId),
