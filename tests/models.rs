@@ -10,9 +10,26 @@ fn rel(path: &Path) -> &Path {
     path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(path)
 }
 
+/// Whether every `data` declaration names a default file.
+fn has_default_data(path: &Path) -> bool {
+    let loaded = vi::load(
+        rel(path),
+        &LoadOptions {
+            use_defaults: false,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap_or_else(|d| panic!("{}:\n{}", path.display(), d.render_plain()));
+    loaded.model.data.iter().all(|d| d.from.is_some())
+}
+
 #[test]
 fn every_model_checks_and_lowers_with_its_data() {
     insta::glob!("../models", "*.vi", |path| {
+        if !has_default_data(path) {
+            // Its data are not bundled (vae_frey.vi): checked without data below.
+            return;
+        }
         let loaded = vi::load(
             rel(path),
             &LoadOptions {

@@ -75,7 +75,10 @@ fn op_text(m: &Model, op: &Op) -> String {
             axis,
             start,
             end,
-        } => format!("slice {} axis {axis} {start}:{end}", n(src)),
+        } => {
+            let bound = |d: &super::Dim| d.value().map_or_else(|| d.to_string(), |v| v.to_string());
+            format!("slice {} axis {axis} {}:{}", n(src), bound(start), bound(end))
+        }
         Op::Map(f, a) => format!("{}({})", f.name(), n(a)),
         Op::Zip(f, a, b) => match f {
             super::ZipFn::Min | super::ZipFn::Max => format!("{}({}, {})", f.symbol(), n(a), n(b)),
