@@ -78,6 +78,25 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Estimate log p(x) per row of a fitted model by importance sampling (k draws per row).
+    Eval {
+        /// The model file.
+        model: PathBuf,
+        /// The folder a `vi fit` wrote (it reads params.safetensors there, and writes eval.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Importance samples per row (the IWAE paper reports k = 5000).
+        #[arg(short = 'k', long, default_value_t = 5000)]
+        k: usize,
+        /// Evaluate at most this many rows (the first ones).
+        #[arg(long)]
+        rows: Option<usize>,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -242,17 +261,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             data,
         } => {
             let loaded = vi::load(&model, &data.options(true))?;
-            let (state, meta) = vi::report::fit::read_safetensors(&from.join("params.safetensors"))
-                .map_err(Diagnostics::from)?;
-            if let Some(m) = meta.get("model") {
-                if *m != loaded.model.name {
-                    eprintln!(
-                        "warning: {} was fitted for model `{m}`, not `{}`",
-                        from.display(),
-                        loaded.model.name
-                    );
-                }
-            }
+            let (state, meta) = read_fit(&from, &loaded)?;
             let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
             let path = out.unwrap_or_else(|| from.join("samples.csv"));
             vi::report::fit::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
@@ -267,6 +276,35 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             }
             outln!("wrote {n} draws to {}", path.display());
         }
+        Command::Eval {
+            model,
+            from,
+            k,
+            rows,
+            seed,
+            data,
+        } => {
+            let given = !data.bindings.is_empty();
+            let loaded = vi::load(&model, &data.options(true))?;
+            let (state, meta) = read_fit(&from, &loaded)?;
+            let result = vi::infer::eval::evaluate(
+                &loaded,
+                &state,
+                &meta,
+                given,
+                k,
+                rows,
+                seed,
+                &mut |done, total| {
+                    eprint!("\r{done}/{total} rows");
+                },
+            )?;
+            eprintln!();
+            outln!("{}", result.describe());
+            let path = from.join("eval.json");
+            vi::report::fit::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
+            outln!("wrote {}", path.display());
+        }
         Command::Graph { model, format, data } => {
             let loaded = vi::load(&model, &data.options(false))?;
             match format {
@@ -277,6 +315,28 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
     }
     Ok(0)
 }
+
+/// The tensors and metadata a `vi fit` saved in `dir`, with a warning when they belong to
+/// another model.
+fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
+    let (state, meta) =
+        vi::report::fit::read_safetensors(&dir.join("params.safetensors")).map_err(Diagnostics::from)?;
+    if let Some(m) = meta.get("model") {
+        if *m != loaded.model.name {
+            eprintln!(
+                "warning: {} was fitted for model `{m}`, not `{}`",
+                dir.display(),
+                loaded.model.name
+            );
+        }
+    }
+    Ok((state, meta))
+}
+
+type FitState = (
+    Vec<vi::infer::NamedTensor>,
+    std::collections::HashMap<String, String>,
+);
 
 fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
     use vi::settings::Value;

@@ -6,6 +6,7 @@
 
 pub mod cavi;
 pub mod epoch;
+pub mod eval;
 pub mod guide;
 mod linalg;
 pub mod optim;

@@ -116,6 +116,8 @@ struct Engine<'a> {
     scales: Vec<f64>,
     /// Count only the statements and guide terms inside this plate (held-out evaluation).
     only_plate: Option<PlateId>,
+    /// With `only_plate`: keep that plate's axis in the totals, one value per row and draw.
+    per_row: bool,
     rng: ChaCha8Rng,
     analytic: bool,
 }
@@ -176,6 +178,7 @@ impl<'a> Engine<'a> {
             scales: vec![1.0; train_len.len()],
             train_len,
             only_plate: None,
+            per_row: false,
             rng,
             analytic: opts.analytic,
         }
@@ -259,6 +262,10 @@ impl<'a> Engine<'a> {
             return Value::new(s.scalar(0.0), Layout::scalar());
         }
         let v = sum_shape(s, v);
+        if self.per_row {
+            // Only the one plate's statements reach here (see `iw_per_row`).
+            return v;
+        }
         let lead_s = usize::from(v.lay.samples.is_some());
         let n = v.lay.dims().len();
         let arr = if n > lead_s {
@@ -853,6 +860,85 @@ fn heldout_elbo(
     }
     eng.only_plate = None;
     super::epoch::PerRow::new(loglik, latent, split.heldout)
+}
+
+/// Importance-weighted estimates of log p(x_n) for chosen rows of a model's batched plate:
+/// log (1/k) Σ_i p(x_n, z_i) / q(z_i | x_n), z_i ~ q(z | x_n), k draws per row (Burda et al.'s
+/// IWAE bound; k = 1 is the ELBO), each with the mean of its k log weights (an ELBO estimate).
+/// Rows are taken `chunk` at a time.
+pub fn iw_per_row(
+    s: &mut Session,
+    loaded: &Loaded,
+    opts: &FitOptions,
+    state: &[NamedTensor],
+    rows: &[usize],
+    k: usize,
+    chunk: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<(f64, f64)>, Diagnostic> {
+    let model = &loaded.model;
+    let Some((plate, _, _)) = super::epoch::batched_plate(model) else {
+        return Err(Diagnostic::new(
+            "vi::eval::no_plate",
+            "the model has no batched plate of rows to evaluate",
+        )
+        .help("`vi eval` estimates log p(x) per row of a `for n in 1..N batch M` plate"));
+    };
+    if let Some(site) = model
+        .sites
+        .iter()
+        .find(|st| st.plates.contains(&plate) && st.plates.len() > 1)
+    {
+        return Err(Diagnostic::new(
+            "vi::eval::nested",
+            "`vi eval` needs every statement of the row plate directly inside it",
+        )
+        .primary(site.span, "inside a nested plate")
+        .help("the per-row estimate sums each row's statements; nested plates are not supported yet")
+        .with_source(&model.source));
+    }
+    let mut eng = restore(s, loaded, opts, state)?;
+    eng.analytic = false;
+    eng.only_plate = Some(plate);
+    eng.per_row = true;
+    s.no_grad();
+    let mut out = Vec::with_capacity(rows.len());
+    for part in rows.chunks(chunk.max(1)) {
+        let plates: Vec<PlateState> = model
+            .plates
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                if j == plate.index() {
+                    PlateState {
+                        len: part.len(),
+                        batch: Some(part.to_vec()),
+                    }
+                } else {
+                    PlateState {
+                        len: p.size.value().expect("bound"),
+                        batch: None,
+                    }
+                }
+            })
+            .collect();
+        let (t, _) = eng.forward(s, &plates, k, opts.seed ^ 0x1aa5 ^ part[0] as u64, 0, true);
+        let lw = zip(s, ZipFn::Add, &t.loglik, &t.latent);
+        let lay = Layout {
+            samples: Some(k),
+            plates: vec![(plate, part.len())],
+            shape: vec![],
+        };
+        let lw = expand(s, &lw, &lay);
+        let lw = s.values(&lw.arr);
+        // [k, rows] → per row: log-mean-exp over the k draws.
+        for r in 0..part.len() {
+            let col: Vec<f64> = (0..k).map(|i| lw[i * part.len() + r]).collect();
+            out.push((super::psis::iw_bound(&col), col.iter().sum::<f64>() / k as f64));
+        }
+        progress(out.len());
+    }
+    Ok(out)
 }
 
 /// Fit by stochastic gradients.
