@@ -866,6 +866,7 @@ fn heldout_elbo(
 /// log (1/k) Σ_i p(x_n, z_i) / q(z_i | x_n), z_i ~ q(z | x_n), k draws per row (Burda et al.'s
 /// IWAE bound; k = 1 is the ELBO), each with the mean of its k log weights (an ELBO estimate).
 /// Rows are taken `chunk` at a time.
+#[allow(clippy::too_many_arguments)]
 pub fn iw_per_row(
     s: &mut Session,
     loaded: &Loaded,
