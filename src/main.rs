@@ -542,6 +542,9 @@ mod progress {
                 h.elbo, h.rate, h.distortion
             );
         }
+        for (name, v) in &e.terms {
+            line += &format!("  {name} {v:.3}");
+        }
         line + &format!("  {:.2} s", e.seconds)
     }
 

@@ -104,6 +104,8 @@ pub struct EpochReport {
     pub train: PerRow,
     /// On the held-out rows, one draw per row, after the epoch's last step.
     pub heldout: Option<PerRow>,
+    /// The model's `term`s, the epoch's mean per row.
+    pub terms: Vec<(String, f64)>,
 }
 
 /// Running sums of one epoch's minibatch estimates.
@@ -111,14 +113,19 @@ pub struct EpochReport {
 pub struct Accumulator {
     loglik: f64,
     latent: f64,
+    terms: Vec<f64>,
     steps: usize,
     seconds: f64,
 }
 
 impl Accumulator {
-    pub fn add(&mut self, loglik: f64, latent: f64, seconds: f64) {
+    pub fn add(&mut self, loglik: f64, latent: f64, terms: &[f64], seconds: f64) {
         self.loglik += loglik;
         self.latent += latent;
+        self.terms.resize(terms.len(), 0.0);
+        for (a, t) in self.terms.iter_mut().zip(terms) {
+            *a += t;
+        }
         self.steps += 1;
         self.seconds += seconds;
     }
@@ -127,10 +134,15 @@ impl Accumulator {
         self.steps == 0
     }
 
-    /// The epoch's means per row (the estimates are already scaled to `rows` rows), and reset.
-    pub fn take(&mut self, rows: usize) -> (PerRow, f64) {
+    /// The epoch's means per row (the estimates are already scaled to `rows` rows): ELBO, the
+    /// terms, and the seconds spent; then reset.
+    pub fn take(&mut self, rows: usize) -> (PerRow, Vec<f64>, f64) {
         let k = self.steps.max(1) as f64;
-        let out = (PerRow::new(self.loglik / k, self.latent / k, rows), self.seconds);
+        let out = (
+            PerRow::new(self.loglik / k, self.latent / k, rows),
+            self.terms.iter().map(|t| t / k / rows as f64).collect(),
+            self.seconds,
+        );
         *self = Accumulator::default();
         out
     }

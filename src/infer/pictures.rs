@@ -15,7 +15,7 @@ use crate::backend::eval::{expand, Evaluator, Layout, PlateState, Value};
 use crate::backend::Session;
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family, Parameterization};
-use crate::graph::{LatentId, Model, PlateId, Target};
+use crate::graph::{DataId, LatentId, Model, NodeId, Op, PlateId, Target};
 use crate::Loaded;
 
 /// Images to draw, each `height × width` grey levels, row-major.
@@ -35,10 +35,21 @@ pub struct Pictures {
     pub unit: bool,
 }
 
-/// The image likelihood and its code.
+/// Where a model's images come from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// The mean of an observed statement's distribution (`x[n] ~ Bernoulli(decoder(z[n]))`).
+    Site(usize),
+    /// A network applied to the code whose output is as wide as an image (a VAE-GAN's
+    /// decoder, whose likelihood lives in the discriminator's features).
+    Net(NodeId),
+}
+
+/// The images, the data they are compared with, and the code they are decoded from.
 #[derive(Clone, Copy, Debug)]
 struct Subject {
-    site: usize,
+    source: Source,
+    data: DataId,
     plate: PlateId,
     code: LatentId,
     pixels: usize,
@@ -50,35 +61,53 @@ fn subject(model: &Model) -> Option<Subject> {
         return None;
     }
     let (plate, _, _) = super::epoch::batched_plate(model)?;
-    let site = model.sites.iter().position(|s| {
-        matches!(s.target, Target::Data { .. })
-            && s.plates == [plate]
-            && s.dist.value_shape().len() == 1
-            && matches!(
-                (s.dist.family, s.dist.pz),
-                (Family::Bernoulli, _) | (Family::Normal, _)
-            )
-    })?;
-    let pixels = model.sites[site].dist.value_shape()[0].value()?;
     let mut codes = model
         .latents
         .iter()
         .enumerate()
         .filter(|(_, l)| l.plates == [plate]);
-    let (k, code) = codes.next()?;
-    let prior = &model.sites[code.site];
+    let (k, code_latent) = codes.next()?;
+    let code = LatentId(k as u32);
+    let prior = &model.sites[code_latent.site];
     let normal_prior = prior.dist.family == Family::Normal
         && prior.dist.pz == Parameterization::Standard
         && prior.dist.args.iter().all(|a| model.latents_of(*a).is_empty());
-    if codes.next().is_some() || !normal_prior || code.shape.len() != 1 {
+    if codes.next().is_some() || !normal_prior || code_latent.shape.len() != 1 {
         return None;
     }
+    let code_dims = code_latent.shape[0].value()?;
+    let observed = model.sites.iter().enumerate().find_map(|(k, s)| match s.target {
+        Target::Data { data, .. }
+            if s.plates == [plate]
+                && s.dist.value_shape().len() == 1
+                && matches!(s.dist.family, Family::Bernoulli | Family::Normal) =>
+        {
+            Some((Source::Site(k), data, s.dist.value_shape()[0].value()?))
+        }
+        _ => None,
+    });
+    let decoded = || {
+        model.nodes.iter().enumerate().find_map(|(k, n)| {
+            let Op::Net { net, layer: None, .. } = n.op else {
+                return None;
+            };
+            let width = model.nets[net.index()].widths.last()?.value()?;
+            let is_code = model.latents_of(NodeId(k as u32)) == [code] && n.ty.plates == [plate];
+            let data = model
+                .data
+                .iter()
+                .position(|d| d.shape.len() == 2 && d.shape[1].value() == Some(width))?;
+            is_code.then_some((Source::Net(NodeId(k as u32)), DataId(data as u32), width))
+        })
+    };
+    let (source, data, pixels) = observed.or_else(decoded)?;
     Some(Subject {
-        site,
+        source,
+        data,
         plate,
-        code: LatentId(k as u32),
+        code,
         pixels,
-        code_dims: code.shape[0].value()?,
+        code_dims,
     })
 }
 
@@ -190,10 +219,7 @@ pub fn pictures(
     let plates = plates_for(&rows);
     let drawn = super::svi::draw_guide_at(&mut s, loaded, opts, state, 1, &plates)?;
     let (data, data_host) = super::upload_data(&s, loaded);
-    let data_id = match model.sites[sub.site].target {
-        Target::Data { data, .. } => data,
-        _ => unreachable!("the subject observes data"),
-    };
+    let data_id = sub.data;
     let all = data_host[data_id.index()].as_ref().expect("bound data");
     let inputs: Vec<Vec<f64>> = rows
         .iter()
@@ -209,16 +235,23 @@ pub fn pictures(
         ev.params.clone_from(&drawn.params);
         ev.nets.clone_from(&drawn.nets);
         ev.latents[sub.code.index()] = Some(code);
-        let site = &model.sites[sub.site];
-        let first = ev.eval(s, site.dist.args[0]);
+        let (mean, logits) = match sub.source {
+            Source::Site(k) => {
+                let site = &model.sites[k];
+                (
+                    ev.eval(s, site.dist.args[0]),
+                    site.dist.pz == Parameterization::Logits,
+                )
+            }
+            Source::Net(node) => (ev.eval(s, node), false),
+        };
         let lay = Layout {
             samples: Some(1),
             plates: vec![(sub.plate, m)],
             shape: vec![sub.pixels],
         };
-        let v = expand(s, &first, &lay);
+        let v = expand(s, &mean, &lay);
         let v = s.values(&v.arr);
-        let logits = site.dist.pz == Parameterization::Logits;
         v.chunks(sub.pixels)
             .map(|img| {
                 img.iter()

@@ -177,6 +177,7 @@ fn epoch_json(e: &EpochReport) -> Json {
         "seconds": e.seconds,
         "train": per_row_json(&e.train),
         "heldout": e.heldout.as_ref().map(per_row_json),
+        "terms": e.terms.iter().map(|(n, v)| (n.clone(), finite(*v))).collect::<Map<String, Json>>(),
     })
 }
 
