@@ -163,9 +163,9 @@ struct FitArgs {
     /// Output folder (default out/<model name>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Where tensors live.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    device: DeviceArg,
+    /// Where tensors live: `cpu`, or `cuda` in a build with `--features cuda` (its default).
+    #[arg(long, value_enum)]
+    device: Option<DeviceArg>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -316,6 +316,29 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
     Ok(0)
 }
 
+/// A device this build can use: one build computes on one device.
+fn check_device(asked: Option<DeviceArg>) -> Result<(), Diagnostics> {
+    let built = vi::backend::DEVICE;
+    let refuse = |msg: &str, help: &str| {
+        Err(Diagnostics::from(
+            vi::diag::Diagnostic::new("vi::device", msg.to_string()).help(help.to_string()),
+        ))
+    };
+    match (asked, built) {
+        (Some(DeviceArg::Cuda), "cpu") => refuse(
+            "this build of vi has no CUDA support",
+            "rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit, or use `--device cpu`",
+        ),
+        (Some(DeviceArg::Cpu), "cuda") => refuse(
+            "this build of vi computes on CUDA",
+            "build without `--features cuda` for the CPU, or leave out `--device`",
+        ),
+        _ => vi::backend::device_available().or_else(|e| {
+            refuse(&e, "check `nvidia-smi`, or use a build without `--features cuda`")
+        }),
+    }
+}
+
 /// The tensors and metadata a `vi fit` saved in `dir`, with a warning when they belong to
 /// another model.
 fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
@@ -340,12 +363,7 @@ type FitState = (
 
 fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
     use vi::settings::Value;
-    if args.device == DeviceArg::Cuda {
-        return Err(Diagnostics::from(
-            vi::diag::Diagnostic::new("vi::device::cuda", "this build of vi has no CUDA support")
-                .help("rebuild with `cargo build --release --features cuda` on a machine with the CUDA toolkit, or use `--device cpu`"),
-        ));
-    }
+    check_device(args.device)?;
     let mut loaded = vi::load(&args.model, &args.data.options(true))?;
     let settings = &mut loaded.model.settings;
     let word = |w: &str| Value::Word(w.to_string());

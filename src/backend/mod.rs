@@ -26,8 +26,42 @@ pub enum Precision {
     F64,
 }
 
-type Flat<E> = Tensor<(usize,), E, Cpu>;
-type Traced<S, E> = Tensor<S, E, Cpu, OwnedTape<E, Cpu>>;
+/// The device arrays live on: the CPU, or the first NVIDIA GPU in builds with `--features cuda`.
+#[cfg(not(feature = "cuda"))]
+type Dev = Cpu;
+#[cfg(feature = "cuda")]
+type Dev = dfdx::tensor::Cuda;
+
+/// Where this build computes, in words.
+pub const DEVICE: &str = if cfg!(feature = "cuda") { "cuda" } else { "cpu" };
+
+/// Whether this build's device can be used here (a CUDA build needs a GPU and its driver).
+pub fn device_available() -> Result<(), String> {
+    #[cfg(feature = "cuda")]
+    {
+        dfdx::tensor::Cuda::try_build(0, 0)
+            .map(|_| ())
+            .map_err(|e| format!("no usable CUDA device: {e:?}"))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Ok(())
+    }
+}
+
+fn new_device() -> Dev {
+    #[cfg(feature = "cuda")]
+    {
+        dfdx::tensor::Cuda::try_build(0, 0).expect("a CUDA device (checked by device_available)")
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Cpu::default()
+    }
+}
+
+type Flat<E> = Tensor<(usize,), E, Dev>;
+type Traced<S, E> = Tensor<S, E, Dev, OwnedTape<E, Dev>>;
 
 #[derive(Clone, Debug)]
 enum Data {
@@ -36,8 +70,8 @@ enum Data {
 }
 
 enum TapeBox {
-    F32(OwnedTape<f32, Cpu>),
-    F64(OwnedTape<f64, Cpu>),
+    F32(OwnedTape<f32, Dev>),
+    F64(OwnedTape<f64, Dev>),
 }
 
 /// A value: a flat tensor in row-major order and its logical shape.
@@ -110,13 +144,13 @@ impl Param {
 
 /// Gradients from one backward pass.
 pub enum Grads {
-    F32(Gradients<f32, Cpu>),
-    F64(Gradients<f64, Cpu>),
+    F32(Gradients<f32, Dev>),
+    F64(Gradients<f64, Dev>),
 }
 
 /// A scope of computation: the device, the precision and the gradient tape.
 pub struct Session {
-    dev: Cpu,
+    dev: Dev,
     precision: Precision,
     tape: Option<TapeBox>,
 }
@@ -226,7 +260,7 @@ macro_rules! traced2 {
 
 impl Session {
     pub fn new(precision: Precision) -> Session {
-        let dev = Cpu::default();
+        let dev = new_device();
         // Reuse freed buffers: every step allocates the same shapes again.
         dev.enable_cache();
         let mut s = Session {
@@ -498,7 +532,7 @@ impl Session {
     pub fn gather(&mut self, a: &Array, index: &[usize], shape: &[usize]) -> Array {
         assert_eq!(index.len(), shape.iter().product::<usize>());
         let n = index.len();
-        let idx: Tensor<(usize,), usize, Cpu> = self.dev.tensor((index.to_vec(), (n,)));
+        let idx: Tensor<(usize,), usize, Dev> = self.dev.tensor((index.to_vec(), (n,)));
         traced1!(self, a, shape.to_vec(), |t| t.gather(idx.clone()))
     }
 
@@ -507,7 +541,7 @@ impl Session {
         let n = a.shape[0];
         let w = a.len() / n.max(1);
         let m = rows.len();
-        let idx: Tensor<(usize,), usize, Cpu> = self.dev.tensor((rows.to_vec(), (m,)));
+        let idx: Tensor<(usize,), usize, Dev> = self.dev.tensor((rows.to_vec(), (m,)));
         traced1!(self, a, vec![m, w], |t| {
             let x = t.reshape_like(&(n, w));
             let g: Tensor<(usize, usize), _, _, _> = x.gather(idx.clone());
