@@ -81,6 +81,10 @@ pub struct Array {
     shape: Vec<usize>,
     /// Identifies the underlying tensor: copies of an array share it, every op makes a new one.
     key: u64,
+    /// Whether gradients flow through it: params, and what ops compute from them while a tape
+    /// records. Ops on untraced arrays alone (data, constants, noise) are not recorded, so the
+    /// backward pass never allocates or fills gradients for them.
+    traced: bool,
 }
 
 fn fresh_key() -> u64 {
@@ -113,6 +117,7 @@ impl Array {
             data: self.data.clone(),
             shape: shape.to_vec(),
             key: self.key,
+            traced: self.traced,
         }
     }
 
@@ -164,7 +169,9 @@ fn num<E: num_traits::FromPrimitive>(x: f64) -> E {
 macro_rules! traced1 {
     ($self:ident, $a:expr, $shape:expr, |$t:ident| $body:expr) => {{
         let shape: Vec<usize> = $shape;
-        let data = match (&$a.data, $self.tape.take()) {
+        let tape = if $a.traced { $self.tape.take() } else { None };
+        let traced = tape.is_some();
+        let data = match (&$a.data, tape) {
             (Data::F32(x), Some(TapeBox::F32(tape))) => {
                 #[allow(dead_code)]
                 type E = f32;
@@ -203,6 +210,7 @@ macro_rules! traced1 {
             data,
             shape,
             key: fresh_key(),
+            traced,
         }
     }};
 }
@@ -211,7 +219,13 @@ macro_rules! traced1 {
 macro_rules! traced2 {
     ($self:ident, $a:expr, $b:expr, $shape:expr, |$t:ident, $u:ident| $body:expr) => {{
         let shape: Vec<usize> = $shape;
-        let data = match (&$a.data, &$b.data, $self.tape.take()) {
+        let tape = if $a.traced || $b.traced {
+            $self.tape.take()
+        } else {
+            None
+        };
+        let traced = tape.is_some();
+        let data = match (&$a.data, &$b.data, tape) {
             (Data::F32(x), Data::F32(y), Some(TapeBox::F32(tape))) => {
                 #[allow(dead_code)]
                 type E = f32;
@@ -254,6 +268,7 @@ macro_rules! traced2 {
             data,
             shape,
             key: fresh_key(),
+            traced,
         }
     }};
 }
@@ -310,6 +325,7 @@ impl Session {
             data,
             shape: shape.to_vec(),
             key: fresh_key(),
+            traced: false,
         }
     }
 
@@ -338,7 +354,10 @@ impl Session {
 
     pub fn param(&self, values: &[f64], shape: &[usize]) -> Param {
         Param {
-            array: self.array(values, shape),
+            array: Array {
+                traced: true,
+                ..self.array(values, shape)
+            },
         }
     }
 

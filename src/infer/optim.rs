@@ -82,39 +82,74 @@ impl Optimizer {
         };
         let t = self.t as i32;
         for ((p, g), (m, v)) in params.iter_mut().zip(grads).zip(&mut self.state) {
-            match c.kind {
-                Kind::Adam => {
-                    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-                    let c1 = 1.0 - f64::powi(b1, t);
-                    let c2 = 1.0 - f64::powi(b2, t);
-                    for i in 0..p.len() {
-                        let gi = g[i] * scale;
-                        m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                        p[i] += lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-                    }
-                }
-                Kind::Adagrad => {
-                    for i in 0..p.len() {
-                        let gi = g[i] * scale;
-                        v[i] += gi * gi;
-                        p[i] += lr * gi / (v[i].sqrt() + 1e-10);
-                    }
-                }
-                Kind::RmsProp => {
-                    for i in 0..p.len() {
-                        let gi = g[i] * scale;
-                        v[i] = 0.9 * v[i] + 0.1 * gi * gi;
-                        p[i] += lr * gi / (v[i].sqrt() + 1e-8);
-                    }
-                }
-                Kind::Sgd => {
-                    for i in 0..p.len() {
-                        let gi = g[i] * scale;
-                        m[i] = c.momentum * m[i] + gi;
-                        p[i] += lr * m[i];
-                    }
-                }
+            update(c, t, lr, scale, p, g, m, v);
+        }
+    }
+}
+
+/// Tensors above this size are updated in parallel chunks.
+const PARALLEL_CHUNK: usize = 1 << 15;
+
+/// One tensor's update, written as zipped slices so that it vectorises; large tensors are cut
+/// into chunks updated in parallel.
+#[allow(clippy::too_many_arguments)]
+fn update(c: &Config, t: i32, lr: f64, scale: f64, p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]) {
+    use rayon::prelude::*;
+    if p.len() > PARALLEL_CHUNK {
+        p.par_chunks_mut(PARALLEL_CHUNK)
+            .zip(g.par_chunks(PARALLEL_CHUNK))
+            .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+            .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+            .for_each(|(((p, g), m), v)| update_chunk(c, t, lr, scale, p, g, m, v));
+    } else {
+        update_chunk(c, t, lr, scale, p, g, m, v);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update_chunk(
+    c: &Config,
+    t: i32,
+    lr: f64,
+    scale: f64,
+    p: &mut [f64],
+    g: &[f64],
+    m: &mut [f64],
+    v: &mut [f64],
+) {
+    let all = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
+    match c.kind {
+        Kind::Adam => {
+            let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+            // lr · m̂ / (√v̂ + ε) with m̂ = m / (1 − b1ᵗ), v̂ = v / (1 − b2ᵗ).
+            let step = lr / (1.0 - f64::powi(b1, t));
+            let root_c2 = (1.0 - f64::powi(b2, t)).sqrt();
+            for ((p, g), (m, v)) in all {
+                let gi = g * scale;
+                *m = b1 * *m + (1.0 - b1) * gi;
+                *v = b2 * *v + (1.0 - b2) * gi * gi;
+                *p += step * *m / (v.sqrt() / root_c2 + eps);
+            }
+        }
+        Kind::Adagrad => {
+            for ((p, g), (_, v)) in all {
+                let gi = g * scale;
+                *v += gi * gi;
+                *p += lr * gi / (v.sqrt() + 1e-10);
+            }
+        }
+        Kind::RmsProp => {
+            for ((p, g), (_, v)) in all {
+                let gi = g * scale;
+                *v = 0.9 * *v + 0.1 * gi * gi;
+                *p += lr * gi / (v.sqrt() + 1e-8);
+            }
+        }
+        Kind::Sgd => {
+            for ((p, g), (m, _)) in all {
+                let gi = g * scale;
+                *m = c.momentum * *m + gi;
+                *p += lr * *m;
             }
         }
     }
