@@ -240,3 +240,75 @@ fn exit_codes_say_how_a_fit_ended() {
     assert!(text(&r.stderr).contains("non-finite"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_vae_trains_reports_epochs_draws_its_images_and_evaluates() {
+    let out_dir = std::env::temp_dir().join(format!("vi-cli-vae-{}", std::process::id()));
+    let dir = out_dir.to_str().unwrap();
+    let out = vi(&["fit", "models/vae.vi", "--epochs", "2", "--out", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("epoch 2/2") && stderr.contains("held-out"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).contains("completed after"));
+    for f in [
+        "epochs.csv",
+        "reconstructions.png",
+        "samples.png",
+        "params.safetensors",
+    ] {
+        assert!(out_dir.join(f).exists(), "{f} not written");
+    }
+    let csv = std::fs::read_to_string(out_dir.join("epochs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "a header and two epochs:\n{csv}");
+    let png = std::fs::read(out_dir.join("samples.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+
+    let out = vi(&["eval", "models/vae.vi", "--from", dir, "-k", "20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("log p(x) >="));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(eval["k"], 20);
+    assert_eq!(eval["rows"], 179, "the held-out tenth of 1797 digits");
+    assert!(eval["log_px"].as_f64().unwrap() >= eval["elbo"].as_f64().unwrap());
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn holdout_needs_an_amortised_guide_and_a_fraction() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-holdout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("local.vi");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/data/gmm.csv");
+    std::fs::write(
+        &model,
+        format!(
+            "data x: real[N] from \"{}\"\nmu ~ Normal(0, 10)\nfor n in 1..N batch 100 {{\n    z[n] ~ Normal(mu, 1)\n    x[n] ~ Normal(z[n], 1)\n}}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let out = vi(&[
+        "fit",
+        model.to_str().unwrap(),
+        "--holdout",
+        "0.2",
+        "--method",
+        "svi",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("vi::fit::holdout") && stderr.contains("help:"),
+        "{stderr}"
+    );
+    let out = vi(&["fit", "models/vae.vi", "--holdout", "0.95"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}

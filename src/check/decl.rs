@@ -5,7 +5,7 @@ use crate::data::Array;
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::dist::Domain;
 use crate::graph::{
-    Activation, ConstDecl, DataDecl, DataId, Dim, NetDecl, NetId, NodeId, Op, ParamDecl, ParamId,
+    Activation, ConstDecl, DataDecl, DataId, Dim, Init, NetDecl, NetId, NodeId, Op, ParamDecl, ParamId,
 };
 use crate::settings::Value;
 use crate::syntax::ast::{self, ExprKind};
@@ -393,17 +393,38 @@ impl Checker<'_> {
         }
         let mut hidden = Activation::Tanh;
         let mut out = Activation::Identity;
+        let mut init = Init::Glorot;
         for opt in &n.options {
             let key = opt.name.as_ref().expect("the grammar only allows named options");
             let slot = match key.name.as_str() {
                 "hidden" => &mut hidden,
                 "out" => &mut out,
+                "init" => {
+                    let chosen = match &opt.value.kind {
+                        ExprKind::Name(a) => Init::ALL.into_iter().find(|x| x.name() == a),
+                        _ => None,
+                    };
+                    match chosen {
+                        Some(i) => init = i,
+                        None => {
+                            self.error(
+                                Diagnostic::new("vi::net::init", "unknown initialisation")
+                                    .primary(opt.value.span, "not an initialisation")
+                                    .help("`init = glorot` (the default: Glorot uniform) or `init = torch` (U(±1/√fan_in), PyTorch's nn.Linear)"),
+                            );
+                            return;
+                        }
+                    }
+                    continue;
+                }
                 other => {
                     let mut d = Diagnostic::new("vi::net::option", format!("unknown net option `{other}`"))
                         .primary(key.span, "not an option");
-                    d = match did_you_mean(other, ["hidden", "out"]) {
+                    d = match did_you_mean(other, ["hidden", "out", "init"]) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help("options are `hidden = ACTIVATION` and `out = ACTIVATION`"),
+                        None => d.help(
+                            "options are `hidden = ACTIVATION`, `out = ACTIVATION` and `init = glorot|torch`",
+                        ),
                     };
                     self.error(d);
                     return;
@@ -438,6 +459,7 @@ impl Checker<'_> {
                 widths,
                 hidden,
                 out,
+                init,
                 span: n.span,
             });
             let id = NetId((self.nets.len() - 1) as u32);

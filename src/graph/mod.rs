@@ -533,7 +533,28 @@ pub struct NetDecl {
     pub widths: Vec<Dim>,
     pub hidden: Activation,
     pub out: Activation,
+    pub init: Init,
     pub span: Span,
+}
+
+/// How a network's weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// Glorot (Xavier) uniform: weights ~ U(±√(6 / (fan_in + fan_out))), biases 0.
+    Glorot,
+    /// PyTorch's `nn.Linear` default: weights and biases ~ U(±1/√fan_in).
+    Torch,
+}
+
+impl Init {
+    pub const ALL: [Init; 2] = [Init::Glorot, Init::Torch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Glorot => "glorot",
+            Init::Torch => "torch",
+        }
+    }
 }
 
 /// `term NAME = expr`: a named quantity for objectives.

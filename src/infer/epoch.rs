@@ -32,9 +32,19 @@ pub fn batched_plate(model: &Model) -> Option<(PlateId, usize, usize)> {
         .find_map(|(k, p)| Some((PlateId(k as u32), p.size.value()?, p.batch?)))
 }
 
-/// The holdout fraction when the model does not set one.
+/// The holdout fraction when the model does not set one: a tenth for models with networks
+/// whose codes in the batched plate all have amortised guides, else none.
 pub fn default_holdout(model: &Model) -> f64 {
-    if !model.nets.is_empty() && batched_plate(model).is_some() {
+    let Some((plate, _, _)) = batched_plate(model) else {
+        return 0.0;
+    };
+    let amortised = model
+        .latents
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.plates.contains(&plate))
+        .all(|(k, _)| model.guide_site(crate::graph::LatentId(k as u32)).is_some());
+    if !model.nets.is_empty() && amortised {
         DEFAULT_HOLDOUT
     } else {
         0.0

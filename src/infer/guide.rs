@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::eval::Value;
 use crate::backend::{Array, Param, Session};
-use crate::graph::{Group, LatentId, Model, NetId, ParamId};
+use crate::graph::{Group, Init, LatentId, Model, NetId, ParamId};
 use crate::transform::Bijection;
 
 /// Which objective group a learnable belongs to.
@@ -154,10 +154,17 @@ pub fn init_nets(
         let mut layers = Vec::new();
         for (j, w) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (w[0], w[1]);
-            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            let bound = match net.init {
+                Init::Glorot => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+                Init::Torch => (1.0 / fan_in as f64).sqrt(),
+            };
             let weights: Vec<f64> = (0..fan_in * fan_out)
                 .map(|_| rng.gen_range(-bound..bound))
                 .collect();
+            let biases: Vec<f64> = match net.init {
+                Init::Glorot => vec![0.0; fan_out],
+                Init::Torch => (0..fan_out).map(|_| rng.gen_range(-bound..bound)).collect(),
+            };
             let wi = learn.add(
                 s,
                 format!("{}.{}.weight", net.name, j + 1),
@@ -170,7 +177,7 @@ pub fn init_nets(
                 format!("{}.{}.bias", net.name, j + 1),
                 Owner::Net(NetId(k as u32)),
                 vec![fan_out],
-                vec![0.0; fan_out],
+                biases,
             );
             layers.push((wi, bi));
         }

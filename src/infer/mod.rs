@@ -337,6 +337,14 @@ fn run(
         _ => plan.all_conjugate() && !learnable && !model.latents.is_empty(),
     };
     if use_cavi {
+        if opts.holdout > 0.0 {
+            return Err(Diagnostics::from(
+                Diagnostic::new("vi::fit::holdout", "CAVI fits every row: it holds none out")
+                    .primary(crate::syntax::Span::new(0, 0), "this model is fitted by CAVI")
+                    .help("drop `holdout`, or fit by gradients with `--method svi` to measure held-out rows")
+                    .with_source(&model.source),
+            ));
+        }
         let mut o = opts.clone();
         o.steps.get_or_insert(CAVI_SWEEPS);
         o.tol.get_or_insert(CAVI_TOL);

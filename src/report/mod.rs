@@ -139,7 +139,12 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
                             .collect::<Vec<_>>()
                             .join(" -> ")
                     ),
-                    format!("hidden {}, out {}", n.hidden.name(), n.out.name()),
+                    format!(
+                        "hidden {}, out {}, init {}",
+                        n.hidden.name(),
+                        n.out.name(),
+                        n.init.name()
+                    ),
                 ]
             })
             .collect();
