@@ -16,6 +16,8 @@ pub mod check;
 pub mod data;
 pub mod diag;
 pub mod dist;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod report;
 pub mod settings;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use vi::data::Binding;
 use vi::diag::Diagnostics;
+use vi::infer::checkpoint::Checkpoint;
 use vi::LoadOptions;
 
 /// Write to stdout; a closed pipe (`vi ... | head`) ends the program quietly, as other tools do.
@@ -166,6 +167,29 @@ struct FitArgs {
     /// Where tensors live: `cpu`, or `cuda` in a build with `--features cuda` (its default).
     #[arg(long, value_enum)]
     device: Option<DeviceArg>,
+    /// Steps between checkpoints of a gradient fit (written to the output folder, and on
+    /// Ctrl-C; removed when the fit ends).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
+    /// Continue the interrupted fit whose output folder is DIR, from its last checkpoint, with
+    /// the settings and data it was started with.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "bindings", "no_default_data", "method", "seed", "steps", "epochs", "lr", "samples",
+        "holdout", "tol", "guide", "optimizer", "estimator", "restarts", "clip", "decay",
+        "diagnostic_draws", "out", "device", "checkpoint_every",
+    ])]
+    resume: Option<PathBuf>,
+}
+
+/// What a checkpoint records of the command that started its fit, to resume it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    /// The working folder, against which the arguments' paths are read.
+    cwd: PathBuf,
+    /// The arguments after `vi fit`.
+    args: Vec<String>,
+    /// The model's text, to refuse resuming with an edited model.
+    model: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -257,6 +281,8 @@ fn main() -> ExitCode {
 /// Exit codes of `vi fit` beyond 0 (converged), 1 (model or data) and 2 (usage).
 const EXIT_STALLED: u8 = 3;
 const EXIT_DIVERGED: u8 = 4;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it), with a checkpoint to resume from.
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn run(cli: Cli) -> Result<u8, Diagnostics> {
     match cli.command {
@@ -374,8 +400,97 @@ type FitState = (
     std::collections::HashMap<String, String>,
 );
 
-fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
+/// The checkpoint in `dir` and the arguments of the fit it belongs to, read against the folder
+/// that fit ran in (the process moves there).
+fn resume_from(model: &std::path::Path, dir: &std::path::Path) -> Result<(FitArgs, Checkpoint), Diagnostics> {
+    let bad = |msg: String, help: &str| {
+        Diagnostics::from(vi::diag::Diagnostic::new("vi::resume", msg).help(help.to_string()))
+    };
+    let dir =
+        std::path::absolute(dir).map_err(|e| bad(format!("cannot read `{}`: {e}", dir.display()), ""))?;
+    let ck = Checkpoint::load(&dir.join(vi::infer::checkpoint::FILE)).map_err(Diagnostics::from)?;
+    let record: RunRecord = serde_json::from_str(&ck.record).map_err(|e| {
+        bad(
+            format!(
+                "the checkpoint in `{}` does not say how its fit was started: {e}",
+                dir.display()
+            ),
+            "fit the model afresh",
+        )
+    })?;
+    let text = std::fs::read_to_string(model).map_err(|e| {
+        bad(
+            format!("cannot read `{}`: {e}", model.display()),
+            "check the path",
+        )
+    })?;
+    if text != record.model {
+        return Err(bad(
+            format!(
+                "`{}` is not the model the checkpoint in `{}` was fitted with",
+                model.display(),
+                dir.display()
+            ),
+            "the model changed since the fit started: resume with the model as it was, or fit it afresh",
+        ));
+    }
+    std::env::set_current_dir(&record.cwd).map_err(|e| {
+        bad(
+            format!("cannot go to `{}`, where the fit ran: {e}", record.cwd.display()),
+            "resume on the machine and in the folder tree the fit started in",
+        )
+    })?;
+    let argv = ["vi".to_string(), "fit".to_string()]
+        .into_iter()
+        .chain(record.args);
+    let Command::Fit(mut args) = Cli::try_parse_from(argv)
+        .map_err(|e| {
+            bad(
+                format!("the recorded command line does not read: {e}"),
+                "fit the model afresh",
+            )
+        })?
+        .command
+    else {
+        unreachable!("a `fit` command line")
+    };
+    args.out = Some(dir);
+    Ok((args, ck))
+}
+
+/// Ctrl-C stops a fit at the end of its step with a checkpoint; a second Ctrl-C ends it at once.
+fn on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = flag.clone();
+    let _ = ctrlc::set_handler(move || {
+        if set.swap(true, Ordering::SeqCst) {
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+        eprintln!("\ninterrupted: stopping after this step (Ctrl-C again to quit at once)");
+    });
+    flag
+}
+
+fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     use vi::settings::Value;
+    let mut resumed = None;
+    if let Some(dir) = args.resume.take() {
+        let model = std::path::absolute(&args.model).unwrap_or(args.model);
+        let (recorded, ck) = resume_from(&model, &dir)?;
+        args = FitArgs { model, ..recorded };
+        eprintln!(
+            "resuming `{}` from its checkpoint at step {}",
+            dir.display(),
+            ck.state.step
+        );
+        resumed = Some(ck);
+    }
+    let record = RunRecord {
+        cwd: std::env::current_dir().unwrap_or_default(),
+        args: std::env::args().skip(2).collect(),
+        model: std::fs::read_to_string(&args.model).unwrap_or_default(),
+    };
     check_device(args.device)?;
     let mut loaded = vi::load(&args.model, &args.data.options(true))?;
     let settings = &mut loaded.model.settings;
@@ -447,6 +562,29 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&model_name));
+
+    let record = match &resumed {
+        Some(ck) => ck.record.clone(),
+        None => serde_json::to_string(&record).expect("JSON of plain values"),
+    };
+    if resumed.is_none() && out_dir.join(vi::infer::checkpoint::FILE).exists() {
+        eprintln!(
+            "warning: `{}` holds the checkpoint of an unfinished fit; this fit replaces it \
+             (`vi fit {} --resume {}` would have continued it)",
+            out_dir.display(),
+            args.model.display(),
+            out_dir.display()
+        );
+    }
+    opts.checkpoint = Some(vi::infer::checkpoint::Plan {
+        dir: out_dir.clone(),
+        every: args
+            .checkpoint_every
+            .map_or(vi::infer::checkpoint::DEFAULT_EVERY, |n| n as usize),
+        record,
+        interrupt: on_interrupt(),
+        resume: resumed,
+    });
 
     let mut bar = progress::Reporter::new(opts.steps.unwrap_or(0));
     let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
@@ -530,6 +668,22 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
         }
     }
     outln!("\nwrote {}/{{{}}}", out_dir.display(), written.join(", "));
+    if out.status == vi::infer::Status::Interrupted {
+        if out.method == vi::infer::Method::Cavi {
+            eprintln!(
+                "interrupted after {} sweeps; the outputs hold the fit so far (CAVI fits take no \
+                 checkpoints: fit again to go on)",
+                out.iterations
+            );
+        } else {
+            eprintln!(
+                "interrupted after {} steps; continue with `vi fit {} --resume {}`",
+                out.iterations,
+                args.model.display(),
+                out_dir.display()
+            );
+        }
+    }
     if let Some(d) = out.diverged {
         eprintln!("{}", Diagnostics::from(d).render(std::io::stderr().is_terminal()));
         return Ok(EXIT_DIVERGED);
@@ -538,6 +692,7 @@ fn fit(args: FitArgs) -> Result<u8, Diagnostics> {
         vi::infer::Status::Converged | vi::infer::Status::Completed => 0,
         vi::infer::Status::Stalled => EXIT_STALLED,
         vi::infer::Status::Diverged => EXIT_DIVERGED,
+        vi::infer::Status::Interrupted => EXIT_INTERRUPTED,
     })
 }
 
@@ -625,7 +780,7 @@ mod progress {
                         }
                     }
                 },
-                Progress::Diverged(_) => {}
+                Progress::Diverged(_) | Progress::Checkpoint { .. } => {}
                 Progress::Epoch(e) => {
                     let line = epoch_line(&e);
                     match &self.bar {

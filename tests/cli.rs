@@ -312,3 +312,158 @@ fn holdout_needs_an_amortised_guide_and_a_fraction() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The learnables a fit wrote, by name.
+fn fitted(dir: &Path) -> Vec<vi::infer::NamedTensor> {
+    vi::report::fit::read_safetensors(&dir.join("params.safetensors"))
+        .expect("params.safetensors reads")
+        .0
+}
+
+fn assert_same_fit(a: &Path, b: &Path) {
+    let (pa, pb) = (fitted(a), fitted(b));
+    assert_eq!(pa.len(), pb.len());
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(x.name, y.name);
+        let worst = x
+            .values
+            .iter()
+            .zip(&y.values)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 1e-6, "{}: resumed differs by {worst}", x.name);
+    }
+    let trace = |d: &Path| std::fs::read_to_string(d.join("elbo.csv")).unwrap();
+    assert_eq!(trace(a), trace(b), "the ELBO traces differ");
+}
+
+/// Start a fit, wait for its first checkpoint, then signal it.
+fn interrupted_fit(args: &[&str], out: &Path, signal: &str) -> std::process::ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vi"))
+        .args(args)
+        .args(["--out", &out.to_string_lossy()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the vi binary runs");
+    let checkpoint = out.join("checkpoint.safetensors");
+    while !checkpoint.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the fit ended before its first checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn a_killed_fit_resumes_to_the_same_result() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-resume-{}", std::process::id()));
+    let args = [
+        "fit",
+        "models/eight_schools.vi",
+        "--steps",
+        "60000",
+        "--tol",
+        "0",
+        "--checkpoint-every",
+        "500",
+    ];
+    let whole = dir.join("whole");
+    let mut all: Vec<&str> = args.to_vec();
+    let whole_arg = whole.to_string_lossy().to_string();
+    all.extend(["--out", &whole_arg]);
+    let r = vi(&all);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert!(
+        !whole.join("checkpoint.safetensors").exists(),
+        "a finished fit keeps no checkpoint"
+    );
+
+    let cut = dir.join("cut");
+    let status = interrupted_fit(&args, &cut, "-KILL");
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert!(cut.join("checkpoint.safetensors").exists());
+    assert!(!cut.join("summary.json").exists(), "killed before the end");
+
+    // Other flags with --resume are a usage error: the run keeps its own settings.
+    let cut_arg = cut.to_string_lossy().to_string();
+    let r = vi(&[
+        "fit",
+        "models/eight_schools.vi",
+        "--resume",
+        &cut_arg,
+        "--steps",
+        "5",
+    ]);
+    assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
+    // Another model is refused.
+    let r = vi(&["fit", "models/linreg.vi", "--resume", &cut_arg]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("vi::resume"), "{}", text(&r.stderr));
+
+    let r = vi(&["fit", "models/eight_schools.vi", "--resume", &cut_arg]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert!(text(&r.stderr).contains("resuming"));
+    assert_same_fit(&whole, &cut);
+    assert!(!cut.join("checkpoint.safetensors").exists());
+    // Nothing left to resume.
+    let r = vi(&["fit", "models/eight_schools.vi", "--resume", &cut_arg]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("no checkpoint"), "{}", text(&r.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ctrl_c_checkpoints_a_minibatch_fit_that_resumes_exactly() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-ctrlc-{}", std::process::id()));
+    let args = [
+        "fit",
+        "models/vae.vi",
+        "--epochs",
+        "30",
+        "--checkpoint-every",
+        "20",
+    ];
+    let whole = dir.join("whole");
+    let mut all: Vec<&str> = args.to_vec();
+    let whole_arg = whole.to_string_lossy().to_string();
+    all.extend(["--out", &whole_arg]);
+    let r = vi(&all);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+
+    let cut = dir.join("cut");
+    let status = interrupted_fit(&args, &cut, "-INT");
+    assert_eq!(status.code(), Some(130), "Ctrl-C ends with 130");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cut.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "interrupted");
+    assert!(cut.join("checkpoint.safetensors").exists());
+
+    let r = vi(&["fit", "models/vae.vi", "--resume", &cut.to_string_lossy()]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert_same_fit(&whole, &cut);
+    let epochs = |d: &Path| -> Vec<String> {
+        std::fs::read_to_string(d.join("epochs.csv"))
+            .unwrap()
+            .lines()
+            // All but the seconds column.
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|(k, _)| *k != 2)
+                    .map(|(_, c)| c)
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(epochs(&whole), epochs(&cut));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -134,7 +134,12 @@ impl Checker<'_> {
         } else {
             1.0
         };
-        let width = dims.last().copied().unwrap_or(1).max(1);
+        // A simplex is a row; other values are checked one by one, rows along the first axis.
+        let width = if domain == Domain::Simplex || dims.len() >= 2 {
+            dims.last().copied().unwrap_or(1).max(1)
+        } else {
+            1
+        };
         let bad = if domain == Domain::Simplex {
             array
                 .values
@@ -146,24 +151,42 @@ impl Checker<'_> {
         };
         if let Some(i) = bad {
             let v = array.values[i] / scale;
-            let at = if dims.len() >= 2 {
-                format!("row {}, column {}", i / width + 1, i % width + 1)
+            let row = i / width;
+            let (at, what) = if domain == Domain::Simplex {
+                let entries = &array.values[row * width..(row + 1) * width];
+                let shown: Vec<String> = entries.iter().take(8).map(|x| format!("{x}")).collect();
+                let more = if entries.len() > 8 { ", …" } else { "" };
+                let fault = match entries.iter().position(|x| *x < 0.0) {
+                    Some(j) => format!("has the negative entry {} in column {}", entries[j], j + 1),
+                    None => format!(
+                        "sums to {}, not 1",
+                        (entries.iter().sum::<f64>() * 1e9).round() / 1e9
+                    ),
+                };
+                (
+                    format!("row {}", row + 1),
+                    format!("({}{more}) {fault}", shown.join(", ")),
+                )
+            } else if dims.len() >= 2 {
+                (
+                    format!("row {}, column {}", row + 1, i % width + 1),
+                    format!("= {v} is not {}", domain_word(domain)),
+                )
             } else {
-                format!("row {}", i + 1)
+                (
+                    format!("row {}", row + 1),
+                    format!("= {v} is not {}", domain_word(domain)),
+                )
             };
-            let what = if domain == Domain::Simplex {
-                "does not sum to 1 with non-negative entries".to_string()
-            } else {
-                format!("= {v} is not {}", domain_word(domain))
+            // Text files say which line the row is, so that an editor can jump to it.
+            let place = match array.lines.get(row) {
+                Some(line) => format!("{at} is line {line} of {}", array.origin),
+                None => format!("the value comes from {}", array.origin),
             };
             self.error(
                 Diagnostic::new("vi::data::support", format!("`{name}` at {at} {what}"))
                     .primary(d.ty.name.span, format!("declared {}", domain.keyword()))
-                    .help(format!(
-                        "the value comes from {}; {}",
-                        array.origin,
-                        suggest_domain(domain, v)
-                    )),
+                    .help(format!("{place}; {}", suggest_domain(domain, v))),
             );
             return None;
         }

@@ -16,6 +16,8 @@ pub struct Table {
     pub values: Vec<f64>,
     /// True when the file had no header row and the columns are named by position.
     pub headerless: bool,
+    /// The file's line of each row.
+    pub lines: Vec<usize>,
 }
 
 impl Table {
@@ -42,6 +44,7 @@ impl Table {
             values,
             origin: format!("{}, {what}", self.path),
             bytes: false,
+            lines: self.lines.clone(),
         }
     }
 
@@ -53,6 +56,7 @@ impl Table {
             values: self.column(j),
             origin: format!("{}, column {name}", self.path),
             bytes: false,
+            lines: self.lines.clone(),
         })
     }
 
@@ -177,6 +181,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
     let width = columns.len();
     let mut values = Vec::new();
     let mut rows = 0;
+    let mut lines = Vec::new();
     let mut pending = if headerless { Some(Ok(first)) } else { None };
     loop {
         let record = match pending.take().or_else(|| records.next()) {
@@ -193,7 +198,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
             return Err(Diagnostic::new(
                 "vi::data::ragged_row",
                 format!(
-                    "row {} of `{path}` has {} cells, the header has {width}",
+                    "line {} of `{path}` has {} cells, the header has {width}",
                     line_no,
                     record.len()
                 ),
@@ -239,6 +244,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
             values.push(v);
         }
         rows += 1;
+        lines.push(line_no);
     }
     if rows == 0 {
         return Err(
@@ -252,6 +258,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
         rows,
         values,
         headerless,
+        lines,
     })
 }
 
@@ -269,7 +276,7 @@ fn cell_error(
     let span = cell_span(text, line_start, j);
     Diagnostic::new(
         "vi::data::bad_cell",
-        format!("row {line_no}, column `{column}` of `{path}` {what}"),
+        format!("line {line_no}, column `{column}` of `{path}` {what}"),
     )
     .primary(span, what.to_string())
     .with_source(src)
@@ -331,6 +338,7 @@ pub fn parse_whitespace_matrix(bytes: &[u8], path: &str) -> Result<Array, Diagno
     let mut values = Vec::new();
     let mut width = None;
     let mut rows = 0;
+    let mut lines = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let before = values.len();
         for tok in line.split_whitespace() {
@@ -364,6 +372,7 @@ pub fn parse_whitespace_matrix(bytes: &[u8], path: &str) -> Result<Array, Diagno
             _ => {}
         }
         rows += 1;
+        lines.push(i + 1);
     }
     let Some(width) = width else {
         return Err(
@@ -375,6 +384,7 @@ pub fn parse_whitespace_matrix(bytes: &[u8], path: &str) -> Result<Array, Diagno
         values,
         origin: path.to_string(),
         bytes: false,
+        lines,
     })
 }
 
@@ -409,7 +419,7 @@ mod tests {
         assert_eq!(e.code, "vi::data::bad_cell");
         let s = e.primary_span().unwrap();
         assert_eq!(&text[s.start..s.end], "abc");
-        assert!(e.message.contains("row 3"), "{}", e.message);
+        assert!(e.message.contains("line 3"), "{}", e.message);
         let e = parse(b"x,y\n1,2\n3\n", "t.csv").unwrap_err();
         assert_eq!(e.code, "vi::data::ragged_row");
         let e = parse(b"x\nnan\n", "t.csv").unwrap_err();

@@ -82,7 +82,11 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     if let Some(k) = values.iter().position(|v| !v.is_finite()) {
         return Err(Diagnostic::new(
             "vi::data::not_finite",
-            format!("value {k} of `{path}` is not finite"),
+            format!(
+                "{} of `{path}` is {}",
+                super::position_words(&shape, k),
+                values[k]
+            ),
         )
         .help("NaN and infinite values are not data"));
     }
@@ -91,6 +95,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
         values,
         origin: path.to_string(),
         bytes: code == 0x08,
+        lines: Vec::new(),
     })
 }
 

@@ -56,7 +56,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     while shape.len() > 1 && shape.last() == Some(&1) {
         shape.pop();
     }
-    if shape.iter().product::<usize>() != values.len() {
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(values.len()) {
         return Err(bad(format!(
             "variable `{}` claims {:?} values but holds {}",
             array.name(),
@@ -64,10 +64,23 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
             values.len()
         )));
     }
+    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Diagnostic::new(
+            "vi::data::not_finite",
+            format!(
+                "{} of `{path}`, variable {}, is {}",
+                super::position_words(&shape, k),
+                array.name(),
+                values[k]
+            ),
+        )
+        .help("NaN and infinite values are not data"));
+    }
     Ok(Array {
         shape,
         values,
         origin: format!("{path}, variable {}", array.name()),
         bytes,
+        lines: Vec::new(),
     })
 }

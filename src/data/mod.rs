@@ -27,6 +27,8 @@ pub struct Array {
     /// The file held bytes 0..=255 (IDX images, uint8 .npy); bound to `unit` data they are
     /// divided by 255.
     pub bytes: bool,
+    /// For text files: the line of the file each row (first axis) came from.
+    pub lines: Vec<usize>,
 }
 
 impl Array {
@@ -36,6 +38,24 @@ impl Array {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+}
+
+/// Where element `k` of a row-major array of `shape` lies, in words: `row 4, column 6`
+/// (counting from 1, as the other data messages do), with the zero-based index for programs.
+pub fn position_words(shape: &[usize], k: usize) -> String {
+    let mut index = vec![0; shape.len()];
+    let mut rest = k;
+    for (a, &n) in shape.iter().enumerate().rev() {
+        index[a] = rest % n.max(1);
+        rest /= n.max(1);
+    }
+    let zero_based: Vec<String> = index.iter().map(usize::to_string).collect();
+    match index.as_slice() {
+        [] => "the only value".to_string(),
+        [r] => format!("row {} (index {r})", r + 1),
+        [r, c] => format!("row {}, column {} (index [{r}, {c}])", r + 1, c + 1),
+        _ => format!("index [{}]", zero_based.join(", ")),
     }
 }
 

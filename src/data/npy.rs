@@ -92,7 +92,11 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     if let Some(k) = values.iter().position(|v| !v.is_finite()) {
         return Err(Diagnostic::new(
             "vi::data::not_finite",
-            format!("element {k} of `{path}` is not finite"),
+            format!(
+                "{} of `{path}` is {}",
+                super::position_words(&shape, k),
+                values[k]
+            ),
         )
         .help("NaN and infinite values are not data"));
     }
@@ -101,6 +105,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
         values,
         origin: path.to_string(),
         bytes: ts.type_char() == TypeChar::Uint && size == 1,
+        lines: Vec::new(),
     })
 }
 

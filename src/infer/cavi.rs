@@ -1821,11 +1821,18 @@ pub fn fit(
                 break;
             }
             prev = elbo;
+            if opts.checkpoint.as_ref().is_some_and(|p| p.interrupted()) {
+                status = Status::Interrupted;
+                break;
+            }
         }
         loop_s += sweeps_start.elapsed().as_secs_f64();
         let last = *trace.last().unwrap_or(&f64::NAN);
         if best.as_ref().is_none_or(|b| last > b.0 || !b.0.is_finite()) {
             best = Some((last, ctx.q.clone(), trace, status, sweeps));
+        }
+        if status == Status::Interrupted {
+            break;
         }
     }
     let (elbo, q, trace, status, iterations) = best.expect("at least one restart");

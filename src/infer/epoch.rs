@@ -80,7 +80,7 @@ pub fn steps_per_epoch(model: &Model, split: Option<Split>) -> usize {
 }
 
 /// ELBO, rate and distortion per row.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PerRow {
     pub elbo: f64,
     /// KL(q(z|x) ‖ p(z)), or its Monte-Carlo estimate.
@@ -101,7 +101,7 @@ impl PerRow {
 }
 
 /// What one epoch reports.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     /// 1-based.
     pub epoch: usize,
@@ -119,7 +119,7 @@ pub struct EpochReport {
 }
 
 /// Running sums of one epoch's minibatch estimates.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Accumulator {
     loglik: f64,
     latent: f64,

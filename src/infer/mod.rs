@@ -5,6 +5,7 @@
 //! gradients) and, where the model is conjugate, closed-form CAVI.
 
 pub mod cavi;
+pub mod checkpoint;
 pub mod epoch;
 pub mod eval;
 pub mod guide;
@@ -53,6 +54,8 @@ pub enum Status {
     Completed,
     /// The ELBO went non-finite; the last finite parameters were kept.
     Diverged,
+    /// Stopped by Ctrl-C; a checkpoint to resume from was written.
+    Interrupted,
 }
 
 impl Status {
@@ -70,6 +73,7 @@ impl Status {
             Status::Converged => "converged",
             Status::Stalled => "stalled",
             Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
             Status::Diverged => "diverged",
         }
     }
@@ -95,6 +99,8 @@ pub struct FitOptions {
     pub decay: f64,
     pub momentum: f64,
     pub precision: Precision,
+    /// Checkpoints (SVI): where, how often, and whether to resume from one.
+    pub checkpoint: Option<checkpoint::Plan>,
     /// The fraction of the batched plate's rows held out of training (see [`epoch`]).
     pub holdout: f64,
     /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
@@ -129,6 +135,7 @@ impl FitOptions {
             full_rank: settings.word("guide") == Some("full_rank"),
             tol,
             holdout,
+            checkpoint: None,
             seed: settings.count("seed").unwrap_or(0) as u64,
             restarts: settings.count("restarts").unwrap_or(1),
             clip: settings.number("clip"),
@@ -248,6 +255,10 @@ pub enum Progress {
     Diverged(Diagnostic),
     /// One pass over the training rows done.
     Epoch(epoch::EpochReport),
+    /// A checkpoint was written after this step.
+    Checkpoint {
+        step: usize,
+    },
 }
 
 /// Upload the bound data (bytes scaled for `unit` data) as arrays, with host copies.

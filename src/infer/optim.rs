@@ -54,6 +54,13 @@ pub struct Optimizer {
     state: Vec<(Vec<f64>, Vec<f64>)>,
 }
 
+/// What a checkpoint keeps of an optimiser: its step count and its moments.
+#[derive(Clone, Debug)]
+pub struct OptimizerState {
+    pub t: u64,
+    pub moments: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
 impl Optimizer {
     pub fn new(config: Config, sizes: &[usize]) -> Optimizer {
         Optimizer {
@@ -61,6 +68,20 @@ impl Optimizer {
             t: 0,
             state: sizes.iter().map(|&n| (vec![0.0; n], vec![0.0; n])).collect(),
         }
+    }
+
+    pub fn save(&self) -> OptimizerState {
+        OptimizerState {
+            t: self.t,
+            moments: self.state.clone(),
+        }
+    }
+
+    /// Continue from a saved state (of an optimiser over tensors of the same sizes).
+    pub fn restore(&mut self, saved: OptimizerState) {
+        assert_eq!(saved.moments.len(), self.state.len(), "the same tensors");
+        self.t = saved.t;
+        self.state = saved.moments;
     }
 
     /// One step: move `params` along `grads` (ascent: the objective is maximised).

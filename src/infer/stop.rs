@@ -17,7 +17,7 @@ pub const SPAN: usize = 5;
 const Z: f64 = 2.0;
 
 /// The stop rule: no significant progress over the last `SPAN` windows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StopRule {
     tol: f64,
     current: Vec<f64>,

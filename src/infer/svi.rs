@@ -942,6 +942,89 @@ pub fn iw_per_row(
     Ok(out)
 }
 
+/// Write a checkpoint of the loop (its scalars in `state`) and of every tensor it carries.
+fn save_checkpoint(
+    eng: &Engine,
+    optimizers: &[Optimizer],
+    average: &[Vec<f64>],
+    mut state: super::checkpoint::LoopState,
+    plan: &super::checkpoint::Plan,
+) -> Result<(), Diagnostic> {
+    let saved: Vec<_> = optimizers.iter().map(Optimizer::save).collect();
+    state.optimizer_steps = saved.iter().map(|o| o.t).collect();
+    let tensor = |name: &str, shape: &[usize], values: &[f64]| NamedTensor {
+        name: name.to_string(),
+        shape: shape.to_vec(),
+        values: values.to_vec(),
+    };
+    let ck = super::checkpoint::Checkpoint {
+        record: plan.record.clone(),
+        state,
+        learn: eng
+            .learn
+            .entries
+            .iter()
+            .map(|e| tensor(&e.name, &e.shape, &e.host))
+            .collect(),
+        average: eng
+            .learn
+            .entries
+            .iter()
+            .zip(average)
+            .map(|(e, a)| tensor(&e.name, &e.shape, a))
+            .collect(),
+        moments: saved.into_iter().map(|o| o.moments).collect(),
+    };
+    ck.save(&plan.path())
+}
+
+/// Put a checkpoint's tensors and shuffler back into a freshly built engine.
+fn resume(
+    eng: &mut Engine,
+    s: &Session,
+    ck: &super::checkpoint::Checkpoint,
+    optimizers: &mut [Optimizer],
+    average: &mut [Vec<f64>],
+) -> Result<(), Diagnostics> {
+    let mismatch = |what: String| {
+        Diagnostics::from(
+            Diagnostic::new("vi::resume::mismatch", "the checkpoint does not fit this model").help(format!(
+                "{what}; the model or its data changed since the checkpoint, so fit it afresh"
+            )),
+        )
+    };
+    for (e, avg) in eng.learn.entries.iter_mut().zip(average.iter_mut()) {
+        let find = |list: &[NamedTensor]| list.iter().find(|t| t.name == e.name).cloned();
+        let (Some(v), Some(a)) = (find(&ck.learn), find(&ck.average)) else {
+            return Err(mismatch(format!("it has no tensor `{}`", e.name)));
+        };
+        if v.values.len() != e.host.len() || a.values.len() != e.host.len() {
+            return Err(mismatch(format!("tensor `{}` has another size", e.name)));
+        }
+        e.host = v.values;
+        *avg = a.values;
+    }
+    eng.learn.sync(s);
+    let saved = ck.optimizers();
+    if saved.len() != optimizers.len() {
+        return Err(mismatch("it has another number of objectives".into()));
+    }
+    for (o, st) in optimizers.iter_mut().zip(saved) {
+        o.restore(st);
+    }
+    if ck.state.orders.len() != eng.orders.len() {
+        return Err(mismatch("it has another number of plates".into()));
+    }
+    eng.orders.clone_from(&ck.state.orders);
+    let pos: u128 = ck
+        .state
+        .rng_word_pos
+        .parse()
+        .map_err(|_| mismatch("its random-stream position does not read".into()))?;
+    eng.rng.set_word_pos(pos);
+    Ok(())
+}
+
 /// Fit by stochastic gradients.
 pub fn fit(
     loaded: &Loaded,
@@ -1026,11 +1109,12 @@ pub fn fit(
     let epochs_total = steps.div_ceil(per_epoch);
     let mut epoch_acc = super::epoch::Accumulator::default();
     let mut epochs: Vec<super::epoch::EpochReport> = Vec::new();
-    let mut report_epoch = |eng: &mut Engine,
-                            s: &mut Session,
-                            acc: &mut super::epoch::Accumulator,
-                            step: usize,
-                            progress: &mut dyn FnMut(Progress)| {
+    let report_epoch = |eng: &mut Engine,
+                        s: &mut Session,
+                        acc: &mut super::epoch::Accumulator,
+                        epochs: &mut Vec<super::epoch::EpochReport>,
+                        step: usize,
+                        progress: &mut dyn FnMut(Progress)| {
         let Some((plate, _, _)) = batched else { return };
         if acc.is_empty() {
             return;
@@ -1051,6 +1135,21 @@ pub fn fit(
         epochs.push(report);
     };
     let mut step = 0;
+    let mut loop_before = 0.0;
+    let plan = opts.checkpoint.as_ref();
+    if let Some(ck) = plan.and_then(|p| p.resume.as_ref()) {
+        resume(&mut eng, &s, ck, &mut optimizers, &mut average)?;
+        let st = &ck.state;
+        step = st.step;
+        trace.clone_from(&st.trace);
+        stop = st.stop.clone();
+        epoch_acc = st.epoch_acc.clone();
+        epochs.clone_from(&st.epochs);
+        loop_before = st.loop_s;
+        for (e, v) in eng.learn.entries.iter().zip(last_good.iter_mut()) {
+            v.clone_from(&e.host);
+        }
+    }
     let loop_start = Instant::now();
     while step < steps {
         let step_start = Instant::now();
@@ -1176,14 +1275,42 @@ pub fn fit(
         });
         let converged = stop.update(elbo_now);
         if step % per_epoch == 0 || step == steps || converged {
-            report_epoch(&mut eng, &mut s, &mut epoch_acc, step, progress);
+            report_epoch(&mut eng, &mut s, &mut epoch_acc, &mut epochs, step, progress);
         }
         if converged {
             status = Status::Converged;
             break;
         }
+        if let Some(p) = plan {
+            let interrupted = p.interrupted();
+            if (step % p.every.max(1) == 0 && step < steps) || interrupted {
+                let state = super::checkpoint::LoopState {
+                    step,
+                    trace: trace.clone(),
+                    stop: stop.clone(),
+                    epoch_acc: epoch_acc.clone(),
+                    epochs: epochs.clone(),
+                    optimizer_steps: Vec::new(),
+                    orders: eng.orders.clone(),
+                    rng_word_pos: eng.rng.get_word_pos().to_string(),
+                    loop_s: loop_before + loop_start.elapsed().as_secs_f64(),
+                };
+                save_checkpoint(&eng, &optimizers, &average, state, p).map_err(Diagnostics::from)?;
+                progress(Progress::Checkpoint { step });
+            }
+            if interrupted {
+                status = Status::Interrupted;
+                break;
+            }
+        }
     }
-    let loop_s = loop_start.elapsed().as_secs_f64();
+    let loop_s = loop_before + loop_start.elapsed().as_secs_f64();
+    if let Some(p) = plan {
+        // A finished fit needs no checkpoint; an interrupted one keeps it to resume from.
+        if status != Status::Interrupted {
+            let _ = std::fs::remove_file(p.path());
+        }
+    }
     // Custom objectives (adversarial ones) have no single score to compare: they keep the last
     // iterate, as does a diverged fit (its last finite parameters).
     if status != Status::Diverged && model.objectives.is_empty() {

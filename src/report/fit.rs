@@ -228,8 +228,13 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
 
 /// Write a file atomically: to a temporary name, then renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(path, e))?;
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(path, e))?;
+    // On disk before the rename, so that a crash leaves the old file or the new one.
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
 }
 
@@ -266,8 +271,8 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
     Ok(written)
 }
 
-/// Every learned tensor as f64, with the model's name and method in the metadata.
-fn safetensors_bytes(
+/// Every learned tensor as f64 (params prefixed `param.`), with the metadata.
+pub fn safetensors_bytes(
     state: &[NamedTensor],
     params: &[NamedTensor],
     meta: std::collections::HashMap<String, String>,
