@@ -19,6 +19,7 @@ pub mod dist;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod graph;
+pub mod limits;
 pub mod report;
 pub mod settings;
 pub mod special;

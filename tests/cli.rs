@@ -467,3 +467,45 @@ fn ctrl_c_checkpoints_a_minibatch_fit_that_resumes_exactly() {
     assert_eq!(epochs(&whole), epochs(&cut));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn work_that_cannot_fit_in_memory_is_refused_with_an_estimate() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Ten billion latent values: hundreds of GiB on any machine this runs on.
+    let model = dir.join("huge.vi");
+    std::fs::write(&model, "z ~ Normal(0, 1) [100000, 100000]\n").unwrap();
+    let out = dir.join("out").to_string_lossy().to_string();
+    let r = vi(&["fit", &model.to_string_lossy(), "--out", &out]);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("vi::fit::memory") && err.contains("GiB of memory"),
+        "{err}"
+    );
+    assert!(err.contains("variational parameters of `z`"), "{err}");
+
+    // A limit below what a small fit needs: the data file is refused before it is read, and
+    // the fit before it starts.
+    let run = |limit: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vi"))
+            .args(args)
+            .env("VI_MEMORY_LIMIT", limit)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let r = run("1M", &["fit", "models/vae.vi", "--out", &out]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        text(&r.stderr).contains("vi::data::too_large"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = run("8M", &["fit", "models/gmm.vi", "--out", &out]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(text(&r.stderr).contains("vi::fit::memory"), "{}", text(&r.stderr));
+    let r = run("none", &["fit", "models/gmm.vi", "--out", &out]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

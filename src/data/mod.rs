@@ -105,26 +105,72 @@ pub fn read_file(path: &Path) -> Result<Contents, Diagnostic> {
 
 /// The bytes of a file, gunzipped when it is gzip (by its magic number).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
-    let raw = std::fs::read(path).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         Diagnostic::new("vi::data::unreadable", format!("cannot read data file `{}`", path.display())).help(
             match e.kind() {
                 std::io::ErrorKind::NotFound => "no file at that path; paths in `--data` are relative to the current directory, paths in `from` to the model file".to_string(),
                 _ => e.to_string(),
             },
         )
+    };
+    let room = crate::limits::available_bytes();
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    fits_in_memory(path, size, room)?;
+    let raw = std::fs::read(path).map_err(unreadable)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    if raw.len() >= 18 {
+        // gzip's trailer holds the unpacked size (mod 2^32).
+        let n = u32::from_le_bytes(raw[raw.len() - 4..].try_into().expect("4 bytes"));
+        fits_in_memory(path, u64::from(n), room)?;
+    }
+    // A gzip bomb must not take the machine: stop where the room ends.
+    let cap = room.map_or(u64::MAX / 2, |r| r / TEXT_FACTOR);
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(GzDecoder::new(&raw[..]), cap + 1),
+        &mut out,
+    )
+    .map_err(|e| {
+        Diagnostic::new(
+            "vi::data::bad_gzip",
+            format!("`{}` is not valid gzip", path.display()),
+        )
+        .help(format!("the file starts like gzip but does not decompress: {e}"))
     })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut GzDecoder::new(&raw[..]), &mut out).map_err(|e| {
-            Diagnostic::new(
-                "vi::data::bad_gzip",
-                format!("`{}` is not valid gzip", path.display()),
-            )
-            .help(format!("the file starts like gzip but does not decompress: {e}"))
-        })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if out.len() as u64 > cap {
+        fits_in_memory(path, u64::MAX / TEXT_FACTOR, room)?;
+    }
+    Ok(out)
+}
+
+/// Reading turns each byte of text into up to 8 bytes of f64 (4 on average with separators),
+/// held beside the text.
+const TEXT_FACTOR: u64 = 5;
+
+/// Refuse a file of `bytes` (unpacked) that could not be read into the memory there is.
+fn fits_in_memory(path: &Path, bytes: u64, room: Option<u64>) -> Result<(), Diagnostic> {
+    let need = bytes.saturating_mul(TEXT_FACTOR);
+    match room {
+        Some(room) if need > room => Err(Diagnostic::new(
+            "vi::data::too_large",
+            format!(
+                "reading `{}` would need {} of memory; {} is available",
+                path.display(),
+                if bytes >= u64::MAX / TEXT_FACTOR {
+                    "more".to_string()
+                } else {
+                    format!("about {}", crate::limits::human(need as f64))
+                },
+                crate::limits::human(room as f64)
+            ),
+        )
+        .help(format!(
+            "fit a sample of its rows, or on a machine with more memory; if the estimate is wrong, set {}=none",
+            crate::limits::ENV
+        ))),
+        _ => Ok(()),
     }
 }
 

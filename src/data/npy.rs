@@ -5,9 +5,36 @@ use npyz::{DType, NpyFile, Order, TypeChar};
 use crate::data::Array;
 use crate::diag::Diagnostic;
 
+/// The header of an array vi reads is a flat Python dict: `{'descr': '<f8', 'fortran_order':
+/// False, 'shape': (3, 2), }`. npyz's parser takes exponential time on deeply nested brackets
+/// (found by fuzzing), so anything else is refused before it gets there.
+fn plain_header(bytes: &[u8]) -> Result<(), String> {
+    let not_npy = || "the file does not start with an .npy header".to_string();
+    if !bytes.starts_with(b"\x93NUMPY") || bytes.len() < 10 {
+        return Err(not_npy());
+    }
+    let (start, len): (usize, usize) = match bytes[6] {
+        1 => (10, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
+        2 | 3 if bytes.len() >= 12 => (
+            12,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        v => return Err(format!(".npy format version {v} is not one vi reads (1, 2 or 3)")),
+    };
+    let header = bytes
+        .get(start..start.saturating_add(len))
+        .ok_or_else(|| "the header runs past the end of the file".to_string())?;
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'{') != 1 || count(b'}') != 1 || count(b'(') > 1 || count(b')') > 1 || count(b'[') > 0 {
+        return Err("its header is not a plain array's (structured dtypes are not supported)".into());
+    }
+    Ok(())
+}
+
 pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     let bad =
         |why: String| Diagnostic::new("vi::data::bad_npy", format!("cannot read `{path}` as .npy")).help(why);
+    plain_header(bytes).map_err(bad)?;
     let npy = NpyFile::new(bytes).map_err(|e| bad(e.to_string()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();

@@ -10,6 +10,7 @@ pub mod epoch;
 pub mod eval;
 pub mod guide;
 mod linalg;
+pub mod memory;
 pub mod optim;
 pub mod pictures;
 pub mod plan;
@@ -359,11 +360,13 @@ fn run(
         let mut o = opts.clone();
         o.steps.get_or_insert(CAVI_SWEEPS);
         o.tol.get_or_insert(CAVI_TOL);
+        memory::check(loaded, &o, true).map_err(Diagnostics::from)?;
         return cavi::fit(loaded, &plan, &o, progress);
     }
     let mut o = opts.clone();
     o.steps.get_or_insert(SVI_STEPS);
     o.tol.get_or_insert(SVI_TOL);
+    memory::check(loaded, &o, false).map_err(Diagnostics::from)?;
     let mut out = svi::fit(loaded, &o, progress)?;
     out.guide = Some(if opts.full_rank { "full_rank" } else { "mean_field" });
     out.reasons = plan

@@ -30,12 +30,12 @@ pub struct Trust {
 }
 
 /// Draws are made this many data-point evaluations at a time.
-const WORK_PER_CHUNK: f64 = 4e6;
+pub(crate) const WORK_PER_CHUNK: f64 = 1e6;
 /// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
 const WORK_LIMIT: f64 = 4e8;
 
 /// The number of values one draw evaluates: each statement's plate members times its shape.
-fn work_per_draw(model: &Model) -> f64 {
+pub(crate) fn work_per_draw(model: &Model) -> f64 {
     model
         .sites
         .iter()
