@@ -437,12 +437,24 @@ impl Session {
             MapFn::Tanh => t.tanh(),
             MapFn::Relu => t.relu(),
             MapFn::Softplus => {
-                // relu(x) + log(1 + exp(-|x|)): no overflow for large |x|.
+                // relu(x) + log1p(y), y = exp(-|x|): no overflow for large |x|. -|x| is written
+                // x - 2 relu(x), whose gradient at 0 is 1 (abs' and relu' are 0 there, which gave
+                // softplus'(0) = 0 instead of 1/2). ln(1 + y) rounds to 0 for y below the
+                // precision's epsilon (x < -17 in f32), which would make a softplus scale exactly
+                // 0; y - y²/2 is a lower bound on log1p(y) exact to y³/3 there, so the larger of
+                // the two is never worse than either. Operands without a tape still get their
+                // gradients through the binary ops that read them.
                 let (t, tape) = t.split_tape();
                 let r = t.clone().put_tape(tape).relu();
                 let (r, tape) = r.split_tape();
-                let l = (t.put_tape(tape).abs().negate().exp() + num::<E>(1.0)).ln();
-                l + r
+                let y = ((t.put_tape(tape) - r.clone()) - r.clone()).exp();
+                let (y, tape) = y.split_tape();
+                let squared = y.clone().put_tape(tape).square();
+                let (squared, tape) = squared.split_tape();
+                let series = squared.put_tape(tape) * num::<E>(-0.5) + y.clone();
+                let (series, tape) = series.split_tape();
+                let rounded = (y.put_tape(tape) + num::<E>(1.0)).ln();
+                rounded.maximum(series) + r
             }
             MapFn::Logit => {
                 let (t, tape) = t.split_tape();

@@ -100,6 +100,31 @@ mod tests {
     }
 
     #[test]
+    fn softplus_keeps_its_relative_precision_and_gradient_far_out() {
+        // In f32, ln(1 + exp(x)) rounds to 0 below x ≈ -17; a softplus scale must not.
+        let xs = [-80.0, -30.0, -17.0, -5.0, 0.0, 5.0, 30.0, 80.0];
+        let mut s = Session::new(Precision::F32);
+        let p = s.param(&xs, &[xs.len()]);
+        let x = s.leaf(&p);
+        let y = s.map(MapFn::Softplus, &x);
+        let values = s.values(&y);
+        let total = s.sum(&y);
+        let mut g = s.backward(&total);
+        for ((x, v), d) in xs.iter().zip(values).zip(s.grad(&mut g, &p)) {
+            let want = if *x > 30.0 { *x } else { x.exp().ln_1p() };
+            assert!(
+                (v - want).abs() <= 1e-6 * want,
+                "softplus({x}) = {v}, want {want}"
+            );
+            let sigmoid = 1.0 / (1.0 + (-x).exp());
+            assert!(
+                (d - sigmoid).abs() <= 1e-6 * sigmoid.max(1e-30) + 1e-12,
+                "softplus'({x}) = {d}, want {sigmoid}"
+            );
+        }
+    }
+
+    #[test]
     fn lgamma_differentiates_to_digamma() {
         let xs = [0.3, 1.0, 2.5, 7.0, 40.0];
         let mut s = Session::new(Precision::F64);
