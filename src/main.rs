@@ -158,6 +158,10 @@ struct FitArgs {
     /// Learning-rate decay: lr / (1 + decay * step).
     #[arg(long)]
     decay: Option<f64>,
+    /// On a non-finite ELBO or gradient, go back to the last finite parameters and halve the
+    /// learning rate, up to N times, before stopping as diverged (default 0).
+    #[arg(long, value_name = "N")]
+    lr_backoff: Option<u64>,
     /// Draws from the fitted q for the fit diagnostics (PSIS k-hat, IW bound); 0 turns them off.
     #[arg(long)]
     diagnostic_draws: Option<usize>,
@@ -175,7 +179,7 @@ struct FitArgs {
     /// the settings and data it was started with.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "bindings", "no_default_data", "method", "seed", "steps", "epochs", "lr", "samples",
-        "holdout", "tol", "guide", "optimizer", "estimator", "restarts", "clip", "decay",
+        "holdout", "tol", "guide", "optimizer", "estimator", "restarts", "clip", "decay", "lr_backoff",
         "diagnostic_draws", "out", "device", "checkpoint_every",
     ])]
     resume: Option<PathBuf>,
@@ -545,6 +549,7 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         ("restarts", args.restarts.map(|x| x as f64)),
         ("clip", args.clip),
         ("decay", args.decay),
+        ("backoff", args.lr_backoff.map(|x| x as f64)),
     ] {
         if let Some(v) = v {
             settings.set(key, Value::Number(v));
@@ -781,6 +786,15 @@ mod progress {
                     }
                 },
                 Progress::Diverged(_) | Progress::Checkpoint { .. } => {}
+                Progress::Backoff { reason, lr, .. } => {
+                    let line = format!(
+                        "warning: {reason}; back to the last finite parameters, learning rate halved to {lr:e}"
+                    );
+                    match &self.bar {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
                 Progress::Epoch(e) => {
                     let line = epoch_line(&e);
                     match &self.bar {

@@ -98,6 +98,11 @@ pub const SPECS: &[Spec] = &[
     int("restarts", 1.0, "random initialisations; the best ELBO is kept"),
     num("clip", 1e-12, 1e12, "gradient norm clipping threshold"),
     num("decay", 0.0, 1e6, "learning-rate decay: lr / (1 + decay * step)"),
+    int(
+        "backoff",
+        0.0,
+        "times a non-finite ELBO or gradient may halve the learning rate (from the last finite parameters) before the fit stops",
+    ),
     num("momentum", 0.0, 0.999_999, "momentum for sgd"),
 ];
 

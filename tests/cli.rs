@@ -509,3 +509,42 @@ fn work_that_cannot_fit_in_memory_is_refused_with_an_estimate() {
     assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn learning_rate_back_off_survives_what_stops_a_plain_fit() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-backoff-{}", std::process::id()));
+    let out = dir.to_string_lossy().to_string();
+    let args = [
+        "fit",
+        "models/linreg.vi",
+        "--method",
+        "svi",
+        "--lr",
+        "20",
+        "--steps",
+        "3000",
+        "--out",
+        &out,
+    ];
+    let r = vi(&args);
+    assert_eq!(r.status.code(), Some(4), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("--lr-backoff"),
+        "the diagnostic suggests it"
+    );
+    let mut with: Vec<&str> = args.to_vec();
+    with.extend(["--lr-backoff", "10"]);
+    let r = vi(&with);
+    let err = text(&r.stderr);
+    assert!(matches!(r.status.code(), Some(0 | 3)), "{err}");
+    assert!(err.contains("learning rate halved"), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["elbo"].as_f64().unwrap().is_finite());
+    let notes = summary["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n.as_str().unwrap().contains("halved")),
+        "{notes:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,6 +69,11 @@ pub struct LoopState {
     pub rng_word_pos: String,
     /// Loop seconds before this checkpoint.
     pub loop_s: f64,
+    /// Learning-rate halvings so far, and what caused them.
+    #[serde(default)]
+    pub backoffs: usize,
+    #[serde(default)]
+    pub backoff_notes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -102,6 +102,9 @@ pub struct FitOptions {
     pub precision: Precision,
     /// Checkpoints (SVI): where, how often, and whether to resume from one.
     pub checkpoint: Option<checkpoint::Plan>,
+    /// How many times a non-finite ELBO or gradient may halve the learning rate before the fit
+    /// stops as diverged (0: stop at the first).
+    pub backoff: usize,
     /// The fraction of the batched plate's rows held out of training (see [`epoch`]).
     pub holdout: f64,
     /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
@@ -137,6 +140,7 @@ impl FitOptions {
             tol,
             holdout,
             checkpoint: None,
+            backoff: settings.count("backoff").unwrap_or(0),
             seed: settings.count("seed").unwrap_or(0) as u64,
             restarts: settings.count("restarts").unwrap_or(1),
             clip: settings.number("clip"),
@@ -259,6 +263,12 @@ pub enum Progress {
     /// A checkpoint was written after this step.
     Checkpoint {
         step: usize,
+    },
+    /// A non-finite value at this step: back to the last finite parameters, at this learning rate.
+    Backoff {
+        step: usize,
+        lr: f64,
+        reason: String,
     },
 }
 

@@ -77,6 +77,17 @@ impl Optimizer {
         }
     }
 
+    /// Start afresh from the current parameters (after a fault: gradients from a blow-up would
+    /// shrink Adam's steps for thousands of steps). The step count restarts with the moments,
+    /// for their bias correction, and so does the decay schedule.
+    pub fn forget_moments(&mut self) {
+        self.t = 0;
+        for (m, v) in &mut self.state {
+            m.iter_mut().for_each(|x| *x = 0.0);
+            v.iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+
     /// Continue from a saved state (of an optimiser over tensors of the same sizes).
     pub fn restore(&mut self, saved: OptimizerState) {
         assert_eq!(saved.moments.len(), self.state.len(), "the same tensors");

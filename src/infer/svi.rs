@@ -1135,6 +1135,16 @@ pub fn fit(
         epochs.push(report);
     };
     let mut step = 0;
+    let mut backoffs = 0;
+    // For back-off: parameters at the last two multiples of SNAPSHOT_EVERY steps, older first.
+    const SNAPSHOT_EVERY: usize = 100;
+    let mut snapshots: [Vec<Vec<f64>>; 2] = if opts.backoff > 0 {
+        let now: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+        [now.clone(), now]
+    } else {
+        [Vec::new(), Vec::new()]
+    };
+    let mut backoff_notes: Vec<String> = Vec::new();
     let mut loop_before = 0.0;
     let plan = opts.checkpoint.as_ref();
     if let Some(ck) = plan.and_then(|p| p.resume.as_ref()) {
@@ -1146,6 +1156,11 @@ pub fn fit(
         epoch_acc = st.epoch_acc.clone();
         epochs.clone_from(&st.epochs);
         loop_before = st.loop_s;
+        backoffs = st.backoffs;
+        backoff_notes.clone_from(&st.backoff_notes);
+        for o in &mut optimizers {
+            o.config.lr *= 0.5f64.powi(backoffs as i32);
+        }
         for (e, v) in eng.learn.entries.iter().zip(last_good.iter_mut()) {
             v.clone_from(&e.host);
         }
@@ -1161,6 +1176,7 @@ pub fn fit(
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(step as u64 + 1);
         let mut elbo_now = f64::NAN;
+        let mut fault: Option<Diagnostic> = None;
         let mut all_grads: Vec<(usize, Vec<Vec<f64>>)> = Vec::new();
         for (g, (objective, members, maximise)) in groups.iter().enumerate() {
             s.begin();
@@ -1186,30 +1202,23 @@ pub fn fit(
                     .iter()
                     .find(|(_, v)| s.values(&v.arr).iter().any(|x| !x.is_finite()))
                     .map(|(k, _)| *k);
-                for (e, v) in eng.learn.entries.iter_mut().zip(&last_good) {
-                    e.host.clone_from(v);
-                }
-                eng.learn.sync(&s);
-                status = Status::Diverged;
-                let mut d = Diagnostic::new("vi::fit::non_finite", format!("the ELBO became non-finite at step {}", step + 1))
-                    .help("lower the learning rate (`--lr`), clip gradients (`--clip`), or check priors and data scales; the last finite parameters are kept")
-                    .with_source(&model.source);
-                if let Some(k) = culprit {
-                    d = d.primary(
+                let mut d = Diagnostic::new(
+                    "vi::fit::non_finite",
+                    format!("the ELBO became non-finite at step {}", step + 1),
+                )
+                .with_source(&model.source);
+                d = match culprit {
+                    Some(k) => d.primary(
                         model.sites[k].span,
                         "this statement's log density went non-finite",
-                    );
-                } else {
-                    d = d.primary(
+                    ),
+                    None => d.primary(
                         crate::syntax::Span::new(0, 0),
                         "no single statement was non-finite; the guide's density was",
-                    );
-                }
-                progress(Progress::Diverged(d.clone()));
-                let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
-                out.loop_s = loop_start.elapsed().as_secs_f64();
-                out.diverged = Some(d);
-                return Ok(out);
+                    ),
+                };
+                fault = Some(d);
+                break;
             }
             let loss = match objective {
                 None => elbo,
@@ -1232,7 +1241,80 @@ pub fn fit(
                 .iter()
                 .map(|&i| s.grad(&mut grads, &eng.learn.entries[i].tensor))
                 .collect();
+            if let Some(k) = gs.iter().position(|g| g.iter().any(|x| !x.is_finite())) {
+                let entry = &eng.learn.entries[members[k]];
+                fault = Some(
+                    Diagnostic::new(
+                        "vi::fit::non_finite",
+                        format!(
+                            "the gradient of `{}` became non-finite at step {} (the ELBO was {elbo_now})",
+                            entry.name,
+                            step + 1
+                        ),
+                    )
+                    .primary(learnable_span(model, entry), "its gradient went non-finite")
+                    .with_source(&model.source),
+                );
+                break;
+            }
             all_grads.push((g, gs));
+        }
+        if let Some(d) = fault.take() {
+            if backoffs < opts.backoff {
+                // The steps just before a blow-up are usually already bad: go back to parameters
+                // at least one window old (or the initial ones), with half the learning rate and
+                // fresh optimiser moments.
+                for (e, v) in eng.learn.entries.iter_mut().zip(&snapshots[0]) {
+                    e.host.clone_from(v);
+                }
+                eng.learn.sync(&s);
+                snapshots[1] = snapshots[0].clone();
+                average.clone_from(&snapshots[0]);
+                last_good.clone_from(&snapshots[0]);
+                // The stop rule's windows hold the blow-up: start them again.
+                stop = super::StopRule::new(tol);
+                backoffs += 1;
+                for o in &mut optimizers {
+                    o.config.lr *= 0.5;
+                    o.forget_moments();
+                }
+                let lr = optimizers[0].config.lr;
+                progress(Progress::Backoff {
+                    step: step + 1,
+                    lr,
+                    reason: d.message.clone(),
+                });
+                backoff_notes.push(format!(
+                    "step {}: {}; learning rate halved to {lr:e}",
+                    step + 1,
+                    d.message
+                ));
+                continue;
+            }
+            // Stop with the last finite parameters.
+            for (e, v) in eng.learn.entries.iter_mut().zip(&last_good) {
+                e.host.clone_from(v);
+            }
+            eng.learn.sync(&s);
+            let d = d.help(if opts.backoff > 0 {
+                format!(
+                    "the learning rate was halved {} times and the fit still failed; check priors and data scales, \
+                     or clip gradients (`--clip`); the last finite parameters are kept",
+                    opts.backoff
+                )
+            } else {
+                "lower the learning rate (`--lr`), let vi halve it on such faults (`--lr-backoff 5`), clip gradients \
+                 (`--clip`), or check priors and data scales; the last finite parameters are kept"
+                    .to_string()
+            });
+            status = Status::Diverged;
+            progress(Progress::Diverged(d.clone()));
+            let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
+            out.loop_s = loop_before + loop_start.elapsed().as_secs_f64();
+            out.epochs = epochs;
+            out.notes.extend(backoff_notes);
+            out.diverged = Some(d);
+            return Ok(out);
         }
         // Finite step: remember it, then move every group by its own gradients.
         for (e, v) in eng.learn.entries.iter().zip(last_good.iter_mut()) {
@@ -1261,6 +1343,10 @@ pub fn fit(
         }
         trace.push(elbo_now);
         step += 1;
+        if opts.backoff > 0 && step % SNAPSHOT_EVERY == 0 {
+            let newer = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+            snapshots[0] = std::mem::replace(&mut snapshots[1], newer);
+        }
         epoch_acc.add(
             step_terms.0,
             step_terms.1,
@@ -1293,6 +1379,8 @@ pub fn fit(
                     optimizer_steps: Vec::new(),
                     orders: eng.orders.clone(),
                     rng_word_pos: eng.rng.get_word_pos().to_string(),
+                    backoffs,
+                    backoff_notes: backoff_notes.clone(),
                     loop_s: loop_before + loop_start.elapsed().as_secs_f64(),
                 };
                 save_checkpoint(&eng, &optimizers, &average, state, p).map_err(Diagnostics::from)?;
@@ -1342,7 +1430,21 @@ pub fn fit(
     let mut out = finish(&mut s, &mut eng, loaded, opts, trace, status, step, start);
     out.loop_s = loop_s;
     out.epochs = epochs;
+    out.notes.extend(backoff_notes);
     Ok(out)
+}
+
+/// Where a learnable was declared: its latent, network or parameter.
+fn learnable_span(model: &crate::graph::Model, entry: &super::guide::Learnable) -> crate::syntax::Span {
+    match entry.owner {
+        super::guide::Owner::Net(n) => model.nets[n.index()].span,
+        super::guide::Owner::Param(p) => model.params[p.index()].span,
+        super::guide::Owner::Guide => model
+            .latents
+            .iter()
+            .find(|l| entry.name.split('.').nth(1) == Some(l.name.as_str()))
+            .map_or(crate::syntax::Span::new(0, 0), |l| l.span),
+    }
 }
 
 /// Summaries of the fitted guide, and the tensors to save.
