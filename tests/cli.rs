@@ -338,7 +338,7 @@ fn assert_same_fit(a: &Path, b: &Path) {
 }
 
 /// Start a fit, wait for its first checkpoint, then signal it.
-fn interrupted_fit(args: &[&str], out: &Path, signal: &str) -> std::process::ExitStatus {
+fn interrupted_fit(args: &[&str], out: &Path, signal: libc::c_int) -> std::process::ExitStatus {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vi"))
         .args(args)
         .args(["--out", &out.to_string_lossy()])
@@ -355,11 +355,9 @@ fn interrupted_fit(args: &[&str], out: &Path, signal: &str) -> std::process::Exi
         );
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    let killed = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    // SAFETY: kill(2) on our own child's pid.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(sent, 0, "the signal was sent");
     child.wait().unwrap()
 }
 
@@ -388,7 +386,7 @@ fn a_killed_fit_resumes_to_the_same_result() {
     );
 
     let cut = dir.join("cut");
-    let status = interrupted_fit(&args, &cut, "-KILL");
+    let status = interrupted_fit(&args, &cut, libc::SIGKILL);
     assert_eq!(status.code(), None, "killed by a signal");
     assert!(cut.join("checkpoint.safetensors").exists());
     assert!(!cut.join("summary.json").exists(), "killed before the end");
@@ -440,7 +438,7 @@ fn ctrl_c_checkpoints_a_minibatch_fit_that_resumes_exactly() {
     assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
 
     let cut = dir.join("cut");
-    let status = interrupted_fit(&args, &cut, "-INT");
+    let status = interrupted_fit(&args, &cut, libc::SIGINT);
     assert_eq!(status.code(), Some(130), "Ctrl-C ends with 130");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(cut.join("summary.json")).unwrap()).unwrap();
