@@ -337,6 +337,14 @@ fn assert_same_fit(a: &Path, b: &Path) {
     assert_eq!(trace(a), trace(b), "the ELBO traces differ");
 }
 
+/// Run a fit to its end, writing to `out`.
+fn uninterrupted_fit(args: &[&str], out: &Path) {
+    let out = out.to_string_lossy().to_string();
+    let all: Vec<&str> = args.iter().copied().chain(["--out", &out]).collect();
+    let r = vi(&all);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+}
+
 /// Start a fit, wait for its first checkpoint, then signal it.
 fn interrupted_fit(args: &[&str], out: &Path, signal: libc::c_int) -> std::process::ExitStatus {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vi"))
@@ -375,11 +383,7 @@ fn a_killed_fit_resumes_to_the_same_result() {
         "500",
     ];
     let whole = dir.join("whole");
-    let mut all: Vec<&str> = args.to_vec();
-    let whole_arg = whole.to_string_lossy().to_string();
-    all.extend(["--out", &whole_arg]);
-    let r = vi(&all);
-    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    uninterrupted_fit(&args, &whole);
     assert!(
         !whole.join("checkpoint.safetensors").exists(),
         "a finished fit keeps no checkpoint"
@@ -431,11 +435,7 @@ fn ctrl_c_checkpoints_a_minibatch_fit_that_resumes_exactly() {
         "20",
     ];
     let whole = dir.join("whole");
-    let mut all: Vec<&str> = args.to_vec();
-    let whole_arg = whole.to_string_lossy().to_string();
-    all.extend(["--out", &whole_arg]);
-    let r = vi(&all);
-    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    uninterrupted_fit(&args, &whole);
 
     let cut = dir.join("cut");
     let status = interrupted_fit(&args, &cut, libc::SIGINT);

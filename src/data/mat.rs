@@ -64,18 +64,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
             values.len()
         )));
     }
-    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-        return Err(Diagnostic::new(
-            "vi::data::not_finite",
-            format!(
-                "{} of `{path}`, variable {}, is {}",
-                super::position_words(&shape, k),
-                array.name(),
-                values[k]
-            ),
-        )
-        .help("NaN and infinite values are not data"));
-    }
+    super::all_finite(&values, &shape, &format!("`{path}`, variable {}", array.name()))?;
     Ok(Array {
         shape,
         values,

@@ -59,6 +59,18 @@ pub fn position_words(shape: &[usize], k: usize) -> String {
     }
 }
 
+/// NaN and infinities are not data: the first one, by its place in the array, is an error.
+pub(crate) fn all_finite(values: &[f64], shape: &[usize], what: &str) -> Result<(), Diagnostic> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(k) => Err(Diagnostic::new(
+            "vi::data::not_finite",
+            format!("{} of {what} is {}", position_words(shape, k), values[k]),
+        )
+        .help("NaN and infinite values are not data")),
+        None => Ok(()),
+    }
+}
+
 /// The arrays bound to a model's data names.
 #[derive(Clone, Debug, Default)]
 pub struct DataSet {

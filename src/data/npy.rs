@@ -116,17 +116,7 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     if order == Order::Fortran && shape.len() > 1 {
         values = fortran_to_c(&values, &shape);
     }
-    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-        return Err(Diagnostic::new(
-            "vi::data::not_finite",
-            format!(
-                "{} of `{path}` is {}",
-                super::position_words(&shape, k),
-                values[k]
-            ),
-        )
-        .help("NaN and infinite values are not data"));
-    }
+    super::all_finite(&values, &shape, &format!("`{path}`"))?;
     Ok(Array {
         shape,
         values,
