@@ -673,6 +673,9 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         }
     }
     outln!("\nwrote {}/{{{}}}", out_dir.display(), written.join(", "));
+    if args.checkpoint_every.is_some() && out.method == vi::infer::Method::Cavi {
+        eprintln!("note: CAVI fits take no checkpoints (they run in sweeps of seconds); --checkpoint-every applies to gradient fits");
+    }
     if out.status == vi::infer::Status::Interrupted {
         if out.method == vi::infer::Method::Cavi {
             eprintln!(
