@@ -68,7 +68,7 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
         /// Number of draws.
-        #[arg(short = 'n', long = "draws", default_value_t = 100)]
+        #[arg(short = 'n', long = "draws", default_value_t = 100, value_parser = at_least_one)]
         n: usize,
         /// Where to write the draws (CSV; default FROM/samples.csv).
         #[arg(long)]
@@ -87,10 +87,10 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
         /// Importance samples per row (the IWAE paper reports k = 5000).
-        #[arg(short = 'k', long, default_value_t = 5000)]
+        #[arg(short = 'k', long, default_value_t = 5000, value_parser = at_least_one)]
         k: usize,
         /// Evaluate at most this many rows (the first ones).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         rows: Option<usize>,
         /// Random seed.
         #[arg(long, default_value_t = 0)]
@@ -282,7 +282,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit codes of `vi fit` beyond 0 (converged), 1 (model or data) and 2 (usage).
+/// Exit codes of `vi fit` beyond 0 (converged) and 1 (model or data).
+const EXIT_USAGE: u8 = 2;
 const EXIT_STALLED: u8 = 3;
 const EXIT_DIVERGED: u8 = 4;
 /// Stopped by Ctrl-C (128 + SIGINT, as shells report it), with a checkpoint to resume from.
@@ -552,7 +553,14 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         ("backoff", args.lr_backoff.map(|x| x as f64)),
     ] {
         if let Some(v) = v {
-            settings.set(key, Value::Number(v));
+            match vi::settings::Settings::check_flag(key, Value::Number(v)) {
+                Ok(v) => settings.set(key, v),
+                Err(why) => {
+                    let flag = if key == "backoff" { "lr-backoff" } else { key };
+                    eprintln!("error: invalid value '{v}' for '--{flag}': {why}");
+                    return Ok(EXIT_USAGE);
+                }
+            }
         }
     }
     if args.steps.is_some() {
@@ -702,6 +710,14 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         vi::infer::Status::Diverged => EXIT_DIVERGED,
         vi::infer::Status::Interrupted => EXIT_INTERRUPTED,
     })
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn holdout_fraction(s: &str) -> Result<f64, String> {

@@ -165,7 +165,13 @@ impl Settings {
         Ok(())
     }
 
-    /// Override from the command line (already validated by the flag parser's types).
+    /// Check a value from the command line against the same table; `Err` says why not.
+    pub fn check_flag(key: &str, value: Value) -> Result<Value, String> {
+        let spec = Settings::spec(key).ok_or_else(|| format!("`{key}` is not a setting"))?;
+        validate(spec, value)
+    }
+
+    /// Override from the command line (checked with [`Settings::check_flag`]).
     pub fn set(&mut self, key: &'static str, value: Value) {
         self.values.insert(key, (value, None));
     }
@@ -205,16 +211,27 @@ impl Settings {
     }
 }
 
+/// A bound for people: `1e-12`, `1e6`, `0.9`.
+fn show(x: f64) -> String {
+    if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 fn validate(spec: &Spec, value: Value) -> Result<Value, String> {
     match (spec.kind, value) {
         (Kind::Number { min, max, int }, Value::Number(x)) => {
             if int && x.fract() != 0.0 {
                 Err(format!("expected a whole number, found {x}"))
             } else if !(min..=max).contains(&x) {
-                Err(if max >= 1e15 {
+                Err(if max >= 1e15 && !(x > max) {
                     format!("must be at least {min}")
+                } else if max >= 1e15 {
+                    "must be at most 10^15".to_string()
                 } else {
-                    format!("must be between {min} and {max}")
+                    format!("must be between {} and {}", show(min), show(max))
                 })
             } else {
                 Ok(Value::Number(x))

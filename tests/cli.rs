@@ -83,6 +83,43 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn out_of_range_numbers_are_usage_errors_not_crashes() {
+    let fit = |flag: &str, value: &str| {
+        let arg = format!("--{flag}={value}");
+        let r = vi(&["fit", "models/eight_schools.vi", &arg, "--out", "/dev/null/never"]);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{arg}: {err}");
+        assert!(
+            err.contains(&format!("'--{flag}")) && !err.contains("internal error"),
+            "{arg}: {err}"
+        );
+    };
+    for (flag, value) in [
+        ("lr", "-1"),
+        ("lr", "nan"),
+        ("lr", "inf"),
+        ("samples", "0"),
+        ("steps", "0"),
+        ("epochs", "0"),
+        ("clip", "0"),
+        ("tol", "-1"),
+        ("restarts", "0"),
+        ("holdout", "0.95"),
+        ("checkpoint-every", "0"),
+        ("lr-backoff", "1.5"),
+    ] {
+        fit(flag, value);
+    }
+    for args in [
+        ["sample", "models/eight_schools.vi", "--from", "out", "-n", "0"],
+        ["eval", "models/vae.vi", "--from", "out", "-k", "0"],
+    ] {
+        let r = vi(&args);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", text(&r.stderr));
+    }
+}
+
+#[test]
 fn a_missing_model_file_is_a_diagnostic() {
     let out = vi(&["check", "models/no_such_model.vi"]);
     assert_eq!(out.status.code(), Some(1));
