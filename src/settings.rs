@@ -226,7 +226,7 @@ fn validate(spec: &Spec, value: Value) -> Result<Value, String> {
             if int && x.fract() != 0.0 {
                 Err(format!("expected a whole number, found {x}"))
             } else if !(min..=max).contains(&x) {
-                Err(if max >= 1e15 && !(x > max) {
+                Err(if max >= 1e15 && x <= max {
                     format!("must be at least {min}")
                 } else if max >= 1e15 {
                     "must be at most 10^15".to_string()
