@@ -88,11 +88,20 @@ impl Optimizer {
         }
     }
 
-    /// Continue from a saved state (of an optimiser over tensors of the same sizes).
-    pub fn restore(&mut self, saved: OptimizerState) {
-        assert_eq!(saved.moments.len(), self.state.len(), "the same tensors");
-        self.t = saved.t;
-        self.state = saved.moments;
+    /// Continue from a saved state; `false` (and no change) when it was an optimiser over
+    /// tensors of other sizes.
+    pub fn restore(&mut self, saved: OptimizerState) -> bool {
+        let fits = saved.moments.len() == self.state.len()
+            && saved
+                .moments
+                .iter()
+                .zip(&self.state)
+                .all(|((m, v), (m0, _))| m.len() == m0.len() && v.len() == m0.len());
+        if fits {
+            self.t = saved.t;
+            self.state = saved.moments;
+        }
+        fits
     }
 
     /// One step: move `params` along `grads` (ascent: the objective is maximised).

@@ -1010,10 +1010,23 @@ fn resume(
         return Err(mismatch("it has another number of objectives".into()));
     }
     for (o, st) in optimizers.iter_mut().zip(saved) {
-        o.restore(st);
+        if !o.restore(st) {
+            return Err(mismatch("its optimiser moments have other sizes".into()));
+        }
     }
-    if ck.state.orders.len() != eng.orders.len() {
-        return Err(mismatch("it has another number of plates".into()));
+    let orders_fit = ck.state.orders.len() == eng.orders.len()
+        && ck
+            .state
+            .orders
+            .iter()
+            .zip(&eng.orders)
+            .all(|((order, at), (now, _))| {
+                order.len() == now.len() && *at <= order.len() && order.iter().all(|&i| i < now.len())
+            });
+    if !orders_fit {
+        return Err(mismatch(
+            "its minibatch orders do not fit this model's plates".into(),
+        ));
     }
     eng.orders.clone_from(&ck.state.orders);
     let pos: u128 = ck
@@ -1163,6 +1176,9 @@ pub fn fit(
         }
         for (e, v) in eng.learn.entries.iter().zip(last_good.iter_mut()) {
             v.clone_from(&e.host);
+        }
+        if opts.backoff > 0 {
+            snapshots = [last_good.clone(), last_good.clone()];
         }
     }
     let loop_start = Instant::now();
