@@ -493,7 +493,10 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     }
     let record = RunRecord {
         cwd: std::env::current_dir().unwrap_or_default(),
-        args: std::env::args().skip(2).collect(),
+        args: std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         model: std::fs::read_to_string(&args.model).unwrap_or_default(),
     };
     check_device(args.device)?;
