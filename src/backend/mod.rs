@@ -440,7 +440,19 @@ impl Session {
             MapFn::Neg => -t,
             MapFn::Exp => t.exp(),
             MapFn::Log => t.ln(),
-            MapFn::Log1p => (t + num::<E>(1.0)).ln(),
+            MapFn::Log1p => {
+                // ln(u) - ((u - 1) - x) / u with u = fl(1 + x): the second term is the rounding
+                // error of 1 + x, so small x keep their precision (ln(1 + 1e-10) would be 0 in
+                // f32); its gradient is 1/u up to that error. The correction is computed on x
+                // clamped to finite values (∞ - ∞ would make it NaN) and u kept off 0.
+                let (t, tape) = t.split_tape();
+                let u = t.clone().put_tape(tape) + num::<E>(1.0);
+                let (u, tape) = u.split_tape();
+                let finite = t.clamp(-f64::from(f32::MAX), f64::from(f32::MAX));
+                let uc = finite.clone() + num::<E>(1.0);
+                let err = (uc.clone() - num::<E>(1.0)) - finite;
+                u.put_tape(tape).ln() - err / uc.clamp(1e-30, f64::from(f32::MAX))
+            }
             MapFn::Expm1 => t.exp() - num::<E>(1.0),
             MapFn::Sqrt => t.sqrt(),
             MapFn::Square => t.square(),
@@ -475,7 +487,16 @@ impl Session {
                 let b = (t.put_tape(tape).negate() + num::<E>(1.0)).ln();
                 b.negate() + a
             }
-            MapFn::Log1m => (t.negate() + num::<E>(1.0)).ln(),
+            MapFn::Log1m => {
+                // log1p(-x), with the same correction for the rounding of 1 - x.
+                let (t, tape) = t.split_tape();
+                let u = t.clone().put_tape(tape).negate() + num::<E>(1.0);
+                let (u, tape) = u.split_tape();
+                let finite = t.clamp(-f64::from(f32::MAX), f64::from(f32::MAX));
+                let uc = finite.clone().negate() + num::<E>(1.0);
+                let err = (uc.clone() - num::<E>(1.0)) + finite;
+                u.put_tape(tape).ln() - err / uc.clamp(1e-30, f64::from(f32::MAX))
+            }
             MapFn::LGamma | MapFn::Digamma => unreachable!("handled above"),
         })
     }

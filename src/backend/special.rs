@@ -125,6 +125,54 @@ mod tests {
     }
 
     #[test]
+    fn log1p_and_log1m_keep_small_arguments() {
+        let xs = [1e-10, -1e-9, 1e-5, 0.5, -0.5, 3.0, 1e6];
+        for precision in [Precision::F32, Precision::F64] {
+            let mut s = Session::new(precision);
+            let p = s.param(&xs, &[xs.len()]);
+            let x = s.leaf(&p);
+            let y = s.map(MapFn::Log1p, &x);
+            let m = s.map(MapFn::Log1m, &x);
+            let (values, minus) = (s.values(&y), s.values(&m));
+            let total = s.sum(&y);
+            let mut g = s.backward(&total);
+            let tol = if precision == Precision::F32 { 1e-6 } else { 1e-14 };
+            for (((x, v), vm), d) in xs.iter().zip(values).zip(minus).zip(s.grad(&mut g, &p)) {
+                // x as the session holds it (f32 rounds it).
+                let x = if precision == Precision::F32 {
+                    f64::from(*x as f32)
+                } else {
+                    *x
+                };
+                let want = x.ln_1p();
+                assert!(
+                    (v - want).abs() <= tol * want.abs(),
+                    "log1p({x}) = {v}, want {want}"
+                );
+                let dwant = 1.0 / (1.0 + x);
+                assert!(
+                    (d - dwant).abs() <= tol * dwant,
+                    "log1p'({x}) = {d}, want {dwant}"
+                );
+                if x < 1.0 {
+                    let want = (-x).ln_1p();
+                    assert!(
+                        (vm - want).abs() <= tol * want.abs(),
+                        "log1m({x}) = {vm}, want {want}"
+                    );
+                }
+            }
+            // The ends: log1p(∞) = ∞, log1p(-1) = -∞, log1m(-∞) = ∞, log1m(1) = -∞.
+            let ends = s.array(&[f64::INFINITY, -1.0, f64::NEG_INFINITY, 1.0], &[4]);
+            let p = s.map(MapFn::Log1p, &ends);
+            let m = s.map(MapFn::Log1m, &ends);
+            let (p, m) = (s.values(&p), s.values(&m));
+            assert_eq!((p[0], p[1]), (f64::INFINITY, f64::NEG_INFINITY), "{p:?}");
+            assert_eq!((m[2], m[3]), (f64::INFINITY, f64::NEG_INFINITY), "{m:?}");
+        }
+    }
+
+    #[test]
     fn lgamma_differentiates_to_digamma() {
         let xs = [0.3, 1.0, 2.5, 7.0, 40.0];
         let mut s = Session::new(Precision::F64);

@@ -77,7 +77,12 @@ pub fn smooth(log_w: &[f64]) -> Smoothed {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|a, b| x[*a].total_cmp(&x[*b]));
     let mut khat = f64::INFINITY;
-    if tail_len > 4 && n > tail_len + 1 {
+    let min = x.iter().copied().fold(f64::INFINITY, f64::min);
+    if min > -1e-9 {
+        // Every weight equal to rounding error: q is the target itself (an exact posterior).
+        // The tail fit would divide rounding noise by rounding noise.
+        khat = 0.0;
+    } else if tail_len > 4 && n > tail_len + 1 {
         let cutoff = x[order[n - tail_len - 1]].exp().max(f64::MIN_POSITIVE);
         let tail: Vec<usize> = order[n - tail_len..]
             .iter()
@@ -143,6 +148,15 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, Normal};
+
+    #[test]
+    fn equal_weights_read_as_a_perfect_proposal() {
+        // Log weights of an exact posterior differ only by rounding.
+        let lw: Vec<f64> = (0..1000).map(|i| -23.14 + 1e-14 * ((i % 3) as f64)).collect();
+        let s = smooth(&lw);
+        assert_eq!(s.khat, 0.0);
+        assert!(s.log_weights.iter().all(|w| (w + (1000f64).ln()).abs() < 1e-9));
+    }
 
     #[test]
     fn recovers_the_shape_of_a_pareto_tail() {
