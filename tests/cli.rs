@@ -519,6 +519,23 @@ fn work_that_cannot_fit_in_memory_is_refused_with_an_estimate() {
         "{err}"
     );
     assert!(err.contains("variational parameters of `z`"), "{err}");
+    // A full-rank guide over 50,000 values: its Cholesky factor alone is ~56 GiB.
+    let wide = dir.join("wide.vi");
+    std::fs::write(&wide, "z ~ Normal(0, 1) [50000]\n").unwrap();
+    let r = vi(&[
+        "fit",
+        &wide.to_string_lossy(),
+        "--guide",
+        "full-rank",
+        "--out",
+        &out,
+    ]);
+    let err = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Cholesky factor") && err.contains("mean-field"),
+        "{err}"
+    );
 
     // A limit below what a small fit needs: the data file is refused before it is read, and
     // the fit before it starts.

@@ -88,7 +88,8 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
                 .map_or(1.0, |a| dim(model.node(*a).ty.shape.last()));
             n * k.max(2.0)
         } else if opts.full_rank {
-            n + n * (n + 1.0) / 2.0
+            // Its loc; the shared Cholesky factor is counted below.
+            n
         } else {
             2.0 * n
         };
@@ -98,6 +99,21 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
             format!("the variational parameters of `{}`", latent.name),
             q * per_learnable + draws,
             latent.span,
+        ));
+    }
+    if !cavi && opts.full_rank {
+        // One Gaussian over every latent the model's guide does not draw: a D × D factor.
+        let d: f64 = model
+            .latents
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| model.guide_site(crate::graph::LatentId(*k as u32)).is_none())
+            .map(|(_, l)| elements(model, &l.plates, &l.shape))
+            .sum();
+        parts.push((
+            "the full-rank guide's Cholesky factor".into(),
+            d * (d + 1.0) / 2.0 * per_learnable + d * samples * elem * tape,
+            Span::new(0, 0),
         ));
     }
     for net in &model.nets {
@@ -150,14 +166,14 @@ pub fn check(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Result<(), Diagn
     }
     let (what, bytes, span) = &est.largest;
     let mut advice = Vec::new();
+    if !cavi && opts.full_rank {
+        advice.push("the mean-field guide");
+    }
     if !cavi && opts.samples > 1 {
         advice.push("fewer Monte-Carlo samples (`--samples`)");
     }
     if loaded.model.plates.iter().any(|p| p.batch.is_none()) && !cavi {
         advice.push("a minibatch plate (`for i in 1..N batch 256`)");
-    }
-    if !cavi && opts.full_rank {
-        advice.push("the mean-field guide");
     }
     advice.push("a smaller model or less data");
     let mut d = Diagnostic::new(
