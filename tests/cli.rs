@@ -533,7 +533,7 @@ fn work_that_cannot_fit_in_memory_is_refused_with_an_estimate() {
     let err = text(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("Cholesky factor") && err.contains("mean-field"),
+        err.contains("Cholesky factor") && err.contains("field guide"),
         "{err}"
     );
 
