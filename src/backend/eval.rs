@@ -214,6 +214,30 @@ pub struct PlateState {
     pub batch: Option<Vec<usize>>,
 }
 
+impl PlateState {
+    /// Every plate of a bound model whole.
+    pub fn whole(model: &Model) -> Vec<PlateState> {
+        model
+            .plates
+            .iter()
+            .map(|p| PlateState {
+                len: p.size.value().expect("bound"),
+                batch: None,
+            })
+            .collect()
+    }
+
+    /// Every plate whole except `plate`, which takes just `rows`.
+    pub fn rows_of(model: &Model, plate: PlateId, rows: &[usize]) -> Vec<PlateState> {
+        let mut plates = PlateState::whole(model);
+        plates[plate.index()] = PlateState {
+            len: rows.len(),
+            batch: Some(rows.to_vec()),
+        };
+        plates
+    }
+}
+
 /// Evaluates nodes for one step, caching each node's value.
 pub struct Evaluator<'m> {
     pub model: &'m Model,

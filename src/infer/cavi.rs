@@ -1762,14 +1762,7 @@ pub fn fit(
     // Closed-form updates need no gradients.
     s.no_grad();
     let (data, data_host) = super::upload_data(&s, loaded);
-    let plates: Vec<PlateState> = model
-        .plates
-        .iter()
-        .map(|p| PlateState {
-            len: p.size.value().expect("bound"),
-            batch: None,
-        })
-        .collect();
+    let plates = PlateState::whole(model);
     let mut ctx = Ctx {
         s,
         model,

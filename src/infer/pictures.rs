@@ -194,26 +194,7 @@ pub fn pictures(
     // Held-out rows when there are any: reconstructions of rows the model never trained on.
     let first = super::epoch::split(model, opts.holdout).map_or(0, |sp| sp.train);
     let rows: Vec<usize> = (first..n).take(count).collect();
-    let plates_for = |rows: &[usize]| -> Vec<PlateState> {
-        model
-            .plates
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                if k == sub.plate.index() {
-                    PlateState {
-                        len: rows.len(),
-                        batch: Some(rows.to_vec()),
-                    }
-                } else {
-                    PlateState {
-                        len: p.size.value().expect("bound"),
-                        batch: None,
-                    }
-                }
-            })
-            .collect()
-    };
+    let plates_for = |rows: &[usize]| PlateState::rows_of(model, sub.plate, rows);
 
     // Codes of the chosen rows from the guide.
     let plates = plates_for(&rows);

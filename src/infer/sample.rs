@@ -45,14 +45,7 @@ pub fn draw(
     let mut s = Session::new(Precision::F64);
     s.no_grad();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let plates: Vec<PlateState> = model
-        .plates
-        .iter()
-        .map(|p| PlateState {
-            len: p.size.value().expect("bound"),
-            batch: None,
-        })
-        .collect();
+    let plates = PlateState::whole(model);
     let method = meta.get("method").map(String::as_str).unwrap_or("svi");
     let (latents, params, nets) = if method == "cavi" {
         let lat = cavi_draws(&s, loaded, state, n, &mut rng)?;

@@ -672,18 +672,6 @@ fn restore<'a>(
     Ok(eng)
 }
 
-/// Every plate whole, as diagnostics and draws see the model.
-fn whole_plates(model: &Model) -> Vec<PlateState> {
-    model
-        .plates
-        .iter()
-        .map(|p| PlateState {
-            len: p.size.value().expect("bound"),
-            batch: None,
-        })
-        .collect()
-}
-
 /// Log importance weights log p(x, z) − log q(z) of `n` draws from a saved guide (drawn `chunk`
 /// at a time), with each latent's draws (`n` rows of its values).
 pub fn log_weights(
@@ -697,7 +685,7 @@ pub fn log_weights(
     let mut eng = restore(s, loaded, opts, state)?;
     // The weights need log q at each draw, never the closed-form KL.
     eng.analytic = false;
-    let plates = whole_plates(&loaded.model);
+    let plates = PlateState::whole(&loaded.model);
     s.no_grad();
     let mut log_w = Vec::with_capacity(n);
     let mut draws = vec![Vec::new(); loaded.model.latents.len()];
@@ -733,7 +721,7 @@ pub fn draw_guide(
     state: &[NamedTensor],
     n: usize,
 ) -> Result<Restored, Diagnostic> {
-    draw_guide_at(s, loaded, opts, state, n, &whole_plates(&loaded.model))
+    draw_guide_at(s, loaded, opts, state, n, &PlateState::whole(&loaded.model))
 }
 
 /// [`draw_guide`] over chosen rows of each plate.
@@ -832,24 +820,7 @@ fn heldout_elbo(
     let mut start = split.train;
     while start < end {
         let rows: Vec<usize> = (start..(start + CHUNK).min(end)).collect();
-        let plates: Vec<PlateState> = model
-            .plates
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                if k == split.plate.index() {
-                    PlateState {
-                        len: rows.len(),
-                        batch: Some(rows.clone()),
-                    }
-                } else {
-                    PlateState {
-                        len: p.size.value().expect("bound"),
-                        batch: None,
-                    }
-                }
-            })
-            .collect();
+        let plates = PlateState::rows_of(model, split.plate, &rows);
         s.no_grad();
         let (t, _) = eng.forward(s, &plates, 1, seed ^ start as u64, step, true);
         let ll = sample_mean(s, &t.loglik);
@@ -905,24 +876,7 @@ pub fn iw_per_row(
     s.no_grad();
     let mut out = Vec::with_capacity(rows.len());
     for part in rows.chunks(chunk.max(1)) {
-        let plates: Vec<PlateState> = model
-            .plates
-            .iter()
-            .enumerate()
-            .map(|(j, p)| {
-                if j == plate.index() {
-                    PlateState {
-                        len: part.len(),
-                        batch: Some(part.to_vec()),
-                    }
-                } else {
-                    PlateState {
-                        len: p.size.value().expect("bound"),
-                        batch: None,
-                    }
-                }
-            })
-            .collect();
+        let plates = PlateState::rows_of(model, plate, part);
         let (t, _) = eng.forward(s, &plates, k, opts.seed ^ 0x1aa5 ^ part[0] as u64, 0, true);
         let lw = zip(s, ZipFn::Add, &t.loglik, &t.latent);
         let lay = Layout {
@@ -1483,14 +1437,7 @@ fn finish(
     const DRAWS: usize = 1000;
     const SUMMARY_ELEMENTS: usize = 10_000;
     let draws = DRAWS;
-    let plates: Vec<PlateState> = model
-        .plates
-        .iter()
-        .map(|p| PlateState {
-            len: p.size.value().expect("bound"),
-            batch: None,
-        })
-        .collect();
+    let plates = PlateState::whole(model);
     let summarise: Vec<bool> = model
         .latents
         .iter()

@@ -127,14 +127,7 @@ fn cavi_log_weights(
     let model = &loaded.model;
     s.no_grad();
     let (data, data_host) = super::upload_data(s, loaded);
-    let plates: Vec<PlateState> = model
-        .plates
-        .iter()
-        .map(|p| PlateState {
-            len: p.size.value().expect("bound"),
-            batch: None,
-        })
-        .collect();
+    let plates = PlateState::whole(model);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e57);
     let mut log_w = Vec::with_capacity(n);
     let mut draws = vec![Vec::new(); model.latents.len()];
