@@ -618,6 +618,16 @@ impl Model {
         &self.latents[id.index()]
     }
 
+    /// The lengths of a value over `plates` with per-member `shape` (1 where still unbound).
+    pub fn full_shape(&self, plates: &[PlateId], shape: &[Dim]) -> Vec<usize> {
+        plates
+            .iter()
+            .map(|p| &self.plate(*p).size)
+            .chain(shape)
+            .map(|d| d.value().unwrap_or(1))
+            .collect()
+    }
+
     /// The guide site for a latent, if the guide block draws it.
     pub fn guide_site(&self, id: LatentId) -> Option<&Site> {
         self.guide

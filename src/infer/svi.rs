@@ -1442,13 +1442,8 @@ fn finish(
         .latents
         .iter()
         .map(|l| {
-            let n: usize = l
-                .plates
-                .iter()
-                .map(|p| model.plate(*p).size.value().unwrap_or(1))
-                .product::<usize>()
-                * l.shape.iter().map(|d| d.value().unwrap_or(1)).product::<usize>();
-            n <= SUMMARY_ELEMENTS
+            let shape = model.full_shape(&l.plates, &l.shape);
+            shape.iter().map(|&d| d as f64).product::<f64>() <= SUMMARY_ELEMENTS as f64
         })
         .collect();
     let mut latents_out = Vec::new();
@@ -1462,12 +1457,7 @@ fn finish(
             let Some(v) = &values[k] else { continue };
             let vals = s.values(&v.arr);
             let per = vals.len() / draws;
-            let mut shape: Vec<usize> = l
-                .plates
-                .iter()
-                .map(|p| model.plate(*p).size.value().unwrap_or(1))
-                .collect();
-            shape.extend(l.shape.iter().map(|d| d.value().unwrap_or(1)));
+            let shape = model.full_shape(&l.plates, &l.shape);
             latents_out.push(LatentSummary::from_draws(&l.name, shape, &vals, draws, per));
         }
     }

@@ -40,18 +40,8 @@ pub(crate) fn work_per_draw(model: &Model) -> f64 {
         .sites
         .iter()
         .map(|s| {
-            let plates: usize = s
-                .plates
-                .iter()
-                .map(|p| model.plate(*p).size.value().unwrap_or(1))
-                .product();
-            let shape: usize = s
-                .dist
-                .value_shape()
-                .iter()
-                .map(|d| d.value().unwrap_or(1))
-                .product();
-            (plates * shape.max(1)) as f64
+            let lens = model.full_shape(&s.plates, &s.dist.value_shape());
+            lens.iter().map(|&d| d as f64).product::<f64>()
         })
         .sum::<f64>()
         .max(1.0)
