@@ -4,46 +4,16 @@
 use std::path::Path;
 
 use vi::infer::{self, FitOptions, FitOutput};
-use vi::{LoadOptions, Loaded};
+use vi::Loaded;
 
-fn load(path: &str) -> Loaded {
-    vi::load(
-        Path::new(path),
-        &LoadOptions {
-            require_data: true,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{path}:\n{}", d.render_plain()))
-}
+mod common;
 
-fn load_text(text: &str) -> Loaded {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    vi::load_str(
-        "test",
-        "test.vi",
-        text,
-        &base,
-        &LoadOptions {
-            require_data: true,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
+use common::{load, load_text, load_with, tensor as state};
 
 fn fit(loaded: &Loaded, method: &str) -> FitOutput {
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
     opts.method = method.into();
     infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
-
-fn state<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
-    &out.state
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no tensor {name}"))
-        .values
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -161,12 +131,7 @@ fn linreg_on_the_anchor_data_matches_the_anchor() {
         eprintln!("skipped: {path} not here");
         return;
     }
-    let opts = LoadOptions {
-        bindings: vec![vi::data::Binding::parse(path).unwrap()],
-        require_data: true,
-        ..LoadOptions::default()
-    };
-    let loaded = vi::load(Path::new("models/linreg.vi"), &opts).unwrap();
+    let loaded = load_with("models/linreg.vi", &[path]);
     let out = fit(&loaded, "cavi");
     // RESULTS.md: CAVI ELBO −7228.222134, E[tau] exact 4.06816.
     assert!(rel(out.elbo, -7_228.222_134) < 1e-8, "{}", out.elbo);

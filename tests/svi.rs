@@ -4,48 +4,17 @@
 use std::path::Path;
 
 use vi::infer::{self, FitOptions, FitOutput};
-use vi::{LoadOptions, Loaded};
+use vi::Loaded;
 
-fn load_text(text: &str) -> Loaded {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    vi::load_str(
-        "test",
-        "test.vi",
-        text,
-        &base,
-        &LoadOptions {
-            require_data: true,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
+mod common;
 
-fn load_with(path: &str, data: &[&str]) -> Loaded {
-    let opts = LoadOptions {
-        bindings: data
-            .iter()
-            .map(|d| vi::data::Binding::parse(d).unwrap())
-            .collect(),
-        require_data: true,
-        ..LoadOptions::default()
-    };
-    vi::load(Path::new(path), &opts).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
+use common::{load_text, load_with, tensor as state};
 
 fn fit(loaded: &Loaded, tweak: impl FnOnce(&mut FitOptions)) -> FitOutput {
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
     opts.method = "svi".into();
     tweak(&mut opts);
     infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
-
-fn state<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
-    &out.state
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no tensor {name}"))
-        .values
 }
 
 fn softplus(x: f64) -> f64 {

@@ -1,21 +1,11 @@
 //! Every fit says how far to trust it: k̂ and the importance-weighted bound against known answers.
 
+mod common;
+
 use std::path::Path;
 
+use common::{load_text, load_with as load};
 use vi::infer::{self, FitOptions};
-use vi::LoadOptions;
-
-fn load(path: &str, data: &[&str]) -> vi::Loaded {
-    let opts = LoadOptions {
-        bindings: data
-            .iter()
-            .map(|d| vi::data::Binding::parse(d).unwrap())
-            .collect(),
-        require_data: true,
-        ..LoadOptions::default()
-    };
-    vi::load(Path::new(path), &opts).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
 
 fn fit(loaded: &vi::Loaded, tweak: impl FnOnce(&mut FitOptions)) -> infer::FitOutput {
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
@@ -70,8 +60,7 @@ fn mean_field_on_a_correlated_gaussian_is_flagged() {
     let model = r#"
         w ~ MvNormal([0.0, 0.0], [[1.0, 0.99], [0.99, 1.0]])
     "#;
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let loaded = vi::load_str("corr", "corr.vi", model, &base, &LoadOptions::default()).unwrap();
+    let loaded = load_text(model);
     // The importance ratios' tail is as heavy as k ≈ 1 here, but k̂ from 1000 draws scatters
     // widely (0.5–1.1 across seeds, checked against ArviZ's estimator); 4000 draws pin it down.
     let out = fit(&loaded, |o| {
@@ -102,8 +91,7 @@ fn mean_field_on_a_correlated_gaussian_is_flagged() {
 fn a_gaussian_guide_on_a_heavy_tailed_target_is_flagged() {
     // A Cauchy posterior: any Gaussian q has far lighter tails, the ratios p/q explode.
     let model = "x ~ Cauchy(0, 1)\n";
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let loaded = vi::load_str("cauchy", "cauchy.vi", model, &base, &LoadOptions::default()).unwrap();
+    let loaded = load_text(model);
     let out = fit(&loaded, |o| {
         o.steps = Some(4000);
         o.samples = 8;

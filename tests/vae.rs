@@ -7,25 +7,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use vi::infer::{self, epoch, FitOptions, FitOutput};
-use vi::{LoadOptions, Loaded};
+use vi::Loaded;
 
-fn models() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
+mod common;
 
-fn load_text(text: &str) -> Loaded {
-    vi::load_str(
-        "test",
-        "test.vi",
-        text,
-        &models(),
-        &LoadOptions {
-            require_data: true,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
+use common::{load_text, load_with, models, tensor};
 
 fn model_text(name: &str) -> String {
     std::fs::read_to_string(models().join(name)).unwrap()
@@ -41,14 +27,6 @@ fn epochs(loaded: &Loaded, n: usize) -> usize {
     let m = &loaded.model;
     let opts = FitOptions::from_settings(&m.settings, m);
     n * epoch::steps_per_epoch(m, epoch::split(m, opts.holdout))
-}
-
-fn tensor<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
-    &out.state
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no tensor {name}"))
-        .values
 }
 
 #[test]
@@ -118,15 +96,8 @@ fn mnist_heldout_elbo_climbs_ten_nats() {
         eprintln!("skipped: {path} not here");
         return;
     }
-    let loaded = vi::load(
-        &models().join("vae.vi"),
-        &LoadOptions {
-            bindings: vec![vi::data::Binding::parse(&format!("x={path}")).unwrap()],
-            require_data: true,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()));
+    let model = models().join("vae.vi");
+    let loaded = load_with(&model.to_string_lossy(), &[&format!("x={path}")]);
     let steps = epochs(&loaded, 10);
     let out = fit(&loaded, |o| o.steps = Some(steps));
     let heldout = |k: usize| out.epochs[k].heldout.unwrap().elbo;
