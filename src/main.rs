@@ -491,14 +491,6 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         );
         resumed = Some(ck);
     }
-    let record = RunRecord {
-        cwd: std::env::current_dir().unwrap_or_default(),
-        args: std::env::args_os()
-            .skip(2)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        model: std::fs::read_to_string(&args.model).unwrap_or_default(),
-    };
     check_device(args.device)?;
     let mut loaded = vi::load(&args.model, &args.data.options(true))?;
     let settings = &mut loaded.model.settings;
@@ -579,9 +571,18 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("out").join(&model_name));
 
+    // A resumed fit keeps the record of the command that started it.
     let record = match &resumed {
         Some(ck) => ck.record.clone(),
-        None => serde_json::to_string(&record).expect("JSON of plain values"),
+        None => serde_json::to_string(&RunRecord {
+            cwd: std::env::current_dir().unwrap_or_default(),
+            args: std::env::args_os()
+                .skip(2)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            model: std::fs::read_to_string(&args.model).unwrap_or_default(),
+        })
+        .expect("JSON of plain values"),
     };
     if resumed.is_none() && out_dir.join(vi::infer::checkpoint::FILE).exists() {
         eprintln!(
