@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times `vi fit` against the anchor baselines in ../shared/bench/anchors, in one run, on
+"""Times `vinf fit` against the anchor baselines in ../shared/bench/anchors, in one run, on
 identical data, and prints the figures side by side with their ratios.
 
     python benches/compare.py [--anchors DIR] [--python PY] [--quick] [--only w1|w2|w34|w5]
@@ -48,11 +48,11 @@ def run_json(cmd, cwd=None):
 
 
 def vi_fit(model, args, repeats=3):
-    """Best-of-`repeats` vi fit; returns (summary.json, seconds per iteration)."""
+    """Best-of-`repeats` vinf fit; returns (summary.json, seconds per iteration)."""
     best = None
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [os.path.join(ROOT, "target", "release", "vi"), "fit", model, "--out", out] + args
+            cmd = [os.path.join(ROOT, "target", "release", "vinf"), "fit", model, "--out", out] + args
             r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if r.returncode != 0:
                 sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
@@ -148,7 +148,7 @@ def w5(anchors, py, quick):
         return
     anchor, _ = run_json([py, os.path.join(anchors, "vae.py"), "--seed", "0", "--epochs", "20"], cwd=anchors)
     with tempfile.TemporaryDirectory() as out:
-        cmd = [os.path.join(ROOT, "target", "release", "vi"), "fit", "models/vae.vi", "--data",
+        cmd = [os.path.join(ROOT, "target", "release", "vinf"), "fit", "models/vae.vi", "--data",
                f"x={os.path.abspath(mnist)}", "--epochs", "20", "--out", out]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if r.returncode != 0:

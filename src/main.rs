@@ -1,4 +1,4 @@
-//! The `vi` command line: arguments in, library calls, exit codes out.
+//! The `vinf` command line: arguments in, library calls, exit codes out.
 //!
 //! Exit codes: 0 success, 1 a problem with the model or its data (printed as diagnostics),
 //! 2 a usage error.
@@ -38,7 +38,7 @@ macro_rules! outln {
 
 #[derive(Parser)]
 #[command(
-    name = "vi",
+    name = "vinf",
     version,
     about = "A probabilistic programming language for variational inference",
     long_about = "Write a generative model in a .vi file; vi checks it, shows its graph, and fits it by \
@@ -64,7 +64,7 @@ enum Command {
     Sample {
         /// The model file.
         model: PathBuf,
-        /// The folder a `vi fit` wrote (it reads params.safetensors there).
+        /// The folder a `vinf fit` wrote (it reads params.safetensors there).
         #[arg(long)]
         from: PathBuf,
         /// Number of draws.
@@ -83,7 +83,7 @@ enum Command {
     Eval {
         /// The model file.
         model: PathBuf,
-        /// The folder a `vi fit` wrote (it reads params.safetensors there, and writes eval.json).
+        /// The folder a `vinf fit` wrote (it reads params.safetensors there, and writes eval.json).
         #[arg(long)]
         from: PathBuf,
         /// Importance samples per row (the IWAE paper reports k = 5000).
@@ -190,7 +190,7 @@ struct FitArgs {
 struct RunRecord {
     /// The working folder, against which the arguments' paths are read.
     cwd: PathBuf,
-    /// The arguments after `vi fit`.
+    /// The arguments after `vinf fit`.
     args: Vec<String>,
     /// The model's text, to refuse resuming with an edited model.
     model: String,
@@ -282,7 +282,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit codes of `vi fit` beyond 0 (converged) and 1 (model or data).
+/// Exit codes of `vinf fit` beyond 0 (converged) and 1 (model or data).
 const EXIT_USAGE: u8 = 2;
 const EXIT_STALLED: u8 = 3;
 const EXIT_DIVERGED: u8 = 4;
@@ -383,7 +383,7 @@ fn check_device(asked: Option<DeviceArg>) -> Result<(), Diagnostics> {
     }
 }
 
-/// The tensors and metadata a `vi fit` saved in `dir`, with a warning when they belong to
+/// The tensors and metadata a `vinf fit` saved in `dir`, with a warning when they belong to
 /// another model.
 fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
     let (state, meta) =
@@ -445,7 +445,7 @@ fn resume_from(model: &std::path::Path, dir: &std::path::Path) -> Result<(FitArg
             "resume on the machine and in the folder tree the fit started in",
         )
     })?;
-    let argv = ["vi".to_string(), "fit".to_string()]
+    let argv = ["vinf".to_string(), "fit".to_string()]
         .into_iter()
         .chain(record.args);
     let Command::Fit(mut args) = Cli::try_parse_from(argv)
@@ -587,7 +587,7 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     if resumed.is_none() && out_dir.join(vi::infer::checkpoint::FILE).exists() {
         eprintln!(
             "warning: `{}` holds the checkpoint of an unfinished fit; this fit replaces it \
-             (`vi fit {} --resume {}` would have continued it)",
+             (`vinf fit {} --resume {}` would have continued it)",
             out_dir.display(),
             args.model.display(),
             out_dir.display()
@@ -697,7 +697,7 @@ fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
             );
         } else {
             eprintln!(
-                "interrupted after {} steps; continue with `vi fit {} --resume {}`",
+                "interrupted after {} steps; continue with `vinf fit {} --resume {}`",
                 out.iterations,
                 args.model.display(),
                 out_dir.display()

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn vi(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vi"))
+    Command::new(env!("CARGO_BIN_EXE_vinf"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -384,7 +384,7 @@ fn uninterrupted_fit(args: &[&str], out: &Path) {
 
 /// Start a fit, wait for its first checkpoint, then signal it.
 fn interrupted_fit(args: &[&str], out: &Path, signal: libc::c_int) -> std::process::ExitStatus {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vi"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vinf"))
         .args(args)
         .args(["--out", &out.to_string_lossy()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -540,7 +540,7 @@ fn work_that_cannot_fit_in_memory_is_refused_with_an_estimate() {
     // A limit below what a small fit needs: the data file is refused before it is read, and
     // the fit before it starts.
     let run = |limit: &str, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_vi"))
+        Command::new(env!("CARGO_BIN_EXE_vinf"))
             .args(args)
             .env("VI_MEMORY_LIMIT", limit)
             .current_dir(env!("CARGO_MANIFEST_DIR"))

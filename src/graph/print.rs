@@ -1,5 +1,5 @@
-//! Printing the graph: a readable listing (`vi graph`) and a Graphviz plate diagram
-//! (`vi graph --format dot`).
+//! Printing the graph: a readable listing (`vinf graph`) and a Graphviz plate diagram
+//! (`vinf graph --format dot`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;

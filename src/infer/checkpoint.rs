@@ -161,7 +161,7 @@ impl Checkpoint {
         };
         if !path.exists() {
             return Err(bad(
-                "there is no checkpoint in that folder: `vi fit` writes one every `--checkpoint-every` steps and on Ctrl-C, and removes it when the fit ends"
+                "there is no checkpoint in that folder: `vinf fit` writes one every `--checkpoint-every` steps and on Ctrl-C, and removes it when the fit ends"
                     .into(),
             ));
         }

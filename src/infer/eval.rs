@@ -1,4 +1,4 @@
-//! `vi eval`: importance-weighted estimates of log p(x) for the rows of a fitted model.
+//! `vinf eval`: importance-weighted estimates of log p(x) for the rows of a fitted model.
 //!
 //! For each row, k draws from the amortised guide give log (1/k) Σ p(x, z_i) / q(z_i | x), a
 //! lower bound on log p(x) that tightens as k grows (Burda, Grosse & Salakhutdinov 2016); the
@@ -16,7 +16,7 @@ use crate::Loaded;
 /// Values held in memory at once while evaluating (draws × rows × widest layer).
 const WORKING_VALUES: usize = 1 << 24;
 
-/// The outcome of `vi eval`.
+/// The outcome of `vinf eval`.
 #[derive(Clone, Debug)]
 pub struct Evaluation {
     pub k: usize,

@@ -1,4 +1,4 @@
-//! Posterior and posterior-predictive draws from a saved fit (`vi sample`).
+//! Posterior and posterior-predictive draws from a saved fit (`vinf sample`).
 //!
 //! The latents are drawn from the fitted variational distribution — CAVI's q factors, or the
 //! SVI guide restored from its tensors — and every observed statement is then drawn from its

@@ -854,7 +854,7 @@ pub fn iw_per_row(
             "vi::eval::no_plate",
             "the model has no batched plate of rows to evaluate",
         )
-        .help("`vi eval` estimates log p(x) per row of a `for n in 1..N batch M` plate"));
+        .help("`vinf eval` estimates log p(x) per row of a `for n in 1..N batch M` plate"));
     };
     if let Some(site) = model
         .sites
@@ -863,7 +863,7 @@ pub fn iw_per_row(
     {
         return Err(Diagnostic::new(
             "vi::eval::nested",
-            "`vi eval` needs every statement of the row plate directly inside it",
+            "`vinf eval` needs every statement of the row plate directly inside it",
         )
         .primary(site.span, "inside a nested plate")
         .help("the per-row estimate sums each row's statements; nested plates are not supported yet")

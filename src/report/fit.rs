@@ -317,7 +317,7 @@ pub fn read_safetensors(
 ) -> Result<(Vec<NamedTensor>, std::collections::HashMap<String, String>), Diagnostic> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostic::new("vi::io::input", format!("cannot read `{}`", path.display()))
-            .help(format!("{e}; `--from` names the folder a `vi fit` wrote"))
+            .help(format!("{e}; `--from` names the folder a `vinf fit` wrote"))
     })?;
     let meta = safetensors::SafeTensors::read_metadata(&bytes)
         .ok()

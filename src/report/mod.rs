@@ -1,4 +1,4 @@
-//! Reports for people: the summary `vi check` prints, and what a fit prints and writes.
+//! Reports for people: the summary `vinf check` prints, and what a fit prints and writes.
 
 pub mod fit;
 pub mod images;
@@ -35,7 +35,7 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// What `vi check` prints for a model that checks: data with bound shapes, latents with shape,
+/// What `vinf check` prints for a model that checks: data with bound shapes, latents with shape,
 /// support and prior family, params, nets and plates.
 pub fn model_summary(model: &Model, data: &DataSet) -> String {
     let mut out = String::new();
