@@ -24,6 +24,7 @@ pub mod report;
 pub mod settings;
 pub mod special;
 pub mod syntax;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -308,7 +308,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let (state, meta) = read_fit(&from, &loaded)?;
             let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
             let path = out.unwrap_or_else(|| from.join("samples.csv"));
-            vi::report::fit::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
+            vi::store::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
                 .map_err(Diagnostics::from)?;
             for d in &draws {
                 outln!(
@@ -346,7 +346,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             eprintln!();
             outln!("{}", result.describe());
             let path = from.join("eval.json");
-            vi::report::fit::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
+            vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
             outln!("wrote {}", path.display());
         }
         Command::Graph { model, format, data } => {
@@ -387,7 +387,7 @@ fn check_device(asked: Option<DeviceArg>) -> Result<(), Diagnostics> {
 /// another model.
 fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
     let (state, meta) =
-        vi::report::fit::read_safetensors(&dir.join("params.safetensors")).map_err(Diagnostics::from)?;
+        vi::store::read_safetensors(&dir.join("params.safetensors")).map_err(Diagnostics::from)?;
     if let Some(m) = meta.get("model") {
         if *m != loaded.model.name {
             eprintln!(

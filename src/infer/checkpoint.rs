@@ -141,14 +141,14 @@ impl Checkpoint {
             "vi_checkpoint".to_string(),
             serde_json::to_string(&meta).expect("JSON of plain values"),
         );
-        let bytes = crate::report::fit::safetensors_bytes(&tensors, &[], map)?;
+        let bytes = crate::store::safetensors_bytes(&tensors, &[], map)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 Diagnostic::new("vi::io", format!("cannot create `{}`: {e}", dir.display()))
                     .help("choose another folder with `--out DIR`")
             })?;
         }
-        crate::report::fit::write_atomic(path, &bytes)
+        crate::store::write_atomic(path, &bytes)
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint, Diagnostic> {
@@ -165,7 +165,7 @@ impl Checkpoint {
                     .into(),
             ));
         }
-        let (tensors, meta) = crate::report::fit::read_safetensors(path)?;
+        let (tensors, meta) = crate::store::read_safetensors(path)?;
         let text = meta
             .get("vi_checkpoint")
             .ok_or_else(|| bad("the file is not a vi checkpoint".into()))?;

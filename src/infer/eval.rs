@@ -70,7 +70,7 @@ pub fn evaluate(
     let start = Instant::now();
     let model = &loaded.model;
     let mut opts = FitOptions::from_settings(&model.settings, model);
-    opts.full_rank = meta.get("guide").is_some_and(|g| g == "full_rank");
+    opts.guide = super::Guide::from_saved(meta);
     opts.precision = Precision::F32;
     opts.seed = seed;
     let n = super::epoch::batched_plate(model).map_or(0, |(_, n, _)| n);

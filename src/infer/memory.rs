@@ -87,7 +87,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
                 .first()
                 .map_or(1.0, |a| dim(model.node(*a).ty.shape.last()));
             n * k.max(2.0)
-        } else if opts.full_rank {
+        } else if opts.guide == super::Guide::FullRank {
             // Its loc; the shared Cholesky factor is counted below.
             n
         } else {
@@ -101,7 +101,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
             latent.span,
         ));
     }
-    if !cavi && opts.full_rank {
+    if !cavi && opts.guide == super::Guide::FullRank {
         // One Gaussian over every latent the model's guide does not draw: a D × D factor.
         let d: f64 = model
             .latents
@@ -166,7 +166,7 @@ pub fn check(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Result<(), Diagn
     }
     let (what, bytes, span) = &est.largest;
     let mut advice = Vec::new();
-    if !cavi && opts.full_rank {
+    if !cavi && opts.guide == super::Guide::FullRank {
         advice.push("the mean-field guide");
     }
     if !cavi && opts.samples > 1 {

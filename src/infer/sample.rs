@@ -56,7 +56,7 @@ pub fn draw(
         )
     } else {
         let mut opts = FitOptions::from_settings(&model.settings, model);
-        opts.full_rank = meta.get("guide").is_some_and(|g| g == "full_rank");
+        opts.guide = super::Guide::from_saved(meta);
         opts.precision = Precision::F64;
         opts.seed = seed;
         let r = super::svi::draw_guide(&mut s, loaded, &opts, state, n).map_err(Diagnostics::from)?;

@@ -1,7 +1,6 @@
 //! What a fit leaves behind: the posterior table on the terminal, and `summary.json`,
 //! `elbo.csv`, `elbo.svg` and `params.safetensors` in the output folder.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -10,7 +9,8 @@ use serde_json::{json, Map, Value as Json};
 use crate::diag::Diagnostic;
 use crate::graph::Model;
 use crate::infer::epoch::{EpochReport, PerRow};
-use crate::infer::{FitOutput, LatentSummary, NamedTensor};
+use crate::infer::{FitOutput, LatentSummary};
+use crate::store::{safetensors_bytes, write_atomic};
 
 /// The most rows one latent gets in the terminal table (summary.json has them all).
 const ROWS_PER_LATENT: usize = 12;
@@ -221,27 +221,10 @@ fn latent_json(l: &LatentSummary) -> Json {
     })
 }
 
-fn io_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::new("vi::io::output", format!("cannot write `{}`", path.display()))
-        .help(format!("{e}; choose another folder with `--out DIR`"))
-}
-
-/// Write a file atomically: to a temporary name, then renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(path, e))?;
-    // On disk before the rename, so that a crash leaves the old file or the new one.
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
-}
-
 /// Write summary.json, elbo.csv, elbo.svg, epochs.csv (with epochs) and params.safetensors
 /// into `dir`; returns the names written.
 pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<String>, Diagnostic> {
-    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| crate::store::io_error(dir, e))?;
     let summary = serde_json::to_string_pretty(&summary_json(model, out)).expect("JSON of plain values");
     write_atomic(&dir.join("summary.json"), summary.as_bytes())?;
     let mut csv = String::from("iteration,elbo\n");
@@ -269,94 +252,6 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
     )?;
     written.push("params.safetensors".into());
     Ok(written)
-}
-
-/// Every learned tensor as f64 (params prefixed `param.`), with the metadata.
-pub fn safetensors_bytes(
-    state: &[NamedTensor],
-    params: &[NamedTensor],
-    meta: std::collections::HashMap<String, String>,
-) -> Result<Vec<u8>, Diagnostic> {
-    use safetensors::tensor::{Dtype, TensorView};
-    let mut bufs: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
-    for t in state {
-        bufs.insert(
-            t.name.clone(),
-            (
-                t.shape.clone(),
-                t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        );
-    }
-    for p in params {
-        bufs.insert(
-            format!("param.{}", p.name),
-            (
-                p.shape.clone(),
-                p.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
-        );
-    }
-    let views: Vec<(String, TensorView)> = bufs
-        .iter()
-        .map(|(k, (shape, bytes))| {
-            (
-                k.clone(),
-                TensorView::new(Dtype::F64, shape.clone(), bytes).expect("sizes agree"),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, Some(meta)).map_err(|e| {
-        Diagnostic::new("vi::io::output", "cannot encode params.safetensors").help(e.to_string())
-    })
-}
-
-/// Read tensors back from a params.safetensors file, with its metadata.
-pub fn read_safetensors(
-    path: &Path,
-) -> Result<(Vec<NamedTensor>, std::collections::HashMap<String, String>), Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::new("vi::io::input", format!("cannot read `{}`", path.display()))
-            .help(format!("{e}; `--from` names the folder a `vinf fit` wrote"))
-    })?;
-    let meta = safetensors::SafeTensors::read_metadata(&bytes)
-        .ok()
-        .and_then(|(_, m)| m.metadata().clone())
-        .unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        Diagnostic::new(
-            "vi::io::input",
-            format!("`{}` is not a safetensors file", path.display()),
-        )
-        .help(e.to_string())
-    })?;
-    let mut out = Vec::new();
-    for (name, view) in st.tensors() {
-        let data = view.data();
-        let values: Vec<f64> = match view.dtype() {
-            safetensors::Dtype::F64 => data
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-            safetensors::Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|c| f64::from(f32::from_le_bytes(c.try_into().expect("4 bytes"))))
-                .collect(),
-            other => {
-                return Err(
-                    Diagnostic::new("vi::io::input", format!("tensor `{name}` has dtype {other:?}"))
-                        .help("vi writes f64 tensors; was this file written by vi?"),
-                )
-            }
-        };
-        out.push(NamedTensor {
-            name,
-            shape: view.shape().to_vec(),
-            values,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((out, meta))
 }
 
 /// The ELBO per iteration as an SVG line plot.

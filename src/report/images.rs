@@ -90,7 +90,7 @@ pub fn write_pictures(dir: &Path, p: &Pictures) -> Result<Vec<String>, Diagnosti
     let mut put = |name: &str, grid: Grid| -> Result<(), Diagnostic> {
         let path = dir.join(name);
         let bytes = grid.png().map_err(|e| encode_error(&path, e))?;
-        super::fit::write_atomic(&path, &bytes)?;
+        crate::store::write_atomic(&path, &bytes)?;
         written.push(name.to_string());
         Ok(())
     };

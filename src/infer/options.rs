@@ -1,0 +1,148 @@
+//! What a fit can be told: typed options, filled from the checked settings (the model's `fit`
+//! block merged with the command line's flags) with each engine's defaults.
+//!
+//! Words become enums here, at the first boundary; nothing past it matches a setting's string.
+
+use crate::backend::Precision;
+use crate::settings::Settings;
+
+use super::{checkpoint, epoch, optim};
+
+/// Defaults of the two engines.
+pub const SVI_STEPS: usize = 10_000;
+pub const SVI_TOL: f64 = 1e-4;
+pub const CAVI_SWEEPS: usize = 1_000;
+pub const CAVI_TOL: f64 = 1e-8;
+
+/// Which engine to use: `Auto` chooses CAVI where every latent is conjugate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodChoice {
+    Auto,
+    Cavi,
+    Svi,
+}
+
+/// The automatic guide's covariance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guide {
+    MeanField,
+    FullRank,
+}
+
+impl Guide {
+    /// The word saved with a fit (`params.safetensors` metadata) and read back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Guide::MeanField => "mean_field",
+            Guide::FullRank => "full_rank",
+        }
+    }
+
+    /// The guide a saved fit's metadata names (mean field when it names none).
+    pub fn from_saved(meta: &std::collections::HashMap<String, String>) -> Guide {
+        match meta.get("guide").map(String::as_str) {
+            Some("full_rank") => Guide::FullRank,
+            _ => Guide::MeanField,
+        }
+    }
+
+    /// For people: `mean-field`, `full-rank`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Guide::MeanField => "mean-field",
+            Guide::FullRank => "full-rank",
+        }
+    }
+}
+
+/// How the ELBO's entropy/KL part is estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Estimator {
+    /// L^A: Monte-Carlo log p − log q.
+    MonteCarlo,
+    /// L^B: the KL to the prior in closed form where it exists.
+    Analytic,
+}
+
+/// Everything a fit can be told, with defaults; the CLI and the `fit` block fill it.
+#[derive(Clone, Debug)]
+pub struct FitOptions {
+    pub method: MethodChoice,
+    /// The most steps (SVI) or sweeps (CAVI); each engine has its default.
+    pub steps: Option<usize>,
+    pub samples: usize,
+    pub lr: f64,
+    pub optimizer: optim::Kind,
+    pub estimator: Estimator,
+    pub guide: Guide,
+    /// Relative ELBO change that counts as converged; each engine has its default.
+    pub tol: Option<f64>,
+    pub seed: u64,
+    pub restarts: usize,
+    pub clip: Option<f64>,
+    pub decay: f64,
+    pub momentum: f64,
+    pub precision: Precision,
+    /// Checkpoints (SVI): where, how often, and whether to resume from one.
+    pub checkpoint: Option<checkpoint::Plan>,
+    /// How many times a non-finite ELBO or gradient may halve the learning rate before the fit
+    /// stops as diverged (0: stop at the first).
+    pub backoff: usize,
+    /// The fraction of the batched plate's rows held out of training (see [`epoch`]).
+    pub holdout: f64,
+    /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
+    pub diagnostic_draws: usize,
+}
+
+impl FitOptions {
+    /// Defaults, overridden by the model's `fit` block (already merged with flags).
+    pub fn from_settings(settings: &Settings, model: &crate::graph::Model) -> FitOptions {
+        let holdout = settings
+            .number("holdout")
+            .unwrap_or_else(|| epoch::default_holdout(model));
+        let split = epoch::split(model, holdout);
+        let steps = match (settings.count("steps"), settings.count("epochs")) {
+            (Some(s), _) => Some(s),
+            (None, Some(e)) => Some(e * epoch::steps_per_epoch(model, split)),
+            (None, None) => None,
+        };
+        // Networks train for the epochs asked: a convergence test on minibatch estimates
+        // would stop them on a plateau that more epochs get past.
+        let tol = settings.number("tol").or((!model.nets.is_empty()).then_some(0.0));
+        FitOptions {
+            method: match settings.word("method") {
+                Some("cavi") => MethodChoice::Cavi,
+                Some("svi") => MethodChoice::Svi,
+                _ => MethodChoice::Auto,
+            },
+            steps,
+            samples: settings.count("samples").unwrap_or(1),
+            lr: settings.number("lr").unwrap_or(0.01),
+            optimizer: settings
+                .word("optimizer")
+                .and_then(optim::Kind::parse)
+                .unwrap_or(optim::Kind::Adam),
+            estimator: match settings.word("estimator") {
+                Some("analytic") => Estimator::Analytic,
+                _ => Estimator::MonteCarlo,
+            },
+            guide: match settings.word("guide") {
+                Some("full_rank") => Guide::FullRank,
+                _ => Guide::MeanField,
+            },
+            tol,
+            holdout,
+            checkpoint: None,
+            backoff: settings.count("backoff").unwrap_or(0),
+            seed: settings.count("seed").unwrap_or(0) as u64,
+            restarts: settings.count("restarts").unwrap_or(1),
+            clip: settings.number("clip"),
+            decay: settings.number("decay").unwrap_or(0.0),
+            momentum: settings.number("momentum").unwrap_or(0.9),
+            // Gradient estimates are noisy far above f32's rounding; CAVI always uses f64.
+            precision: Precision::F32,
+            diagnostic_draws: 1000,
+        }
+    }
+}
+

@@ -1,0 +1,173 @@
+//! What a fit returns: how it ended, the posterior summaries, the state to save, and the
+//! progress an engine reports while it runs.
+//!
+//! Plain data shared by the engines, the after-fit tools and the reports; it imports no engine.
+
+use crate::diag::Diagnostic;
+use crate::store::NamedTensor;
+
+use super::{epoch, trust};
+
+/// Which engine fitted the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Cavi,
+    Svi,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cavi => "cavi",
+            Method::Svi => "svi",
+        }
+    }
+}
+
+/// How a fit ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// The stop rule was met.
+    Converged,
+    /// The step cap was reached while the ELBO was still moving.
+    Stalled,
+    /// Every requested step ran, as asked: a tolerance of zero turns the stop rule off.
+    Completed,
+    /// The ELBO went non-finite; the last finite parameters were kept.
+    Diverged,
+    /// Stopped by Ctrl-C; a checkpoint to resume from was written.
+    Interrupted,
+}
+
+impl Status {
+    /// Where a fit that used all its steps ends: stalled, unless the stop rule was off.
+    pub fn at_step_limit(tol: f64) -> Status {
+        if tol <= 0.0 {
+            Status::Completed
+        } else {
+            Status::Stalled
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::Stalled => "stalled",
+            Status::Completed => "completed",
+            Status::Interrupted => "interrupted",
+            Status::Diverged => "diverged",
+        }
+    }
+}
+
+/// Posterior summary of one latent, elementwise, flattened row-major.
+#[derive(Clone, Debug)]
+pub struct LatentSummary {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+    pub q05: Vec<f64>,
+    pub q95: Vec<f64>,
+}
+
+impl LatentSummary {
+    /// From `draws` samples laid out sample-major, `per` values each.
+    pub fn from_draws(
+        name: &str,
+        shape: Vec<usize>,
+        values: &[f64],
+        draws: usize,
+        per: usize,
+    ) -> LatentSummary {
+        let mut mean = vec![0.0; per];
+        let mut sd = vec![0.0; per];
+        let mut q05 = vec![0.0; per];
+        let mut q95 = vec![0.0; per];
+        let mut col = vec![0.0; draws];
+        for j in 0..per {
+            for (i, c) in col.iter_mut().enumerate() {
+                *c = values[i * per + j];
+            }
+            let m = col.iter().sum::<f64>() / draws as f64;
+            let v = col.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (draws.max(2) - 1) as f64;
+            col.sort_by(f64::total_cmp);
+            mean[j] = m;
+            sd[j] = v.sqrt();
+            q05[j] = quantile(&col, 0.05);
+            q95[j] = quantile(&col, 0.95);
+        }
+        LatentSummary {
+            name: name.to_string(),
+            shape,
+            mean,
+            sd,
+            q05,
+            q95,
+        }
+    }
+}
+
+/// Linear-interpolated quantile of sorted values.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The result of a fit.
+#[derive(Clone, Debug)]
+pub struct FitOutput {
+    pub method: Method,
+    /// One line per latent: how it was fitted and why.
+    pub reasons: Vec<String>,
+    pub status: Status,
+    pub iterations: usize,
+    pub elbo_trace: Vec<f64>,
+    /// The final ELBO (CAVI: exact; SVI: the mean of the last window of estimates).
+    pub elbo: f64,
+    pub time_s: f64,
+    pub latents: Vec<LatentSummary>,
+    /// The model's `param`s, constrained.
+    pub params: Vec<NamedTensor>,
+    /// Every learned tensor (variational parameters, params unconstrained, network weights).
+    pub state: Vec<NamedTensor>,
+    pub notes: Vec<String>,
+    /// Set when the fit stopped on a non-finite ELBO.
+    pub diverged: Option<Diagnostic>,
+    /// The automatic guide's kind (`mean_field`, `full_rank`), for SVI fits.
+    pub guide: Option<&'static str>,
+    /// Seconds in the iterations themselves (no setup, no summaries).
+    pub loop_s: f64,
+    /// How far to trust the fit (k̂, the IW bound), when the diagnostics ran.
+    pub trust: Option<trust::Trust>,
+    /// Per-epoch reports, for models with a batched plate.
+    pub epochs: Vec<epoch::EpochReport>,
+}
+
+/// What an engine reports while it runs.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// One step (SVI) or sweep (CAVI) done.
+    Step {
+        step: usize,
+        total: usize,
+        elbo: f64,
+        unit: &'static str,
+    },
+    Diverged(Diagnostic),
+    /// One pass over the training rows done.
+    Epoch(epoch::EpochReport),
+    /// A checkpoint was written after this step.
+    Checkpoint {
+        step: usize,
+    },
+    /// A non-finite value at this step: back to the last finite parameters, at this learning rate.
+    Backoff {
+        step: usize,
+        lr: f64,
+        reason: String,
+    },
+}
+
