@@ -23,8 +23,8 @@ pub mod limits;
 pub mod report;
 pub mod settings;
 pub mod special;
-pub mod syntax;
 pub mod store;
+pub mod syntax;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -13,98 +13,239 @@ use crate::syntax::Span;
 pub enum Kind {
     /// A number in `[min, max]`, an integer when `int` is set.
     Number { min: f64, max: f64, int: bool },
-    /// One of these words (written as a name or a string).
+    /// One of these words (written as a name or a string; `-` and `_` alike).
     Choice(&'static [&'static str]),
 }
 
+/// What a fit uses when a setting is not given.
+#[derive(Clone, Copy, Debug)]
+pub enum DefaultValue {
+    Number(f64),
+    Word(&'static str),
+    /// Each engine has its own: closed-form CAVI, and gradients.
+    PerEngine {
+        cavi: f64,
+        svi: f64,
+    },
+    /// Worked out from the model; the text says how.
+    FromModel(&'static str),
+    /// Off unless given.
+    Unset,
+}
+
+impl DefaultValue {
+    /// For `--help`: `0.01`, `adam`, `1000 (CAVI) / 10000 (gradients)`.
+    pub fn describe(self) -> Option<String> {
+        match self {
+            DefaultValue::Number(x) => Some(show(x)),
+            DefaultValue::Word(w) => Some(w.replace('_', "-")),
+            DefaultValue::PerEngine { cavi, svi } => {
+                Some(format!("{} for CAVI, {} for gradients", show(cavi), show(svi)))
+            }
+            DefaultValue::FromModel(how) => Some(how.to_string()),
+            DefaultValue::Unset => None,
+        }
+    }
+}
+
+/// One fit setting: its key in a `fit { }` block, its command-line flag, the values it takes,
+/// its default and its help. Everything that reads settings reads this row.
 #[derive(Clone, Copy, Debug)]
 pub struct Spec {
     pub key: &'static str,
+    /// The flag's long name, without `--`.
+    pub flag: &'static str,
     pub kind: Kind,
+    pub default: DefaultValue,
     pub doc: &'static str,
 }
 
-const fn num(key: &'static str, min: f64, max: f64, doc: &'static str) -> Spec {
+const fn num(
+    key: &'static str,
+    flag: &'static str,
+    min: f64,
+    max: f64,
+    default: DefaultValue,
+    doc: &'static str,
+) -> Spec {
     Spec {
         key,
+        flag,
         kind: Kind::Number { min, max, int: false },
+        default,
         doc,
     }
 }
 
-const fn int(key: &'static str, min: f64, doc: &'static str) -> Spec {
+const fn int(
+    key: &'static str,
+    flag: &'static str,
+    min: f64,
+    default: DefaultValue,
+    doc: &'static str,
+) -> Spec {
     Spec {
         key,
+        flag,
         kind: Kind::Number {
             min,
             max: 1e15,
             int: true,
         },
+        default,
         doc,
     }
 }
 
-const fn choice(key: &'static str, options: &'static [&'static str], doc: &'static str) -> Spec {
+const fn choice(
+    key: &'static str,
+    options: &'static [&'static str],
+    default: &'static str,
+    doc: &'static str,
+) -> Spec {
     Spec {
         key,
+        flag: key,
         kind: Kind::Choice(options),
+        default: DefaultValue::Word(default),
         doc,
     }
 }
 
-/// Every setting a `fit` block accepts.
+/// Every fit setting, in the order `--help` and the diagnostics list them.
 pub const SPECS: &[Spec] = &[
     choice(
         "method",
         &["auto", "cavi", "svi"],
+        "auto",
         "inference: closed-form CAVI where conjugate, gradients otherwise",
     ),
     choice(
         "guide",
         &["mean_field", "full_rank"],
+        "mean_field",
         "the automatic guide's covariance",
     ),
     choice(
         "optimizer",
         &["adam", "adagrad", "rmsprop", "sgd"],
+        "adam",
         "the stochastic optimiser",
     ),
     choice(
         "estimator",
         &["mc", "analytic"],
+        "mc",
         "ELBO estimator: Monte-Carlo log p - log q (L^A) or analytic KL (L^B)",
     ),
-    num("lr", 1e-12, 1e6, "learning rate"),
-    int("steps", 1.0, "the most optimisation steps or CAVI sweeps"),
+    num("lr", "lr", 1e-12, 1e6, DefaultValue::Number(0.01), "learning rate"),
+    int(
+        "steps",
+        "steps",
+        1.0,
+        DefaultValue::PerEngine {
+            cavi: 1000.0,
+            svi: 10000.0,
+        },
+        "the most optimisation steps or CAVI sweeps",
+    ),
     int(
         "epochs",
+        "epochs",
         1.0,
+        DefaultValue::Unset,
         "passes over the data for minibatch models (instead of steps)",
     ),
-    int("samples", 1.0, "Monte-Carlo samples per step"),
+    int(
+        "samples",
+        "samples",
+        1.0,
+        DefaultValue::Number(1.0),
+        "Monte-Carlo samples per step",
+    ),
     int(
         "image_height",
+        "image-height",
         1.0,
+        DefaultValue::FromModel("square images"),
         "pixel rows of one image, for the image grids (default: square images)",
     ),
     num(
         "holdout",
+        "holdout",
         0.0,
         0.9,
+        DefaultValue::FromModel("0.1 for models with networks, else 0"),
         "fraction of the batched plate's rows held out to measure the fit (the last rows)",
     ),
-    num("tol", 0.0, 1.0, "relative ELBO change that counts as converged"),
-    int("seed", 0.0, "random seed"),
-    int("restarts", 1.0, "random initialisations; the best ELBO is kept"),
-    num("clip", 1e-12, 1e12, "gradient norm clipping threshold"),
-    num("decay", 0.0, 1e6, "learning-rate decay: lr / (1 + decay * step)"),
+    num(
+        "tol",
+        "tol",
+        0.0,
+        1.0,
+        DefaultValue::PerEngine { cavi: 1e-8, svi: 1e-4 },
+        "relative ELBO change that counts as converged",
+    ),
+    int("seed", "seed", 0.0, DefaultValue::Number(0.0), "random seed"),
+    int(
+        "restarts",
+        "restarts",
+        1.0,
+        DefaultValue::Number(1.0),
+        "random initialisations; the best ELBO is kept",
+    ),
+    num("clip", "clip", 1e-12, 1e12, DefaultValue::Unset, "gradient norm clipping threshold"),
+    num(
+        "decay",
+        "decay",
+        0.0,
+        1e6,
+        DefaultValue::Number(0.0),
+        "learning-rate decay: lr / (1 + decay * step)",
+    ),
     int(
         "backoff",
+        "lr-backoff",
         0.0,
+        DefaultValue::Number(0.0),
         "times a non-finite ELBO or gradient may halve the learning rate (from the last finite parameters) before the fit stops",
     ),
-    num("momentum", 0.0, 0.999_999, "momentum for sgd"),
+    num(
+        "momentum",
+        "momentum",
+        0.0,
+        0.999_999,
+        DefaultValue::Number(0.9),
+        "momentum for sgd",
+    ),
 ];
+
+/// The row of `key`, at compile time (for constants taken from the table).
+pub const fn spec_of(key: &str) -> &'static Spec {
+    let mut i = 0;
+    while i < SPECS.len() {
+        let (a, b) = (SPECS[i].key.as_bytes(), key.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return &SPECS[i];
+            }
+        }
+        i += 1;
+    }
+    panic!("not a setting")
+}
+
+/// The CAVI and gradient defaults of a per-engine setting, at compile time.
+pub const fn per_engine(key: &str) -> (f64, f64) {
+    match spec_of(key).default {
+        DefaultValue::PerEngine { cavi, svi } => (cavi, svi),
+        _ => panic!("not a per-engine setting"),
+    }
+}
 
 /// A setting's value.
 #[derive(Clone, Debug, PartialEq)]
@@ -204,6 +345,27 @@ impl Settings {
             Value::Word(w) => Some(w),
             Value::Number(_) => None,
         }
+    }
+
+    /// The setting's value, or its default from the table (`None` where it has none of its own).
+    pub fn number_or_default(&self, key: &str) -> Option<f64> {
+        self.number(key).or_else(|| match Settings::spec(key)?.default {
+            DefaultValue::Number(x) => Some(x),
+            _ => None,
+        })
+    }
+
+    /// A whole-number setting or its default.
+    pub fn count_or_default(&self, key: &str) -> Option<usize> {
+        self.number_or_default(key).map(|x| x as usize)
+    }
+
+    /// A word setting or its default.
+    pub fn word_or_default(&self, key: &str) -> Option<&str> {
+        self.word(key).or_else(|| match Settings::spec(key)?.default {
+            DefaultValue::Word(w) => Some(w),
+            _ => None,
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {

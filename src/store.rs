@@ -120,4 +120,3 @@ pub fn read_safetensors(
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((out, meta))
 }
-

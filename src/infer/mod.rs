@@ -22,11 +22,11 @@ pub mod stop;
 pub mod svi;
 pub mod trust;
 
-pub use linalg::cholesky;
-pub use stop::StopRule;
 pub use crate::store::NamedTensor;
+pub use linalg::cholesky;
 pub use options::*;
 pub use output::*;
+pub use stop::StopRule;
 
 use crate::backend::{Array, Session};
 use crate::diag::{Diagnostic, Diagnostics};

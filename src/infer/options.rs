@@ -4,15 +4,15 @@
 //! Words become enums here, at the first boundary; nothing past it matches a setting's string.
 
 use crate::backend::Precision;
-use crate::settings::Settings;
+use crate::settings::{per_engine, Settings};
 
 use super::{checkpoint, epoch, optim};
 
-/// Defaults of the two engines.
-pub const SVI_STEPS: usize = 10_000;
-pub const SVI_TOL: f64 = 1e-4;
-pub const CAVI_SWEEPS: usize = 1_000;
-pub const CAVI_TOL: f64 = 1e-8;
+/// Defaults of the two engines, from the settings table.
+pub const SVI_STEPS: usize = per_engine("steps").1 as usize;
+pub const SVI_TOL: f64 = per_engine("tol").1;
+pub const CAVI_SWEEPS: usize = per_engine("steps").0 as usize;
+pub const CAVI_TOL: f64 = per_engine("tol").0;
 
 /// Which engine to use: `Auto` chooses CAVI where every latent is conjugate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,40 +109,38 @@ impl FitOptions {
         // Networks train for the epochs asked: a convergence test on minibatch estimates
         // would stop them on a plateau that more epochs get past.
         let tol = settings.number("tol").or((!model.nets.is_empty()).then_some(0.0));
+        let word = |key| settings.word_or_default(key).expect("a word with a default");
+        let number = |key| settings.number_or_default(key).expect("a number with a default");
         FitOptions {
-            method: match settings.word("method") {
-                Some("cavi") => MethodChoice::Cavi,
-                Some("svi") => MethodChoice::Svi,
+            method: match word("method") {
+                "cavi" => MethodChoice::Cavi,
+                "svi" => MethodChoice::Svi,
                 _ => MethodChoice::Auto,
             },
             steps,
-            samples: settings.count("samples").unwrap_or(1),
-            lr: settings.number("lr").unwrap_or(0.01),
-            optimizer: settings
-                .word("optimizer")
-                .and_then(optim::Kind::parse)
-                .unwrap_or(optim::Kind::Adam),
-            estimator: match settings.word("estimator") {
-                Some("analytic") => Estimator::Analytic,
+            samples: number("samples") as usize,
+            lr: number("lr"),
+            optimizer: optim::Kind::parse(word("optimizer")).expect("checked against the table"),
+            estimator: match word("estimator") {
+                "analytic" => Estimator::Analytic,
                 _ => Estimator::MonteCarlo,
             },
-            guide: match settings.word("guide") {
-                Some("full_rank") => Guide::FullRank,
+            guide: match word("guide") {
+                "full_rank" => Guide::FullRank,
                 _ => Guide::MeanField,
             },
             tol,
             holdout,
             checkpoint: None,
-            backoff: settings.count("backoff").unwrap_or(0),
-            seed: settings.count("seed").unwrap_or(0) as u64,
-            restarts: settings.count("restarts").unwrap_or(1),
+            backoff: number("backoff") as usize,
+            seed: number("seed") as u64,
+            restarts: number("restarts") as usize,
             clip: settings.number("clip"),
-            decay: settings.number("decay").unwrap_or(0.0),
-            momentum: settings.number("momentum").unwrap_or(0.9),
+            decay: number("decay"),
+            momentum: number("momentum"),
             // Gradient estimates are noisy far above f32's rounding; CAVI always uses f64.
             precision: Precision::F32,
             diagnostic_draws: 1000,
         }
     }
 }
-

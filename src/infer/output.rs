@@ -170,4 +170,3 @@ pub enum Progress {
         reason: String,
     },
 }
-

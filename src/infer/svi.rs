@@ -143,7 +143,13 @@ impl<'a> Engine<'a> {
             .map(|k| LatentId(k as u32))
             .filter(|l| !guided.contains(l))
             .collect();
-        let auto = guide::init_auto(s, model, &auto_latents, opts.guide == super::Guide::FullRank, &mut learn);
+        let auto = guide::init_auto(
+            s,
+            model,
+            &auto_latents,
+            opts.guide == super::Guide::FullRank,
+            &mut learn,
+        );
         let split = super::epoch::split(model, opts.holdout);
         let train_len: Vec<usize> = model
             .plates

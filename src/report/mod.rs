@@ -2,6 +2,7 @@
 
 pub mod fit;
 pub mod images;
+pub mod narrate;
 
 use std::fmt::Write;
 

@@ -1,0 +1,267 @@
+//! The `vinf` command line: arguments in, library calls, text and exit codes out.
+//!
+//! The only room that prints. It parses flags (the fit settings come from the settings table,
+//! [`flags`]), calls the library, and says what happened; it computes nothing of a fit itself.
+//!
+//! Exit codes: 0 success, 1 a problem with the model or its data (printed as diagnostics),
+//! 2 a usage error, and for `fit` 3 stalled, 4 diverged, 130 interrupted.
+
+mod fit;
+mod flags;
+mod progress;
+mod resume;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use vi::data::Binding;
+use vi::diag::Diagnostics;
+use vi::LoadOptions;
+
+/// Write to stdout; a closed pipe (`vinf ... | head`) ends the program quietly, as other tools do.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(0);
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::emit(&format!($($t)*)) };
+}
+
+macro_rules! outln {
+    () => { $crate::cli::emit("\n") };
+    ($($t:tt)*) => { $crate::cli::emit(&format!("{}\n", format!($($t)*))) };
+}
+
+pub(crate) use outln;
+
+#[derive(Parser)]
+#[command(
+    name = "vinf",
+    version,
+    about = "A probabilistic programming language for variational inference",
+    long_about = "Write a generative model in a .vi file; vinf checks it, shows its graph, and fits it by \
+                  closed-form CAVI where it is conjugate and by reparameterised gradients otherwise."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check a model (and its data); print a summary or diagnostics.
+    Check {
+        /// The model file.
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Fit a model: CAVI where it is conjugate, reparameterised gradients otherwise.
+    Fit(fit::FitArgs),
+    /// Draw from a fitted model: posterior draws of the latents and replicated data.
+    Sample {
+        /// The model file.
+        model: PathBuf,
+        /// The folder a `vinf fit` wrote (it reads params.safetensors there).
+        #[arg(long)]
+        from: PathBuf,
+        /// Number of draws.
+        #[arg(short = 'n', long = "draws", default_value_t = 100, value_parser = at_least_one)]
+        n: usize,
+        /// Where to write the draws (CSV; default FROM/samples.csv).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Estimate log p(x) per row of a fitted model by importance sampling (k draws per row).
+    Eval {
+        /// The model file.
+        model: PathBuf,
+        /// The folder a `vinf fit` wrote (it reads params.safetensors there, and writes eval.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Importance samples per row (the IWAE paper reports k = 5000).
+        #[arg(short = 'k', long, default_value_t = 5000, value_parser = at_least_one)]
+        k: usize,
+        /// Evaluate at most this many rows (the first ones).
+        #[arg(long, value_parser = at_least_one)]
+        rows: Option<usize>,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Print the lowered graph of a model.
+    Graph {
+        /// The model file.
+        model: PathBuf,
+        /// `text` lists every node; `dot` is a Graphviz plate diagram.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Bind data: `NAME=PATH` (a CSV column named NAME, columns NAME0.., or the whole table),
+    /// `NAME=PATH:COLS` (columns by name, position, or range a..b), or a bare `PATH` for every
+    /// declared name the file has columns for. CSV, .npy and IDX (MNIST), gzipped or not.
+    #[arg(long = "data", value_name = "NAME=PATH", value_parser = Binding::parse)]
+    bindings: Vec<Binding>,
+    /// Do not read the model's default data (`data ... from "file"`).
+    #[arg(long)]
+    no_default_data: bool,
+}
+
+impl DataArgs {
+    fn options(&self, require_data: bool) -> LoadOptions {
+        LoadOptions {
+            bindings: self.bindings.clone(),
+            use_defaults: !self.no_default_data,
+            require_data,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+}
+
+/// Exit codes beyond 0 (success), 1 (model or data) and 2 (usage, clap's own).
+const EXIT_STALLED: u8 = 3;
+const EXIT_DIVERGED: u8 = 4;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it), with a checkpoint to resume from.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Parse the command line, run it, and say how it went.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(diags) => {
+            eprintln!("{}", diags.render(std::io::stderr().is_terminal()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Diagnostics> {
+    match cli.command {
+        Command::Check { model, data } => {
+            let loaded = vi::load(&model, &data.options(false))?;
+            out!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
+        }
+        Command::Fit(args) => return fit::fit(args),
+        Command::Sample {
+            model,
+            from,
+            n,
+            out,
+            seed,
+            data,
+        } => {
+            let loaded = vi::load(&model, &data.options(true))?;
+            let (state, meta) = read_fit(&from, &loaded)?;
+            let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
+            let path = out.unwrap_or_else(|| from.join("samples.csv"));
+            vi::store::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
+                .map_err(Diagnostics::from)?;
+            for d in &draws {
+                outln!(
+                    "{:<12} {:<10} {} values per draw",
+                    d.name,
+                    d.kind,
+                    d.shape.iter().product::<usize>().max(1)
+                );
+            }
+            outln!("wrote {n} draws to {}", path.display());
+        }
+        Command::Eval {
+            model,
+            from,
+            k,
+            rows,
+            seed,
+            data,
+        } => {
+            let given = !data.bindings.is_empty();
+            let loaded = vi::load(&model, &data.options(true))?;
+            let (state, meta) = read_fit(&from, &loaded)?;
+            let result = vi::infer::eval::evaluate(
+                &loaded,
+                &state,
+                &meta,
+                given,
+                k,
+                rows,
+                seed,
+                &mut |done, total| {
+                    eprint!("\r{done}/{total} rows");
+                },
+            )?;
+            eprintln!();
+            outln!("{}", result.describe());
+            let path = from.join("eval.json");
+            vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
+            outln!("wrote {}", path.display());
+        }
+        Command::Graph { model, format, data } => {
+            let loaded = vi::load(&model, &data.options(false))?;
+            match format {
+                GraphFormat::Text => out!("{}", vi::graph::to_text(&loaded.model)),
+                GraphFormat::Dot => out!("{}", vi::graph::to_dot(&loaded.model)),
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// The tensors and metadata a `vinf fit` saved in `dir`, with a warning when they belong to
+/// another model.
+fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
+    let (state, meta) =
+        vi::store::read_safetensors(&dir.join("params.safetensors")).map_err(Diagnostics::from)?;
+    if let Some(m) = meta.get("model") {
+        if *m != loaded.model.name {
+            eprintln!(
+                "warning: {} was fitted for model `{m}`, not `{}`",
+                dir.display(),
+                loaded.model.name
+            );
+        }
+    }
+    Ok((state, meta))
+}
+
+type FitState = (
+    Vec<vi::infer::NamedTensor>,
+    std::collections::HashMap<String, String>,
+);
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}

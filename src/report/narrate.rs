@@ -1,0 +1,85 @@
+//! What a finished fit says to the person who ran it: the method and why, how it ended, how far
+//! to trust it, the posterior table and the notes, as lines for the command line to print.
+//!
+//! It builds text and prints nothing; the command line decides where each line goes.
+
+use crate::infer::{psis, FitOutput, Method, Status};
+
+/// A line of the account, for standard output or standard error.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    Out(String),
+    Warn(String),
+}
+
+/// The account of a fit, up to (not including) the files written: method, reasons, the
+/// status line, the diagnostics and their warning, the table, the notes. `stalled_hint` ends
+/// the warning of a fit that stopped at its step limit (the command line adds its exit code).
+pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
+    let mut lines = vec![Line::Out(format!("method: {}", out.method.name()))];
+    lines.extend(out.reasons.iter().map(|r| Line::Out(format!("  {r}"))));
+    let unit = if out.method == Method::Cavi {
+        "sweeps"
+    } else {
+        "steps"
+    };
+    lines.push(Line::Out(match out.epochs.last() {
+        // Per row, as the epochs were reported.
+        Some(e) => format!(
+            "{} after {} {unit} ({} epochs) in {:.2} s; ELBO {:.3} per row{}",
+            out.status.name(),
+            out.iterations,
+            out.epochs.len(),
+            out.time_s,
+            e.train.elbo,
+            e.heldout
+                .map_or(String::new(), |h| format!(", held-out {:.3}", h.elbo))
+        ),
+        None => format!(
+            "{} after {} {unit} in {:.2} s; ELBO {:.4}",
+            out.status.name(),
+            out.iterations,
+            out.time_s,
+            out.elbo
+        ),
+    }));
+    if out.status == Status::Stalled {
+        lines.push(Line::Warn(format!(
+            "warning: the ELBO was still rising at the step limit; raise `--steps` (or `--lr`), \
+             or pass `--tol 0` to run a fixed number of steps{stalled_hint}"
+        )));
+    }
+    if let Some(t) = &out.trust {
+        lines.push(Line::Out(format!(
+            "fit diagnostics ({} draws from q): k-hat {:.2} ({}); ELBO {:.4} ± {:.4} at the final parameters, \
+             importance-weighted bound {:.4} (gap {:.4})",
+            t.draws,
+            t.khat,
+            t.reading,
+            t.elbo,
+            t.elbo_se,
+            t.iw_bound,
+            t.iw_bound - t.elbo
+        )));
+        if t.reading == "poor" || t.reading == "unreliable" {
+            let advice = if out.method == Method::Cavi {
+                "the mean-field factorisation misses dependence between latents that the posterior has"
+            } else {
+                "try `--guide full-rank`, more steps, or a better parameterisation"
+            };
+            lines.push(Line::Warn(format!(
+                "warning: k-hat {:.2} is above {:.2}: q is a poor importance proposal for this posterior, so its \
+                 means and intervals may be off ({advice}); compare the `psis mean` column",
+                t.khat,
+                psis::threshold(t.draws)
+            )));
+        }
+    }
+    if !out.latents.is_empty() || !out.params.is_empty() {
+        lines.push(Line::Out(String::new()));
+        let table = super::fit::posterior_table(out);
+        lines.push(Line::Out(table.strip_suffix('\n').unwrap_or(&table).to_string()));
+    }
+    lines.extend(out.notes.iter().map(|n| Line::Out(format!("note: {n}"))));
+    lines
+}
