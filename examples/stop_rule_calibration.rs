@@ -34,7 +34,7 @@ fn main() {
         let mut results: [(usize, usize, Vec<i64>); 2] = [(0, 0, Vec::new()), (0, 0, Vec::new())];
         for seed in 0..seeds {
             let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-            opts.method = "svi".into();
+            opts.method = vi::infer::MethodChoice::Svi;
             opts.seed = seed;
             opts.steps = Some(STEPS);
             // A tolerance of −1 can never be met: the whole trace is recorded.

@@ -20,6 +20,7 @@ pub mod dist;
 pub mod fuzzing;
 pub mod graph;
 pub mod limits;
+pub mod linalg;
 pub mod report;
 pub mod settings;
 pub mod special;

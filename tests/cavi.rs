@@ -12,7 +12,7 @@ use common::{load, load_text, load_with, tensor as state};
 
 fn fit(loaded: &Loaded, method: &str) -> FitOutput {
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    opts.method = method.into();
+    opts.method = method.parse().expect("a method");
     infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
 }
 
@@ -163,7 +163,7 @@ fn lda_recovers_its_topics() {
 fn cavi_on_a_non_conjugate_model_points_at_the_culprit() {
     let loaded = load("models/eight_schools.vi");
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    opts.method = "cavi".into();
+    opts.method = vi::infer::MethodChoice::Cavi;
     let err = infer::fit(&loaded, &opts, &mut |_| {}).unwrap_err();
     let text = err.render_plain();
     assert!(err.iter().any(|d| d.code == "vi::cavi::not_conjugate"), "{text}");

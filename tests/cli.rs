@@ -352,7 +352,7 @@ fn holdout_needs_an_amortised_guide_and_a_fraction() {
 
 /// The learnables a fit wrote, by name.
 fn fitted(dir: &Path) -> Vec<vi::infer::NamedTensor> {
-    vi::report::fit::read_safetensors(&dir.join("params.safetensors"))
+    vi::store::read_safetensors(&dir.join("params.safetensors"))
         .expect("params.safetensors reads")
         .0
 }

@@ -12,7 +12,7 @@ use common::{load_text, load_with, tensor as state};
 
 fn fit(loaded: &Loaded, tweak: impl FnOnce(&mut FitOptions)) -> FitOutput {
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    opts.method = "svi".into();
+    opts.method = vi::infer::MethodChoice::Svi;
     tweak(&mut opts);
     infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
 }
@@ -143,7 +143,7 @@ fn full_rank_guide_recovers_a_gaussian_posterior() {
     "#;
     let out = fit(&load_text(model), |o| {
         careful(o);
-        o.full_rank = true;
+        o.guide = vi::infer::Guide::FullRank;
         o.samples = 16;
         o.steps = Some(15000);
         o.decay = 0.001;
@@ -244,11 +244,11 @@ fn logistic_regression_on_the_anchor_data() {
 fn cavi_and_full_rank_svi_agree_on_linreg() {
     let loaded = load_with("models/linreg.vi", &[]);
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    opts.method = "cavi".into();
+    opts.method = vi::infer::MethodChoice::Cavi;
     let cavi = infer::fit(&loaded, &opts, &mut |_| {}).unwrap();
     let svi = fit(&loaded, |o| {
         careful(o);
-        o.full_rank = true;
+        o.guide = vi::infer::Guide::FullRank;
         o.samples = 16;
         o.steps = Some(15000);
         o.decay = 0.001;
@@ -264,7 +264,7 @@ fn cavi_and_full_rank_svi_agree_on_linreg() {
 fn a_discrete_latent_is_refused_with_a_pointer() {
     let loaded = load_with("models/gmm.vi", &[]);
     let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    opts.method = "svi".into();
+    opts.method = vi::infer::MethodChoice::Svi;
     let err = infer::fit(&loaded, &opts, &mut |_| {}).unwrap_err();
     let d = err.iter().next().unwrap();
     assert_eq!(d.code, "vi::svi::discrete_latent");
@@ -301,7 +301,7 @@ fn a_full_rank_guide_recovers_a_correlated_mvnormal() {
     "#;
     let out = fit(&load_text(model), |o| {
         careful(o);
-        o.full_rank = true;
+        o.guide = vi::infer::Guide::FullRank;
         o.steps = Some(8000);
     });
     let loc = state(&out, "guide.loc");

@@ -64,7 +64,7 @@ fn mean_field_on_a_correlated_gaussian_is_flagged() {
     // The importance ratios' tail is as heavy as k ≈ 1 here, but k̂ from 1000 draws scatters
     // widely (0.5–1.1 across seeds, checked against ArviZ's estimator); 4000 draws pin it down.
     let out = fit(&loaded, |o| {
-        o.method = "svi".into();
+        o.method = vi::infer::MethodChoice::Svi;
         o.steps = Some(4000);
         o.samples = 8;
         o.decay = 0.002;
@@ -76,8 +76,8 @@ fn mean_field_on_a_correlated_gaussian_is_flagged() {
     assert_eq!(t.reading, "poor");
     // The same target with a full-rank guide is fine.
     let out = fit(&loaded, |o| {
-        o.method = "svi".into();
-        o.full_rank = true;
+        o.method = vi::infer::MethodChoice::Svi;
+        o.guide = vi::infer::Guide::FullRank;
         o.steps = Some(4000);
         o.samples = 8;
         o.decay = 0.002;

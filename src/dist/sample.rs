@@ -100,7 +100,7 @@ pub fn draw_vector(
             let l = if pz == Parameterization::ScaleTril {
                 m.to_vec()
             } else {
-                crate::infer::cholesky(m, k).unwrap_or_else(|| vec![f64::NAN; k * k])
+                crate::linalg::cholesky(m, k).unwrap_or_else(|| vec![f64::NAN; k * k])
             };
             let z: Vec<f64> = (0..k).map(|_| rand_distr::StandardNormal.sample(rng)).collect();
             (0..k)

@@ -133,8 +133,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
     // holds about this many bytes of intermediate values (measured on gmm and lda).
     const DIAGNOSTIC_BYTES_PER_UNIT: f64 = 150.0;
     if opts.diagnostic_draws > 0 && model.nets.is_empty() {
-        let work = (super::trust::work_per_draw(model) * opts.diagnostic_draws as f64)
-            .min(super::trust::WORK_PER_CHUNK);
+        let work = (work_per_draw(model) * opts.diagnostic_draws as f64).min(WORK_PER_CHUNK);
         parts.push((
             "the fit diagnostics' draws".into(),
             work * DIAGNOSTIC_BYTES_PER_UNIT,
@@ -226,4 +225,19 @@ fn random_nodes(model: &Model) -> Vec<bool> {
                 .any(|i: &NodeId| random.get(i.index()).copied().unwrap_or(false));
     }
     random
+}
+
+/// The diagnostics and the IW evaluations draw this many data-point evaluations at a time.
+pub(crate) const WORK_PER_CHUNK: f64 = 1e6;
+/// The number of values one draw evaluates: each statement's plate members times its shape.
+pub(crate) fn work_per_draw(model: &Model) -> f64 {
+    model
+        .sites
+        .iter()
+        .map(|s| {
+            let lens = model.full_shape(&s.plates, &s.dist.value_shape());
+            lens.iter().map(|&d| d as f64).product::<f64>()
+        })
+        .sum::<f64>()
+        .max(1.0)
 }

@@ -7,25 +7,22 @@
 pub mod cavi;
 pub mod checkpoint;
 pub mod epoch;
-pub mod eval;
 pub mod guide;
-mod linalg;
 pub mod memory;
 pub mod optim;
 mod options;
 mod output;
-pub mod pictures;
 pub mod plan;
+pub mod posterior;
 pub mod psis;
-pub mod sample;
 pub mod stop;
 pub mod svi;
-pub mod trust;
 
+pub use crate::linalg::{self, cholesky};
 pub use crate::store::NamedTensor;
-pub use linalg::cholesky;
 pub use options::*;
 pub use output::*;
+pub use posterior::{eval, pictures, sample, trust};
 pub use stop::StopRule;
 
 use crate::backend::{Array, Session};

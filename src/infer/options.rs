@@ -22,6 +22,20 @@ pub enum MethodChoice {
     Svi,
 }
 
+impl std::str::FromStr for MethodChoice {
+    type Err = String;
+
+    /// `auto`, `cavi` or `svi`, as the settings table spells them.
+    fn from_str(word: &str) -> Result<MethodChoice, String> {
+        match word {
+            "auto" => Ok(MethodChoice::Auto),
+            "cavi" => Ok(MethodChoice::Cavi),
+            "svi" => Ok(MethodChoice::Svi),
+            other => Err(format!("`{other}` is not a method (auto, cavi, svi)")),
+        }
+    }
+}
+
 /// The automatic guide's covariance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Guide {
@@ -112,11 +126,7 @@ impl FitOptions {
         let word = |key| settings.word_or_default(key).expect("a word with a default");
         let number = |key| settings.number_or_default(key).expect("a number with a default");
         FitOptions {
-            method: match word("method") {
-                "cavi" => MethodChoice::Cavi,
-                "svi" => MethodChoice::Svi,
-                _ => MethodChoice::Auto,
-            },
+            method: word("method").parse().expect("checked against the table"),
             steps,
             samples: number("samples") as usize,
             lr: number("lr"),

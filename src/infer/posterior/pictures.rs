@@ -10,12 +10,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{FitOptions, NamedTensor};
 use crate::backend::eval::{expand, Evaluator, Layout, PlateState, Value};
 use crate::backend::Session;
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family, Parameterization};
 use crate::graph::{DataId, LatentId, Model, NodeId, Op, PlateId, Target};
+use crate::infer::{FitOptions, NamedTensor};
 use crate::Loaded;
 
 /// Images to draw, each `height × width` grey levels, row-major.
@@ -60,7 +60,7 @@ fn subject(model: &Model) -> Option<Subject> {
     if model.nets.is_empty() {
         return None;
     }
-    let (plate, _, _) = super::epoch::batched_plate(model)?;
+    let (plate, _, _) = crate::infer::epoch::batched_plate(model)?;
     let mut codes = model
         .latents
         .iter()
@@ -192,14 +192,14 @@ pub fn pictures(
     s.no_grad();
     let n = model.plate(sub.plate).size.value().expect("bound");
     // Held-out rows when there are any: reconstructions of rows the model never trained on.
-    let first = super::epoch::split(model, opts.holdout).map_or(0, |sp| sp.train);
+    let first = crate::infer::epoch::split(model, opts.holdout).map_or(0, |sp| sp.train);
     let rows: Vec<usize> = (first..n).take(count).collect();
     let plates_for = |rows: &[usize]| PlateState::rows_of(model, sub.plate, rows);
 
     // Codes of the chosen rows from the guide.
     let plates = plates_for(&rows);
-    let drawn = super::svi::draw_guide_at(&mut s, loaded, opts, state, 1, &plates)?;
-    let (data, data_host) = super::upload_data(&s, loaded);
+    let drawn = crate::infer::svi::draw_guide_at(&mut s, loaded, opts, state, 1, &plates)?;
+    let (data, data_host) = crate::infer::upload_data(&s, loaded);
     let data_id = sub.data;
     let all = data_host[data_id.index()].as_ref().expect("bound data");
     let inputs: Vec<Vec<f64>> = rows

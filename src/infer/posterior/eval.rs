@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{FitOptions, NamedTensor};
 use crate::backend::{Precision, Session};
 use crate::diag::Diagnostics;
+use crate::infer::{FitOptions, NamedTensor};
 use crate::Loaded;
 
 /// Values held in memory at once while evaluating (draws × rows × widest layer).
@@ -70,11 +70,11 @@ pub fn evaluate(
     let start = Instant::now();
     let model = &loaded.model;
     let mut opts = FitOptions::from_settings(&model.settings, model);
-    opts.guide = super::Guide::from_saved(meta);
+    opts.guide = crate::infer::Guide::from_saved(meta);
     opts.precision = Precision::F32;
     opts.seed = seed;
-    let n = super::epoch::batched_plate(model).map_or(0, |(_, n, _)| n);
-    let split = super::epoch::split(model, opts.holdout).filter(|_| !given);
+    let n = crate::infer::epoch::batched_plate(model).map_or(0, |(_, n, _)| n);
+    let split = crate::infer::epoch::split(model, opts.holdout).filter(|_| !given);
     let (rows, which): (Vec<usize>, _) = match split {
         Some(sp) => ((sp.train..sp.train + sp.heldout).collect(), "held-out rows"),
         None => ((0..n).collect(), "all rows"),
@@ -85,9 +85,10 @@ pub fn evaluate(
     let chunk = (WORKING_VALUES / (k * width).max(1)).max(1);
     let mut s = Session::new(opts.precision);
     let total = rows.len();
-    let per_row = super::svi::iw_per_row(&mut s, loaded, &opts, state, &rows, k, chunk, &mut |done| {
-        progress(done, total)
-    })?;
+    let per_row =
+        crate::infer::svi::iw_per_row(&mut s, loaded, &opts, state, &rows, k, chunk, &mut |done| {
+            progress(done, total)
+        })?;
     let m = per_row.len().max(1) as f64;
     let log_px = per_row.iter().map(|r| r.0).sum::<f64>() / m;
     let var = per_row.iter().map(|r| (r.0 - log_px).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);

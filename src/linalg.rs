@@ -1,5 +1,8 @@
-//! Small dense symmetric positive-definite algebra on the host, for the block updates of CAVI
-//! (a regression's weight covariance is D×D with D the number of covariates).
+//! Small dense symmetric positive-definite algebra on the host: CAVI's block updates (a
+//! regression's weight covariance is D×D with D the number of covariates), multivariate
+//! Normal draws, the full-rank guide's saved factor.
+//!
+//! A leaf: it imports nothing of the crate.
 
 /// Lower Cholesky factor of a symmetric positive-definite `n×n` matrix (row-major), or `None`
 /// if it is not positive definite.

@@ -5,13 +5,17 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::psis;
-use super::{FitOptions, FitOutput, Method, NamedTensor};
+use crate::infer::memory::{work_per_draw, WORK_PER_CHUNK};
+use crate::infer::psis;
+
+/// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
+const WORK_LIMIT: f64 = 4e8;
 use crate::backend::eval::{expand, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Precision, Session};
 use crate::dist::density::log_prob;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{Model, PlateId, Target, ZipFn};
+use crate::infer::{FitOptions, FitOutput, Method, NamedTensor};
 use crate::Loaded;
 
 /// What the diagnostics found.
@@ -27,24 +31,6 @@ pub struct Trust {
     pub elbo_se: f64,
     /// PSIS-corrected posterior means, per latent (those small enough to summarise).
     pub psis_means: Vec<(String, Vec<f64>)>,
-}
-
-/// Draws are made this many data-point evaluations at a time.
-pub(crate) const WORK_PER_CHUNK: f64 = 1e6;
-/// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
-const WORK_LIMIT: f64 = 4e8;
-
-/// The number of values one draw evaluates: each statement's plate members times its shape.
-pub(crate) fn work_per_draw(model: &Model) -> f64 {
-    model
-        .sites
-        .iter()
-        .map(|s| {
-            let lens = model.full_shape(&s.plates, &s.dist.value_shape());
-            lens.iter().map(|&d| d as f64).product::<f64>()
-        })
-        .sum::<f64>()
-        .max(1.0)
 }
 
 /// Run the diagnostics on a finished fit; `Err` says why they were not run.
@@ -72,7 +58,8 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
         Method::Svi => {
             let mut o = opts.clone();
             o.precision = Precision::F64;
-            super::svi::log_weights(&mut s, loaded, &o, &out.state, draws, chunk).map_err(|d| d.message)?
+            crate::infer::svi::log_weights(&mut s, loaded, &o, &out.state, draws, chunk)
+                .map_err(|d| d.message)?
         }
         Method::Cavi => cavi_log_weights(&mut s, loaded, &out.state, draws, chunk, opts.seed)?,
     };
@@ -116,7 +103,7 @@ fn cavi_log_weights(
 ) -> Result<(Vec<f64>, Vec<Vec<f64>>), String> {
     let model = &loaded.model;
     s.no_grad();
-    let (data, data_host) = super::upload_data(s, loaded);
+    let (data, data_host) = crate::infer::upload_data(s, loaded);
     let plates = PlateState::whole(model);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e57);
     let mut log_w = Vec::with_capacity(n);
@@ -186,7 +173,7 @@ fn log_joint(s: &mut Session, model: &Model, ev: &mut Evaluator, m: usize) -> Va
         };
         let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
         let lp = if site.dist.family == Family::MvNormal {
-            super::svi::mv_normal(s, site.dist.pz, &args, &x)
+            crate::infer::svi::mv_normal(s, site.dist.pz, &args, &x)
         } else {
             log_prob(s, site.dist.family, site.dist.pz, &args, &x)
         };
@@ -230,7 +217,7 @@ fn log_q(
         let d = mean.values.len();
         let mu = arr(s, mean, &lay);
         let c = arr(s, cov, &Layout::of_shape(vec![d, d]));
-        super::svi::mv_normal(s, st, &[mu, c], x)
+        crate::infer::svi::mv_normal(s, st, &[mu, c], x)
     } else if let (Some(a), Some(b)) = (get("shape"), get("rate")) {
         let (a, b) = (arr(s, a, &lay), arr(s, b, &lay));
         log_prob(s, Family::Gamma, st, &[a, b], x)

@@ -10,13 +10,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{FitOptions, NamedTensor};
 use crate::backend::eval::{expand, joint_layout, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::dist::sample::{categorical, draw_scalar, draw_vector};
 use crate::dist::Family;
 use crate::graph::{Dim, Target};
+use crate::infer::{FitOptions, NamedTensor};
 use crate::Loaded;
 
 /// One drawn variable: `n` draws, each of `shape`, draw-major.
@@ -56,10 +56,10 @@ pub fn draw(
         )
     } else {
         let mut opts = FitOptions::from_settings(&model.settings, model);
-        opts.guide = super::Guide::from_saved(meta);
+        opts.guide = crate::infer::Guide::from_saved(meta);
         opts.precision = Precision::F64;
         opts.seed = seed;
-        let r = super::svi::draw_guide(&mut s, loaded, &opts, state, n).map_err(Diagnostics::from)?;
+        let r = crate::infer::svi::draw_guide(&mut s, loaded, &opts, state, n).map_err(Diagnostics::from)?;
         (r.latents, r.params, r.nets)
     };
 
@@ -78,7 +78,7 @@ pub fn draw(
     }
 
     // Replicated data: every observed statement drawn at the latent draws.
-    let (data, data_host) = super::upload_data(&s, loaded);
+    let (data, data_host) = crate::infer::upload_data(&s, loaded);
     let mut noise = |shape: &[usize]| -> Vec<f64> {
         let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0xd1ce);
         (0..shape.iter().product())
@@ -193,7 +193,7 @@ pub(super) fn cavi_draws(
             }
         } else if let (Some(m), Some(c)) = (get(&l.name, "mean"), get(&l.name, "cov")) {
             let d = m.values.len();
-            let chol = super::cholesky(&c.values, d).ok_or_else(missing)?;
+            let chol = crate::infer::cholesky(&c.values, d).ok_or_else(missing)?;
             for _ in 0..n {
                 let z: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
                 vals.extend(
