@@ -22,7 +22,7 @@ use super::FitOptions;
 pub struct Estimate {
     pub total: f64,
     /// What the largest part is, and where in the source.
-    pub largest: (String, f64, Span),
+    pub largest: (String, f64, Option<Span>),
 }
 
 /// Estimate a fit's peak memory; `cavi` for the closed-form engine (f64, no tape, no samples).
@@ -36,12 +36,18 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
     // A gradient fit keeps each value and its gradient; CAVI keeps values.
     let tape = if cavi { 1.0 } else { 2.0 };
     let samples = if cavi { 1.0 } else { opts.samples.max(1) as f64 };
-    let mut parts: Vec<(String, f64, Span)> = Vec::new();
+    // Each part with the declaration it comes from, where one does.
+    let mut parts: Vec<(String, f64, Option<Span>)> = Vec::new();
 
     let data: f64 = loaded.data.arrays.values().map(|a| a.len() as f64).sum();
     // The values read from the file, the bound array and the engine's host copy (f64), and the
     // device's copy.
-    parts.push(("the data".into(), data * (3.0 * 8.0 + elem), Span::new(0, 0)));
+    let largest_data = model
+        .data
+        .iter()
+        .max_by_key(|d| loaded.data.get(&d.name).map_or(0, |a| a.len()))
+        .map(|d| d.span);
+    parts.push(("the data".into(), data * (3.0 * 8.0 + elem), largest_data));
 
     let random = random_nodes(model);
     for (k, node) in model.nodes.iter().enumerate() {
@@ -61,7 +67,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             "the values and gradients of this expression".into(),
             bytes,
-            node.span,
+            Some(node.span),
         ));
     }
     // Each `~` statement's log density, per element.
@@ -70,7 +76,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             "the log densities of this statement".into(),
             n * samples * elem * tape,
-            site.span,
+            Some(site.span),
         ));
     }
     // Learnables: f64 host values, tail average, last good values and two optimiser moments,
@@ -98,7 +104,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             format!("the variational parameters of `{}`", latent.name),
             q * per_learnable + draws,
-            latent.span,
+            Some(latent.span),
         ));
     }
     if !cavi && opts.guide == super::Guide::FullRank {
@@ -113,7 +119,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             "the full-rank guide's Cholesky factor".into(),
             d * (d + 1.0) / 2.0 * per_learnable + d * samples * elem * tape,
-            Span::new(0, 0),
+            model.settings.span("guide"),
         ));
     }
     for net in &model.nets {
@@ -122,12 +128,12 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             format!("the weights of network `{}`", net.name),
             weights * per_learnable,
-            net.span,
+            Some(net.span),
         ));
     }
     for p in &model.params {
         let n = elements(model, &[], &p.shape);
-        parts.push((format!("parameter `{}`", p.name), n * per_learnable, p.span));
+        parts.push((format!("parameter `{}`", p.name), n * per_learnable, Some(p.span)));
     }
     // The fit diagnostics evaluate log p(x, z) for draws from q a chunk at a time; each work unit
     // holds about this many bytes of intermediate values (measured on gmm and lda).
@@ -137,15 +143,11 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         parts.push((
             "the fit diagnostics' draws".into(),
             work * DIAGNOSTIC_BYTES_PER_UNIT,
-            Span::new(0, 0),
+            None,
         ));
     }
     // The program, its libraries and the allocator's caches.
-    parts.push((
-        "the program itself".into(),
-        32.0 * 1024.0 * 1024.0,
-        Span::new(0, 0),
-    ));
+    parts.push(("the program itself".into(), 32.0 * 1024.0 * 1024.0, None));
     let total = parts.iter().map(|p| p.1).sum();
     let largest = parts
         .into_iter()
@@ -190,7 +192,7 @@ pub fn check(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Result<(), Diagn
         advice.join(", or "),
         limits::ENV
     ));
-    if span.end > span.start {
+    if let Some(span) = span {
         d = d
             .primary(*span, format!("about {}", limits::human(*bytes)))
             .with_source(&loaded.model.source);

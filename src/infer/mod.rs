@@ -89,18 +89,21 @@ fn run(
         MethodChoice::Cavi => {
             cavi::require_conjugate(model, &plan)?;
             if learnable {
-                return Err(Diagnostics::from(
-                    Diagnostic::new(
-                        "vi::cavi::learnable",
-                        "CAVI cannot fit params, nets or objectives",
-                    )
-                    .primary(
-                        crate::syntax::Span::new(0, 0),
-                        "this model has learnable parameters",
-                    )
-                    .help("use `--method svi`")
-                    .with_source(&model.source),
-                ));
+                let mut d = Diagnostic::new(
+                    "vi::cavi::learnable",
+                    "CAVI cannot fit params, nets or objectives",
+                )
+                .help("use `--method svi`");
+                let first = (model.params.iter().map(|p| p.span))
+                    .chain(model.nets.iter().map(|n| n.span))
+                    .chain(model.objectives.iter().map(|o| o.span))
+                    .min();
+                if let Some(span) = first {
+                    d = d
+                        .primary(span, "a learnable parameter")
+                        .with_source(&model.source);
+                }
+                return Err(Diagnostics::from(d));
             }
             true
         }
@@ -111,12 +114,12 @@ fn run(
     };
     if use_cavi {
         if opts.holdout > 0.0 {
-            return Err(Diagnostics::from(
-                Diagnostic::new("vi::fit::holdout", "CAVI fits every row: it holds none out")
-                    .primary(crate::syntax::Span::new(0, 0), "this model is fitted by CAVI")
-                    .help("drop `holdout`, or fit by gradients with `--method svi` to measure held-out rows")
-                    .with_source(&model.source),
-            ));
+            let mut d = Diagnostic::new("vi::fit::holdout", "CAVI fits every row: it holds none out")
+                .help("drop `holdout`, or fit by gradients with `--method svi` to measure held-out rows");
+            if let Some(span) = model.settings.span("holdout") {
+                d = d.primary(span, "asked for here").with_source(&model.source);
+            }
+            return Err(Diagnostics::from(d));
         }
         let mut o = opts.clone();
         o.steps.get_or_insert(CAVI_SWEEPS);
