@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
 
-use crate::syntax::Span;
+use crate::span::Span;
 
 /// The source a diagnostic points into: a model file or a data file, with its name.
 pub type Source = Arc<NamedSource<String>>;

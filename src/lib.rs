@@ -23,6 +23,7 @@ pub mod limits;
 pub mod linalg;
 pub mod report;
 pub mod settings;
+pub mod span;
 pub mod special;
 pub mod store;
 pub mod syntax;

@@ -43,6 +43,26 @@ pub struct FitArgs {
     resume: Option<PathBuf>,
 }
 
+impl FitArgs {
+    /// The arguments a checkpoint recorded (those after `vinf fit`), read as they were then.
+    fn from_recorded(args: &[String]) -> Result<FitArgs, Diagnostics> {
+        use clap::{Args, FromArgMatches};
+        let command = FitArgs::augment_args(clap::Command::new("fit").no_binary_name(true));
+        command
+            .try_get_matches_from(args)
+            .and_then(|m| FitArgs::from_arg_matches(&m))
+            .map_err(|e| {
+                Diagnostics::from(
+                    Diagnostic::new(
+                        "vi::resume",
+                        format!("the recorded command line does not read: {e}"),
+                    )
+                    .help("fit the model afresh"),
+                )
+            })
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 enum DeviceArg {
     Cpu,
@@ -93,7 +113,10 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     let mut resumed = None;
     if let Some(dir) = args.resume.take() {
         let model = std::path::absolute(&args.model).unwrap_or(args.model);
-        let (recorded, ck) = super::resume::resume_from(&model, &dir)?;
+        let resume = super::resume::resume_from(&model, &dir)?;
+        let mut recorded = FitArgs::from_recorded(&resume.args)?;
+        recorded.out = Some(resume.dir);
+        let ck = resume.checkpoint;
         args = FitArgs { model, ..recorded };
         eprintln!(
             "resuming `{}` from its checkpoint at step {}",

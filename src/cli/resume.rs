@@ -3,13 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-
 use vi::diag::{Diagnostic, Diagnostics};
 use vi::infer::checkpoint::Checkpoint;
-
-use super::fit::FitArgs;
-use super::{Cli, Command};
 
 /// What a checkpoint records of the command that started its fit, to resume it.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -35,9 +30,17 @@ pub fn this_command(model: &Path) -> String {
     .expect("JSON of plain values")
 }
 
+/// A fit to resume: its checkpoint, the arguments that started it (after `vinf fit`), and its
+/// output folder.
+pub struct Resumed {
+    pub checkpoint: Checkpoint,
+    pub args: Vec<String>,
+    pub dir: PathBuf,
+}
+
 /// The checkpoint in `dir` and the arguments of the fit it belongs to, read against the folder
 /// that fit ran in (the process moves there).
-pub fn resume_from(model: &Path, dir: &Path) -> Result<(FitArgs, Checkpoint), Diagnostics> {
+pub fn resume_from(model: &Path, dir: &Path) -> Result<Resumed, Diagnostics> {
     let bad = |msg: String, help: &str| {
         Diagnostics::from(Diagnostic::new("vi::resume", msg).help(help.to_string()))
     };
@@ -75,20 +78,9 @@ pub fn resume_from(model: &Path, dir: &Path) -> Result<(FitArgs, Checkpoint), Di
             "resume on the machine and in the folder tree the fit started in",
         )
     })?;
-    let argv = ["vinf".to_string(), "fit".to_string()]
-        .into_iter()
-        .chain(record.args);
-    let Command::Fit(mut args) = Cli::try_parse_from(argv)
-        .map_err(|e| {
-            bad(
-                format!("the recorded command line does not read: {e}"),
-                "fit the model afresh",
-            )
-        })?
-        .command
-    else {
-        unreachable!("a `fit` command line")
-    };
-    args.out = Some(dir);
-    Ok((args, ck))
+    Ok(Resumed {
+        checkpoint: ck,
+        args: record.args,
+        dir,
+    })
 }

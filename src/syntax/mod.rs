@@ -5,7 +5,6 @@
 pub mod ast;
 pub mod lexer;
 pub mod parser;
-mod span;
 
+pub use crate::span::{Span, Spanned};
 pub use parser::{parse_expr, parse_program};
-pub use span::{Span, Spanned};

@@ -1,4 +1,5 @@
-//! Byte-offset spans into a model's source text.
+//! Byte-offset spans into a model's source text: what every diagnostic and graph node points
+//! at. A leaf below `diag` and `syntax`; it imports nothing of the crate.
 
 use std::ops::Range;
 
