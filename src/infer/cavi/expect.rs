@@ -2,9 +2,9 @@
 //! component, a gathered row, a linear predictor) and of the statement's value, plus the
 //! small event-axis helpers the families share.
 //!
-//! What a latent's expectations are is its family's business ([`Ctx::latent_stat`] asks it);
-//! this file only places them. Never imports a family's file except the block latent's linear
-//! predictor, nor `svi` or the posterior tools.
+//! What a latent's expectations are is its family's business ([`Ctx::latent_stat`] asks it,
+//! and a linear predictor asks the block latent); this file only places them in the frame.
+//! Never imports a family's file, `svi` or the posterior tools.
 
 use super::{v, Ctx};
 use crate::backend::eval::{Layout, Value};

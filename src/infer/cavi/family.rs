@@ -1,8 +1,10 @@
 //! The one place a latent's variational family is chosen. [`Q`] holds a latent's q as one of
-//! the families' own types, and every `match` on [`QFamily`] or [`Q`] in the engine is here:
-//! each family's file implements [`Variational`] and knows nothing of the others.
+//! the families' own types; the plan's [`QFamily`] picks which family's code starts and
+//! updates a latent (`by_family!`) and `Q`'s variant picks whose expectations, entropy and
+//! summary answer (`each!`). Each family's file implements [`Variational`] and knows nothing
+//! of the others; nothing outside this file matches on a latent's family to dispatch.
 //!
-//! Never imports `svi`, the posterior tools or the loop ([`super::sweeps`]).
+//! Never imports `svi`, the posterior tools or the loop (`sweeps.rs`).
 
 use rand_chacha::ChaCha8Rng;
 

@@ -7,20 +7,21 @@
 //! each mixture statement's expected log-likelihood per component. After every sweep the exact
 //! ELBO (every constant included) is computed from the same expectations; it never decreases.
 //!
-//! The rooms:
-//! * this file: the entry points ([`fit`], [`require_conjugate`]), the shared context [`Ctx`]
-//!   and its small array helpers;
-//! * [`family`]: the [`Variational`](family::Variational) trait and the one `match` that picks
-//!   a latent's family;
+//! The rooms (private; the module's face is [`fit`] and [`require_conjugate`]):
+//! * `mod.rs`: the entry points, the shared context `Ctx` and its small array helpers;
+//! * `family.rs`: the `Variational` trait every family implements, `Q` (one latent's q as
+//!   one of the families' types), and the one dispatch from a latent's planned family to its
+//!   code;
 //! * one file per family, each with its q, init, update, expectations, entropy and summary:
-//!   [`normal`], [`block`] (a multivariate Normal over regression weights), [`gamma`],
-//!   [`inverse_gamma`], [`beta`], [`dirichlet`], [`categorical`];
-//! * [`messages`]: the accumulate-the-messages skeleton and how a message reaches a latent;
-//! * [`mixture`]: the fused Normal-mixture kernel (and the responsibilities it keeps);
-//! * [`expect`]: expectations of arguments and values in a statement's frame;
-//! * [`elbo`]: each statement's expected log-likelihood and the exact ELBO;
-//! * [`summary`]: draws and summaries shared by the families;
-//! * [`sweeps`]: restarts, sweeps, the stop rule and progress.
+//!   `normal.rs`, `block.rs` (a multivariate Normal over regression weights), `gamma.rs`,
+//!   `inverse_gamma.rs`, `beta.rs`, `dirichlet.rs`, `categorical.rs`;
+//! * `messages.rs`: the accumulate-the-messages skeleton the conjugate updates share, the
+//!   responsibilities that weight a mixture's messages, and how a message reaches a latent;
+//! * `mixture.rs`: the fused Normal-mixture kernel and the responsibilities it keeps;
+//! * `expect.rs`: expectations of arguments and values in a statement's frame;
+//! * `elbo.rs`: each statement's expected log-likelihood and the exact ELBO;
+//! * `summary.rs`: the summaries loop and the draws and summaries the families share;
+//! * `sweeps.rs`: restarts, sweeps, the stop rule and progress.
 //!
 //! Nothing here imports `svi`, the guides or optimisers, the posterior tools (`trust`, `psis`,
 //! `sample`, `eval`, `pictures`), the checkpoint files or the command line; the engine answers
