@@ -1,0 +1,175 @@
+//! The one place a latent's variational family is chosen. [`Q`] holds a latent's q as one of
+//! the families' own types; the plan's [`QFamily`] picks which family's code starts and
+//! updates a latent (`by_family!`) and `Q`'s variant picks whose expectations, entropy and
+//! summary answer (`each!`). Each family's file implements [`Variational`] and knows nothing
+//! of the others; nothing outside this file matches on a latent's family to dispatch.
+//!
+//! Never imports `svi`, the posterior tools or the loop (`sweeps.rs`).
+
+use rand_chacha::ChaCha8Rng;
+
+use super::beta::Beta;
+use super::block::Block;
+use super::categorical::Categorical;
+use super::dirichlet::Dirichlet;
+use super::expect::Stat;
+use super::gamma::Gamma;
+use super::inverse_gamma::InverseGamma;
+use super::mixture::Responsibilities;
+use super::normal::Normal;
+use super::summary::Sink;
+use super::Ctx;
+use crate::backend::eval::{Layout, Value};
+use crate::graph::LatentId;
+use crate::infer::plan::{QFamily, SitePlan};
+use crate::infer::LatentSummary;
+
+/// What a variational family knows: how it starts, how it updates from its neighbours, its
+/// expectations, its entropy (its own ELBO term) and its summary.
+pub(super) trait Variational: Sized {
+    /// Start values for a restart.
+    fn init(cx: &mut Ctx, at: &mut Start) -> Self;
+    /// The closed-form update given every other latent's q.
+    fn update(cx: &mut Ctx, l: LatentId, prior: &SitePlan, lay: &Layout) -> Self;
+    /// E[stat(x)] elementwise, in the latent's layout.
+    fn expect(&self, cx: &mut Ctx, l: LatentId, stat: Stat) -> Value;
+    /// H[q], summed over the latent's elements.
+    fn entropy(&self, cx: &mut Ctx, l: LatentId) -> f64;
+    /// The latent's summary; its q's parameters go to `out`.
+    fn summary(&self, cx: &mut Ctx, out: &mut Sink, rng: &mut ChaCha8Rng) -> LatentSummary;
+}
+
+/// What [`Variational::init`] is given.
+pub(super) struct Start<'r> {
+    pub l: LatentId,
+    pub lay: Layout,
+    pub prior: SitePlan,
+    pub restart: usize,
+    pub rng: &'r mut ChaCha8Rng,
+}
+
+/// One latent's variational distribution.
+#[derive(Clone, Debug)]
+pub(super) enum Q {
+    Normal(Normal),
+    /// A multivariate Normal over the latent's vector.
+    Block(Block),
+    Gamma(Gamma),
+    /// On a Normal variance.
+    InverseGamma(InverseGamma),
+    Beta(Beta),
+    Dirichlet(Dirichlet),
+    Categorical(Categorical),
+    /// Responsibilities kept on the host by a fused mixture update.
+    Responsibilities(Responsibilities),
+}
+
+/// Run `$e` with `$q` bound to whichever family's q `$x` holds.
+macro_rules! each {
+    ($x:expr, $q:ident => $e:expr) => {
+        match $x {
+            Q::Normal($q) => $e,
+            Q::Block($q) => $e,
+            Q::Gamma($q) => $e,
+            Q::InverseGamma($q) => $e,
+            Q::Beta($q) => $e,
+            Q::Dirichlet($q) => $e,
+            Q::Categorical($q) => $e,
+            Q::Responsibilities($q) => $e,
+        }
+    };
+}
+
+/// Which family's code runs a latent planned as `family` (a categorical whose mixture is fused
+/// keeps its responsibilities on the host).
+macro_rules! by_family {
+    ($cx:expr, $l:expr, $F:ident => $e:expr) => {
+        match $cx.plan.q($l) {
+            QFamily::Normal => Q::Normal({
+                type $F = Normal;
+                $e
+            }),
+            QFamily::NormalBlock => Q::Block({
+                type $F = Block;
+                $e
+            }),
+            QFamily::Gamma => Q::Gamma({
+                type $F = Gamma;
+                $e
+            }),
+            QFamily::InverseGamma => Q::InverseGamma({
+                type $F = InverseGamma;
+                $e
+            }),
+            QFamily::Beta => Q::Beta({
+                type $F = Beta;
+                $e
+            }),
+            QFamily::Dirichlet => Q::Dirichlet({
+                type $F = Dirichlet;
+                $e
+            }),
+            QFamily::Categorical if $cx.fast[$l.index()].is_some() => Q::Responsibilities({
+                type $F = Responsibilities;
+                $e
+            }),
+            QFamily::Categorical => Q::Categorical({
+                type $F = Categorical;
+                $e
+            }),
+        }
+    };
+}
+
+impl Ctx<'_> {
+    /// Start every latent's q afresh for restart `restart`.
+    pub(super) fn init(&mut self, restart: usize, rng: &mut ChaCha8Rng) {
+        for k in 0..self.model.latents.len() {
+            let l = LatentId(k as u32);
+            let mut at = Start {
+                l,
+                lay: self.latent_layout(l),
+                prior: self.prior_plan(l),
+                restart,
+                rng: &mut *rng,
+            };
+            let q = by_family!(self, l, F => F::init(self, &mut at));
+            self.q[k] = Some(q);
+        }
+    }
+
+    /// Update latent `l`'s q in closed form.
+    pub(super) fn update(&mut self, l: LatentId) {
+        let prior = self.prior_plan(l);
+        let lay = self.latent_layout(l);
+        let q = by_family!(self, l, F => F::update(self, l, &prior, &lay));
+        self.q[l.index()] = Some(q);
+    }
+
+    /// E[stat(x)] of latent `l` under its q.
+    pub(super) fn latent_stat(&mut self, l: LatentId, stat: Stat) -> Value {
+        let q = self.q(l).clone();
+        each!(&q, q => q.expect(self, l, stat))
+    }
+
+    /// H[q] of latent `l`.
+    pub(super) fn entropy(&mut self, l: LatentId) -> f64 {
+        let q = self.q(l).clone();
+        each!(&q, q => q.entropy(self, l))
+    }
+
+    /// Latent `l`'s summary, its q's parameters put to `out`.
+    pub(super) fn summary_of(&mut self, l: LatentId, out: &mut Sink, rng: &mut ChaCha8Rng) -> LatentSummary {
+        let q = self.q(l).clone();
+        each!(&q, q => q.summary(self, out, rng))
+    }
+
+    /// The mean and covariance of a block latent (it is the only family a linear predictor
+    /// reads whole).
+    pub(super) fn block(&self, l: LatentId) -> Block {
+        match self.q(l) {
+            Q::Block(b) => b.clone(),
+            _ => unreachable!("linear forms have block q"),
+        }
+    }
+}
