@@ -5,13 +5,10 @@
 //! gradients) and, where the model is conjugate, closed-form CAVI.
 
 pub mod cavi;
-pub mod checkpoint;
 pub mod epoch;
 pub mod eval;
-pub mod guide;
 mod linalg;
 pub mod memory;
-pub mod optim;
 mod options;
 mod output;
 pub mod pictures;
@@ -21,6 +18,8 @@ pub mod sample;
 pub mod stop;
 pub mod svi;
 pub mod trust;
+
+pub use svi::{checkpoint, guide, optim};
 
 pub use linalg::cholesky;
 pub use stop::StopRule;
