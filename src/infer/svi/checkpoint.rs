@@ -22,10 +22,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::optim::OptimizerState;
+use crate::diag::Diagnostic;
 use crate::infer::epoch::{Accumulator, EpochReport};
 use crate::infer::stop::StopRule;
 use crate::store::NamedTensor;
-use crate::diag::Diagnostic;
 
 /// The file name inside the output folder.
 pub const FILE: &str = "checkpoint.safetensors";

@@ -77,7 +77,11 @@ impl<'a> Engine<'a> {
 
     /// An engine with freshly initialised learnables, and the minibatch shuffler that follows
     /// the networks' initialisation in the seed's random stream.
-    pub(super) fn with_shuffler(loaded: &'a Loaded, opts: &'a FitOptions, s: &Session) -> (Engine<'a>, Shuffler) {
+    pub(super) fn with_shuffler(
+        loaded: &'a Loaded,
+        opts: &'a FitOptions,
+        s: &Session,
+    ) -> (Engine<'a>, Shuffler) {
         let model = &loaded.model;
         let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
         let (data, data_host) = crate::infer::upload_data(s, loaded);
@@ -379,18 +383,11 @@ impl<'a> Engine<'a> {
             latents,
         )
     }
-
 }
-
 
 /// log MvNormal(x | loc, ·) with a fixed covariance (or scale_tril): its Cholesky factor and
 /// the factor's inverse are computed on the host once per evaluation.
-pub fn mv_normal(
-    s: &mut Session,
-    pz: crate::dist::Parameterization,
-    args: &[Value],
-    x: &Value,
-) -> Value {
+pub fn mv_normal(s: &mut Session, pz: crate::dist::Parameterization, args: &[Value], x: &Value) -> Value {
     let m = s.values(&args[1].arr);
     let d = *args[1].lay.shape.last().expect("a matrix");
     let l = if pz == crate::dist::Parameterization::ScaleTril {

@@ -184,7 +184,10 @@ pub fn iw_per_row(
         // [k, rows] → per row: log-mean-exp over the k draws.
         for r in 0..part.len() {
             let col: Vec<f64> = (0..k).map(|i| lw[i * part.len() + r]).collect();
-            out.push((crate::infer::psis::iw_bound(&col), col.iter().sum::<f64>() / k as f64));
+            out.push((
+                crate::infer::psis::iw_bound(&col),
+                col.iter().sum::<f64>() / k as f64,
+            ));
         }
         progress(out.len());
     }

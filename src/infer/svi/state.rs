@@ -146,12 +146,17 @@ impl TrainerState {
     /// Continue from a checkpoint: this fresh state (for the same model, `learn` its engine's
     /// learnables) takes the checkpoint's, after checking that it fits. `backoff`: whether
     /// snapshots are kept.
-    pub(super) fn resume(&mut self, ck: &Checkpoint, learn: &Learnables, backoff: bool) -> Result<(), Diagnostics> {
+    pub(super) fn resume(
+        &mut self,
+        ck: &Checkpoint,
+        learn: &Learnables,
+        backoff: bool,
+    ) -> Result<(), Diagnostics> {
         let mismatch = |what: String| {
             Diagnostics::from(
-                Diagnostic::new("vi::resume::mismatch", "the checkpoint does not fit this model").help(format!(
-                    "{what}; the model or its data changed since the checkpoint, so fit it afresh"
-                )),
+                Diagnostic::new("vi::resume::mismatch", "the checkpoint does not fit this model").help(
+                    format!("{what}; the model or its data changed since the checkpoint, so fit it afresh"),
+                ),
             )
         };
         for ((e, v), avg) in learn.entries.iter().zip(&mut self.params).zip(&mut self.average) {

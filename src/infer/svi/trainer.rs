@@ -300,7 +300,9 @@ impl<'a> Trainer<'a> {
     /// means and, with held-out rows, the ELBO on them.
     pub(super) fn report_epoch(&mut self, progress: &mut dyn FnMut(Progress)) {
         let model = self.eng.model;
-        let Some((plate, _, _)) = epoch::batched_plate(model) else { return };
+        let Some((plate, _, _)) = epoch::batched_plate(model) else {
+            return;
+        };
         let st = &mut self.state;
         if st.epoch_acc.is_empty() {
             return;
@@ -371,7 +373,16 @@ impl<'a> Trainer<'a> {
             start,
             ..
         } = self;
-        let mut out = finish(&mut s, &mut eng, &state.params, opts, state.trace, status, state.step, start);
+        let mut out = finish(
+            &mut s,
+            &mut eng,
+            &state.params,
+            opts,
+            state.trace,
+            status,
+            state.step,
+            start,
+        );
         out.loop_s = loop_s;
         out.epochs = state.epochs;
         out.notes.extend(state.backoff_notes);
