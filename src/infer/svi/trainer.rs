@@ -241,7 +241,7 @@ impl<'a> Trainer<'a> {
         }
         st.trace.push(elbo);
         st.step += 1;
-        if self.opts.backoff > 0 && st.step % SNAPSHOT_EVERY == 0 {
+        if self.opts.backoff > 0 && st.step.is_multiple_of(SNAPSHOT_EVERY) {
             let newer = st.params.clone();
             st.snapshots[0] = std::mem::replace(&mut st.snapshots[1], newer);
         }
