@@ -24,7 +24,8 @@
 //! * this file: [`fit`], the loop on top of the trainer.
 //!
 //! Nothing here imports `report/` or the posterior tools (`trust`, `sample`, `eval`,
-//! `pictures`); they import `restored`, never the trainer.
+//! `pictures`; `restored` calls `psis::iw_bound`, a log-mean-exp); they import `restored`,
+//! never the trainer.
 
 pub mod checkpoint;
 mod engine;
@@ -37,7 +38,7 @@ mod state;
 mod support;
 mod trainer;
 
-pub use engine::mv_normal;
+pub(super) use engine::mv_normal;
 pub use restored::{draw_guide, draw_guide_at, iw_per_row, log_weights, Restored};
 pub use support::check_supported;
 

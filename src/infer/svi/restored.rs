@@ -2,8 +2,10 @@
 //! what is drawn from it (log importance weights, draws of the guide, per-row bounds).
 //!
 //! The posterior tools (`trust`, `sample`, `eval`, `pictures`) call these; they use the engine
-//! and never the training loop. This file never imports the trainer, `report/` or the
-//! posterior tools (it calls only `psis::iw_bound`, a pure function of numbers).
+//! and never the training loop. This file never imports the trainer, its state or the
+//! checkpoint, nor `report/`. Its one call into a posterior tool is `psis::iw_bound` (a
+//! log-mean-exp of numbers), which belongs below both once the posterior tools have their own
+//! room.
 
 use super::engine::Engine;
 use super::guide;
