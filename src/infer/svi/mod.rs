@@ -18,7 +18,7 @@
 //! * `guide`, `optim`: the learnables and the automatic guide; the optimisers;
 //! * `restored`: the after-fit tools' engine, built from a fit's saved tensors;
 //! * `objective`: what a step climbs, and the faults a step ends in;
-//! * `state`: the [`TrainerState`](state::TrainerState), saved and restored whole through
+//! * `state`: the `TrainerState`, saved and restored whole through
 //!   `checkpoint` (the file format);
 //! * `trainer`: one step at a time, back-off, epochs, the result (`finish`);
 //! * this file: [`fit`], the loop on top of the trainer.
