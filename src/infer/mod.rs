@@ -5,11 +5,8 @@
 //! gradients) and, where the model is conjugate, closed-form CAVI.
 
 pub mod cavi;
-pub mod checkpoint;
 pub mod epoch;
-pub mod guide;
 pub mod memory;
-pub mod optim;
 mod options;
 mod output;
 pub mod plan;
@@ -24,6 +21,7 @@ pub use options::*;
 pub use output::*;
 pub use posterior::{eval, pictures, sample, trust};
 pub use stop::StopRule;
+pub use svi::{checkpoint, guide, optim};
 
 use crate::backend::{Array, Session};
 use crate::diag::{Diagnostic, Diagnostics};

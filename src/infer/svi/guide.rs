@@ -5,6 +5,9 @@
 //! Gaussian over the latents' unconstrained values, mean-field (a location and a scale per
 //! element, as NumPyro's AutoNormal) or full-rank (one location vector and a Cholesky factor over
 //! all of them, as AutoMultivariateNormal); the [`Bijection`]s carry its draws into the supports.
+//!
+//! Part of SVI, below its engine and trainer: never imports either, nor `report/` or the
+//! posterior tools.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -77,6 +80,13 @@ impl Learnables {
     pub fn sync(&mut self, s: &Session) {
         for e in &mut self.entries {
             s.set_param(&mut e.tensor, &e.host);
+        }
+    }
+
+    /// Write values held elsewhere (a trainer's, one per entry) into the tensors.
+    pub fn upload(&mut self, s: &Session, values: &[Vec<f64>]) {
+        for (e, v) in self.entries.iter_mut().zip(values) {
+            s.set_param(&mut e.tensor, v);
         }
     }
 

@@ -1,8 +1,10 @@
 //! Stochastic optimisers over flat parameter vectors: Adam, AdaGrad, RMSProp, SGD with momentum,
 //! with optional learning-rate decay and gradient-norm clipping.
 //!
-//! They update host copies of the parameters; the engine writes the new values back into the
+//! They update host copies of the parameters; the trainer writes the new values back into the
 //! backend's tensors. Each parameter tensor keeps its own moment buffers.
+//!
+//! Plain numbers only: never imports the engine, the trainer, the backend or `report/`.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

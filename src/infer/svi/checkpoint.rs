@@ -10,6 +10,10 @@
 //!
 //! What the run was (the command line, its folder, the model's text) is recorded by the caller
 //! as an opaque string, `record`, that comes back on resume.
+//!
+//! This file is the format only: the trainer's state goes into a [`Checkpoint`] and comes back
+//! out of one in `state.rs`. Never imports the engine, the trainer, `report/` or the posterior
+//! tools.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,11 +21,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::epoch::{Accumulator, EpochReport};
 use super::optim::OptimizerState;
-use super::stop::StopRule;
-use super::NamedTensor;
 use crate::diag::Diagnostic;
+use crate::infer::epoch::{Accumulator, EpochReport};
+use crate::infer::stop::StopRule;
+use crate::store::NamedTensor;
 
 /// The file name inside the output folder.
 pub const FILE: &str = "checkpoint.safetensors";
@@ -53,7 +57,7 @@ impl Plan {
     }
 }
 
-/// The loop's scalar state.
+/// The trainer's state other than its tensors, as the checkpoint's metadata stores it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoopState {
     pub step: usize,

@@ -1,0 +1,414 @@
+//! Training: an engine, a session and a [`TrainerState`], moved one step at a time.
+//!
+//! [`Trainer::step`] draws the next minibatches, runs one forward and backward pass per
+//! objective and, when every ELBO estimate and gradient is finite, moves each objective's
+//! learnables with its optimiser and updates the tail average, the trace and the epoch's sums.
+//! Otherwise it changes nothing but the shuffler and returns the [`Fault`]. The fit loop
+//! (`mod.rs`) decides what follows: back off ([`Trainer::back_off`]), stop ([`Trainer::diverge`]),
+//! report an epoch, checkpoint, or finish ([`Trainer::finish`]).
+//!
+//! Never imports the after-fit tools (`restored.rs`), `report/` or the posterior tools.
+
+use std::time::Instant;
+
+use super::checkpoint::{Checkpoint, Plan};
+use super::engine::{sample_mean, Engine};
+use super::finish::finish;
+use super::objective::{objectives, Fault, Objective};
+use super::optim::{self, Optimizer};
+use super::state::{TrainerState, SNAPSHOT_EVERY};
+use super::support::{check_split, check_supported};
+use crate::backend::eval::PlateState;
+use crate::backend::{Grads, Session};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::graph::ZipFn;
+use crate::infer::epoch::{self, EpochReport, PerRow, Split};
+use crate::infer::{FitOptions, FitOutput, Progress, Status, StopRule};
+use crate::Loaded;
+
+/// Draws used to choose between the averaged and the last parameters.
+const COMPARE_DRAWS: usize = 100;
+
+pub(super) struct Trainer<'a> {
+    pub(super) s: Session,
+    pub(super) eng: Engine<'a>,
+    pub(super) state: TrainerState,
+    opts: &'a FitOptions,
+    objectives: Vec<Objective>,
+    /// The most steps.
+    pub(super) steps: usize,
+    /// The stop rule's tolerance.
+    pub(super) tol: f64,
+    /// The tail average's horizon, in steps.
+    horizon: f64,
+    /// The held-out rows, if any.
+    split: Option<Split>,
+    /// Steps per epoch, and epochs in all.
+    pub(super) per_epoch: usize,
+    epochs_total: usize,
+    /// When the fit began, and when this run's loop did.
+    start: Instant,
+    loop_start: Instant,
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer before its first step, or a refusal of the model.
+    pub(super) fn new(loaded: &'a Loaded, opts: &'a FitOptions) -> Result<Trainer<'a>, Diagnostics> {
+        let model = &loaded.model;
+        check_supported(model)?;
+        let split = epoch::split(model, opts.holdout);
+        if let Some(sp) = split {
+            check_split(model, sp)?;
+        }
+        let start = Instant::now();
+        let s = Session::new(opts.precision);
+        let (mut eng, shuffler) = Engine::with_shuffler(loaded, opts, &s);
+        let objectives = objectives(model, &eng.learn);
+        let config = optim::Config {
+            kind: opts.optimizer,
+            lr: opts.lr,
+            decay: opts.decay,
+            momentum: opts.momentum,
+            clip: opts.clip,
+        };
+        let optimizers: Vec<Optimizer> = objectives
+            .iter()
+            .map(|o| {
+                Optimizer::new(
+                    config.clone(),
+                    &o.members
+                        .iter()
+                        .map(|&i| eng.learn.entries[i].host.len())
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        let steps = opts.steps.unwrap_or(crate::infer::SVI_STEPS);
+        let tol = opts.tol.unwrap_or(crate::infer::SVI_TOL);
+        // The values move into the state; the engine keeps their tensors.
+        let params = eng
+            .learn
+            .entries
+            .iter_mut()
+            .map(|e| std::mem::take(&mut e.host))
+            .collect();
+        let state = TrainerState::new(params, optimizers, shuffler, tol, steps, opts.backoff > 0);
+        let per_epoch = epoch::steps_per_epoch(model, split);
+        Ok(Trainer {
+            s,
+            eng,
+            state,
+            opts,
+            objectives,
+            steps,
+            tol,
+            // Tail averaging: an exponential moving average of the iterates removes the
+            // optimiser's jitter around the optimum. Its horizon is one stop-rule window, so
+            // that it does not lag far behind a fit that is still moving; at the end it is kept
+            // only if it scores at least as well as the last iterate.
+            horizon: (steps as f64 / 20.0).clamp(10.0, 100.0),
+            split,
+            per_epoch,
+            epochs_total: steps.div_ceil(per_epoch),
+            start,
+            loop_start: Instant::now(),
+        })
+    }
+
+    /// Continue from a checkpoint of the same fit.
+    pub(super) fn resume(&mut self, ck: &Checkpoint) -> Result<(), Diagnostics> {
+        self.state.resume(ck, &self.eng.learn, self.opts.backoff > 0)?;
+        self.upload();
+        self.loop_start = Instant::now();
+        Ok(())
+    }
+
+    /// Write the state's values into the engine's tensors.
+    fn upload(&mut self) {
+        self.eng.learn.upload(&self.s, &self.state.params);
+    }
+
+    /// Loop seconds so far, earlier runs included.
+    fn loop_seconds(&self) -> f64 {
+        self.state.loop_s + self.loop_start.elapsed().as_secs_f64()
+    }
+
+    /// Save the state as the plan's checkpoint.
+    pub(super) fn save(&self, plan: &Plan) -> Result<(), Diagnostic> {
+        let ck = self
+            .state
+            .checkpoint(&self.eng.learn, plan.record.clone(), self.loop_seconds());
+        ck.save(&plan.path())
+    }
+
+    /// One step: the finite ELBO estimate it climbed from, or the fault that stopped it (then
+    /// nothing but the minibatch shuffler has moved).
+    pub(super) fn step(&mut self) -> Result<f64, Fault> {
+        let step_start = Instant::now();
+        let step = self.state.step;
+        let model = self.eng.model;
+        let plates: Vec<PlateState> = self.eng.next_batches(&mut self.state.shuffler);
+        let noise_seed = self
+            .opts
+            .seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(step as u64 + 1);
+        let s = &mut self.s;
+        let eng = &mut self.eng;
+        let mut step_terms = (f64::NAN, f64::NAN);
+        let mut term_values: Vec<f64> = Vec::new();
+        let mut elbo_now = f64::NAN;
+        let mut all_grads: Vec<Vec<Vec<f64>>> = Vec::new();
+        for (g, o) in self.objectives.iter().enumerate() {
+            s.begin();
+            let (totals, _) = eng.forward(s, &plates, self.opts.samples, noise_seed, step, true);
+            let ll = sample_mean(s, &totals.loglik);
+            let lat = sample_mean(s, &totals.latent);
+            let elbo = s.zip(ZipFn::Add, &ll, &lat);
+            elbo_now = s.value(&elbo);
+            if g == 0 {
+                step_terms = (s.value(&ll), s.value(&lat));
+                term_values = totals
+                    .terms
+                    .iter()
+                    .map(|t| {
+                        let m = sample_mean(s, t);
+                        s.value(&m)
+                    })
+                    .collect();
+            }
+            if !elbo_now.is_finite() {
+                let site = totals
+                    .per_site
+                    .iter()
+                    .find(|(_, v)| s.values(&v.arr).iter().any(|x| !x.is_finite()))
+                    .map(|(k, _)| *k);
+                return Err(Fault::Elbo { step, site });
+            }
+            let loss = o.loss(s, model, &totals, &ll, &lat, elbo, step);
+            let mut grads: Grads = s.backward(&loss);
+            let gs: Vec<Vec<f64>> = o
+                .members
+                .iter()
+                .map(|&i| s.grad(&mut grads, &eng.learn.entries[i].tensor))
+                .collect();
+            if let Some(k) = gs.iter().position(|g| g.iter().any(|x| !x.is_finite())) {
+                return Err(Fault::Gradient {
+                    step,
+                    learnable: o.members[k],
+                    elbo: elbo_now,
+                });
+            }
+            all_grads.push(gs);
+        }
+        self.update(all_grads, elbo_now);
+        self.state.epoch_acc.add(
+            step_terms.0,
+            step_terms.1,
+            &term_values,
+            step_start.elapsed().as_secs_f64(),
+        );
+        Ok(elbo_now)
+    }
+
+    /// A finite step: remember the values, move every objective's learnables by its own
+    /// gradients (`grads`, per objective per member), then the average, trace and snapshots.
+    fn update(&mut self, grads: Vec<Vec<Vec<f64>>>, elbo: f64) {
+        let st = &mut self.state;
+        for (p, v) in st.params.iter().zip(st.last_good.iter_mut()) {
+            v.clone_from(p);
+        }
+        for ((o, opt), gs) in self.objectives.iter().zip(&mut st.optimizers).zip(grads) {
+            let mut hosts: Vec<Vec<f64>> = o
+                .members
+                .iter()
+                .map(|&i| std::mem::take(&mut st.params[i]))
+                .collect();
+            {
+                let mut refs: Vec<&mut Vec<f64>> = hosts.iter_mut().collect();
+                opt.step(&mut refs, &gs);
+            }
+            for (&i, h) in o.members.iter().zip(hosts) {
+                st.params[i] = h;
+            }
+        }
+        self.eng.learn.upload(&self.s, &st.params);
+        let w = 1.0 / self.horizon.min(st.step as f64 + 1.0);
+        for (avg, p) in st.average.iter_mut().zip(&st.params) {
+            for (a, x) in avg.iter_mut().zip(p) {
+                *a += w * (x - *a);
+            }
+        }
+        st.trace.push(elbo);
+        st.step += 1;
+        if self.opts.backoff > 0 && st.step.is_multiple_of(SNAPSHOT_EVERY) {
+            let newer = st.params.clone();
+            st.snapshots[0] = std::mem::replace(&mut st.snapshots[1], newer);
+        }
+    }
+
+    /// After a fault: go back to values at least one snapshot window old (the steps just before
+    /// a blow-up are usually already bad), with half the learning rate, fresh optimiser moments
+    /// and a fresh stop rule (its windows hold the blow-up). Returns the new learning rate.
+    pub(super) fn back_off(&mut self, fault: &Diagnostic) -> f64 {
+        let st = &mut self.state;
+        for (p, v) in st.params.iter_mut().zip(&st.snapshots[0]) {
+            p.clone_from(v);
+        }
+        self.eng.learn.upload(&self.s, &st.params);
+        st.snapshots[1] = st.snapshots[0].clone();
+        st.average.clone_from(&st.snapshots[0]);
+        st.last_good.clone_from(&st.snapshots[0]);
+        st.stop = StopRule::new(self.tol);
+        st.backoffs += 1;
+        for o in &mut st.optimizers {
+            o.config.lr *= 0.5;
+            o.forget_moments();
+        }
+        let lr = st.optimizers[0].config.lr;
+        st.backoff_notes.push(format!(
+            "step {}: {}; learning rate halved to {lr:e}",
+            st.step + 1,
+            fault.message
+        ));
+        lr
+    }
+
+    /// Stop on a fault, keeping the last finite values: the fit as it stands, diverged.
+    pub(super) fn diverge(mut self, fault: Diagnostic, progress: &mut dyn FnMut(Progress)) -> FitOutput {
+        self.state.params.clone_from(&self.state.last_good);
+        self.upload();
+        let d = fault.help(if self.opts.backoff > 0 {
+            format!(
+                "the learning rate was halved {} times and the fit still failed; check priors and data scales, \
+                 or clip gradients (`--clip`); the last finite parameters are kept",
+                self.opts.backoff
+            )
+        } else {
+            "lower the learning rate (`--lr`), let vi halve it on such faults (`--lr-backoff 5`), clip gradients \
+             (`--clip`), or check priors and data scales; the last finite parameters are kept"
+                .to_string()
+        });
+        progress(Progress::Diverged(d.clone()));
+        let loop_s = self.loop_seconds();
+        let mut out = self.output(Status::Diverged, loop_s);
+        out.diverged = Some(d);
+        out
+    }
+
+    /// Report the epoch just ended (models with a batched plate): the training estimates'
+    /// means and, with held-out rows, the ELBO on them.
+    pub(super) fn report_epoch(&mut self, progress: &mut dyn FnMut(Progress)) {
+        let model = self.eng.model;
+        let Some((plate, _, _)) = epoch::batched_plate(model) else {
+            return;
+        };
+        let st = &mut self.state;
+        if st.epoch_acc.is_empty() {
+            return;
+        }
+        let (train, terms, seconds) = st.epoch_acc.take(self.eng.train_len[plate.index()]);
+        let terms = model.terms.iter().map(|t| t.name.clone()).zip(terms).collect();
+        let heldout = self
+            .split
+            .map(|sp| heldout_elbo(&mut self.eng, &mut self.s, sp, self.opts.seed ^ 0x4e1d, st.step));
+        let report = EpochReport {
+            epoch: st.epochs.len() + 1,
+            epochs: self.epochs_total,
+            step: st.step,
+            seconds,
+            train,
+            heldout,
+            terms,
+        };
+        progress(Progress::Epoch(report.clone()));
+        st.epochs.push(report);
+    }
+
+    /// The fit's result, ended with `status` (not diverged): the tail average where it scores
+    /// at least as well as the last iterate, the guide's summaries and the tensors to save.
+    pub(super) fn finish(mut self, status: Status) -> FitOutput {
+        let loop_s = self.loop_seconds();
+        // Custom objectives (adversarial ones) have no single score to compare: they keep the
+        // last iterate.
+        if status != Status::Diverged && self.eng.model.objectives.is_empty() {
+            self.keep_the_better_of_average_and_last();
+        }
+        self.output(status, loop_s)
+    }
+
+    fn keep_the_better_of_average_and_last(&mut self) {
+        let (step, seed) = (self.state.step, self.opts.seed);
+        let last = self.state.params.clone();
+        let score = |eng: &mut Engine, s: &mut Session| {
+            // The same draws (and batches) for both candidates.
+            let plates = eng.next_batches_from(step);
+            s.no_grad();
+            let (t, _) = eng.forward(s, &plates, COMPARE_DRAWS, seed ^ 0xa11e, step, true);
+            let e = crate::backend::eval::zip(s, ZipFn::Add, &t.loglik, &t.latent);
+            let m = sample_mean(s, &e);
+            s.value(&m)
+        };
+        let at_last = score(&mut self.eng, &mut self.s);
+        for (p, avg) in self.state.params.iter_mut().zip(&self.state.average) {
+            p.clone_from(avg);
+        }
+        self.upload();
+        let at_average = score(&mut self.eng, &mut self.s);
+        // A NaN score for the average also falls back to the last iterate.
+        let average_is_better = at_average >= at_last;
+        if !average_is_better {
+            self.state.params = last;
+            self.upload();
+        }
+    }
+
+    /// The output for the values as they stand, after `loop_s` seconds of steps.
+    fn output(self, status: Status, loop_s: f64) -> FitOutput {
+        let Trainer {
+            mut s,
+            mut eng,
+            state,
+            opts,
+            start,
+            ..
+        } = self;
+        let mut out = finish(
+            &mut s,
+            &mut eng,
+            &state.params,
+            opts,
+            state.trace,
+            status,
+            state.step,
+            start,
+        );
+        out.loop_s = loop_s;
+        out.epochs = state.epochs;
+        out.notes.extend(state.backoff_notes);
+        out
+    }
+}
+
+/// The ELBO per row on the held-out rows, one draw per row, in chunks.
+fn heldout_elbo(eng: &mut Engine, s: &mut Session, split: Split, seed: u64, step: usize) -> PerRow {
+    const CHUNK: usize = 1000;
+    let model = eng.model;
+    eng.only_plate = Some(split.plate);
+    let (mut loglik, mut latent) = (0.0, 0.0);
+    let end = split.train + split.heldout;
+    let mut start = split.train;
+    while start < end {
+        let rows: Vec<usize> = (start..(start + CHUNK).min(end)).collect();
+        let plates = PlateState::rows_of(model, split.plate, &rows);
+        s.no_grad();
+        let (t, _) = eng.forward(s, &plates, 1, seed ^ start as u64, step, true);
+        let ll = sample_mean(s, &t.loglik);
+        let lat = sample_mean(s, &t.latent);
+        loglik += s.value(&ll);
+        latent += s.value(&lat);
+        start += rows.len();
+    }
+    eng.only_plate = None;
+    PerRow::new(loglik, latent, split.heldout)
+}
