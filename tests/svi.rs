@@ -319,3 +319,20 @@ fn a_full_rank_guide_recovers_a_correlated_mvnormal() {
         assert!((c - want).abs() < 0.1, "{cov:?}");
     }
 }
+
+#[test]
+fn a_full_rank_guide_over_one_value_fits_the_exact_posterior() {
+    // One latent makes the Cholesky factor 1 × 1 with an empty off-diagonal, which once
+    // panicked inside dfdx.
+    let out = fit(&common::load("models/poisson_gamma.vi"), |o| {
+        careful(o);
+        o.guide = vi::infer::Guide::FullRank;
+    });
+    let y = column("models/data/counts.csv", "y");
+    let (shape, rate) = (2.0 + y.iter().sum::<f64>(), 1.0 + y.len() as f64);
+    let (mean, sd) = (shape / rate, shape.sqrt() / rate);
+    let m = out.latents[0].mean[0];
+    let s = out.latents[0].sd[0];
+    assert!((m - mean).abs() < 0.1 * sd, "mean {m} vs exact {mean} (sd {sd})");
+    assert!((s / sd - 1.0).abs() < 0.15, "sd {s} vs exact {sd}");
+}

@@ -414,6 +414,11 @@ impl Session {
     /// The gradient of the last backward pass with respect to a param (zeros if it did not
     /// take part).
     pub fn grad(&self, grads: &mut Grads, p: &Param) -> Vec<f64> {
+        // dfdx's element iterator indexes an empty tensor's buffer (a full-rank guide over one
+        // value has an empty off-diagonal).
+        if p.len() == 0 {
+            return Vec::new();
+        }
         match (grads, &p.array.data) {
             (Grads::F32(g), Data::F32(t)) => {
                 g.try_alloc_for(t).expect("allocating a gradient");

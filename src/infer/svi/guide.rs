@@ -327,18 +327,23 @@ pub fn init_auto(
 pub fn cholesky_factor(s: &mut Session, learn: &Learnables, dim: usize, off: usize, diag: usize) -> Array {
     // L = scatter(offdiag) + diag(softplus(raw)), built by one gather each from [values, 0].
     let zero = s.full(0.0, &[1]);
-    let offv = learn.leaf(s, off);
-    let offz = s.concat(&[offv, zero.clone()], &[dim * dim.saturating_sub(1) / 2 + 1]);
     let nz = dim * dim.saturating_sub(1) / 2;
-    let mut idx_off = vec![nz; dim * dim];
-    let mut k = 0;
-    for i in 0..dim {
-        for j in 0..i {
-            idx_off[i * dim + j] = k;
-            k += 1;
+    let lower = if nz == 0 {
+        // One dimension: no off-diagonal (and dfdx cannot concatenate an empty tensor).
+        s.full(0.0, &[dim, dim])
+    } else {
+        let offv = learn.leaf(s, off);
+        let offz = s.concat(&[offv, zero.clone()], &[nz + 1]);
+        let mut idx_off = vec![nz; dim * dim];
+        let mut k = 0;
+        for i in 0..dim {
+            for j in 0..i {
+                idx_off[i * dim + j] = k;
+                k += 1;
+            }
         }
-    }
-    let lower = s.gather(&offz, &idx_off, &[dim, dim]);
+        s.gather(&offz, &idx_off, &[dim, dim])
+    };
     let raw = learn.leaf(s, diag);
     let d = s.map(crate::graph::MapFn::Softplus, &raw);
     let dz = s.concat(&[d, zero], &[dim + 1]);
