@@ -980,6 +980,10 @@ impl Checker<'_> {
                 return None;
             }
         }
+        if let Some(d) = self.check_data_index(index, &len, src, ispan) {
+            self.error(d);
+            return None;
+        }
         if let Elem::Index(bound) = &ity.elem {
             if let (Some(b), Some(n)) = (bound.value(), len.value()) {
                 if b > n {

@@ -12,6 +12,7 @@
 mod decl;
 mod dist;
 mod expr;
+mod index;
 mod shape;
 mod site;
 
