@@ -215,7 +215,7 @@ fn bind_data(
             }
             let path = base.join(&from.value);
             let result = read(&path).and_then(|c| match c {
-                Some(c) => data::select(&c, &d.name.name, &Columns::Auto, true),
+                Some(c) => data::select_from(&c, d, source),
                 None => Ok(None),
             });
             match result {

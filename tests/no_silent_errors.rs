@@ -63,3 +63,45 @@ fn integer_data_out_of_an_axis_is_refused_by_check_and_both_engines() {
         refused_everywhere(model, "vi::index::data_out_of_range");
     }
 }
+
+/// A scratch folder under target/ for generated models and data.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/no_silent_errors")
+        .join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_from_clause_picks_its_column() {
+    let dir = scratch("columns");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/models/data/eight_schools.csv"),
+        dir.join("schools.csv"),
+    )
+    .unwrap();
+    let model = dir.join("pick.vi");
+    std::fs::write(
+        &model,
+        "data yy: real[J] from \"schools.csv\" column \"y\"\n\
+         data s: positive[J] from \"schools.csv\" columns \"sigma\"\n\
+         mu ~ Normal(0, 5)\nfor j in 1..J {\n    yy[j] ~ Normal(mu, s[j])\n}\n",
+    )
+    .unwrap();
+    let out = vinf(&["check", model.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("J=8"), "{stdout}");
+    assert!(stdout.contains("column y"), "{stdout}");
+    // The same table, whole, into a 1-D name: refused, with the right declaration suggested.
+    std::fs::write(&model, "data yy: real[J]\nmu ~ Normal(0, 5)\n").unwrap();
+    let arg = format!("yy={}", dir.join("schools.csv").display());
+    let out = vinf(&["check", model.to_str().unwrap(), "--data", &arg]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("vi::data::rank") && err.contains("real[J, 3]"),
+        "{err}"
+    );
+}

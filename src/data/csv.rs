@@ -107,7 +107,11 @@ impl Table {
                 return Err(self.no_column(item));
             }
         }
-        let mut a = self.take(&cols, &format!("columns {}", spec.join(",")));
+        let what = match spec {
+            [one] if !one.contains("..") => format!("column {one}"),
+            _ => format!("columns {}", spec.join(",")),
+        };
+        let mut a = self.take(&cols, &what);
         if (cols.len() > 1 || spec.iter().any(|s| s.contains(".."))) && a.shape.len() == 1 {
             a.shape.push(1);
         }
@@ -121,18 +125,21 @@ impl Table {
     }
 
     fn no_column(&self, item: &str) -> Diagnostic {
+        let near = crate::diag::did_you_mean(item, self.columns.iter().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
         Diagnostic::new(
             "vi::data::no_column",
             format!("`{}` has no column `{item}`", self.path),
         )
         .help(format!(
-            "its columns are {}; choose by name, by position (0-based) or by a range `a..b`",
+            "{near}its columns are {}; choose by name, by position (0-based) or by a range `a..b`",
             preview(&self.columns)
         ))
     }
 }
 
-fn preview(cols: &[String]) -> String {
+pub(crate) fn preview(cols: &[String]) -> String {
     if cols.len() <= 8 {
         cols.join(", ")
     } else {

@@ -27,13 +27,22 @@ pub enum Item {
     Objective(ObjectiveDecl),
 }
 
-/// `data x: real[N] from "data/x.csv"`
+/// `data x: real[N] from "data/x.csv"`, or `from "data/t.csv" column "y"`
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataDecl {
     pub name: Ident,
     pub ty: TypeExpr,
     pub from: Option<StrLit>,
+    /// `column "y"` or `columns "x0,x1"` after the file: which columns of a table to take.
+    pub columns: Option<ColumnSpec>,
     pub span: Span,
+}
+
+/// `column "y"` / `columns "x0,x1"` / `columns "0..3"`: the word as written and the list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnSpec {
+    pub keyword: Ident,
+    pub value: StrLit,
 }
 
 #[derive(Clone, Debug, PartialEq)]
