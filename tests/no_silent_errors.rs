@@ -105,3 +105,89 @@ fn a_from_clause_picks_its_column() {
         "{err}"
     );
 }
+
+/// Generated models of the sizes that used to overflow the stack (and abort with exit 134):
+/// 10^5 nested unary minus, a 10^5-term sum, 10^4 nested parentheses, each of a constant and
+/// of a latent. Each must check, print as a graph, and fit a few steps by both engines (CAVI
+/// may refuse a model as not conjugate, with a diagnostic; it must not crash).
+#[test]
+fn huge_and_deep_expressions_check_print_and_fit() {
+    let dir = scratch("deep");
+    let n = 100_000;
+    let cases = [
+        ("neg_const", format!("x ~ Normal({}1, 1)\n", "-".repeat(n))),
+        (
+            "sum_const",
+            format!("x ~ Normal({}, 1)\n", vec!["1"; n].join("+")),
+        ),
+        (
+            "paren_const",
+            format!("x ~ Normal({}1{}, 1)\n", "(".repeat(10_000), ")".repeat(10_000)),
+        ),
+        (
+            "neg_latent",
+            format!("mu ~ Normal(0, 1)\nx ~ Normal({}mu, 1)\n", "-".repeat(n)),
+        ),
+        (
+            "sum_latent",
+            format!(
+                "mu ~ Normal(0, 1)\nx ~ Normal({}, 1)\n",
+                vec!["mu"; n].join(" + ")
+            ),
+        ),
+        (
+            "paren_latent",
+            format!(
+                "mu ~ Normal(0, 1)\nx ~ Normal({}mu{}, 1)\n",
+                "(".repeat(10_000),
+                ")".repeat(10_000)
+            ),
+        ),
+    ];
+    for (name, src) in cases {
+        let path = dir.join(format!("{name}.vi"));
+        std::fs::write(&path, src).unwrap();
+        let p = path.to_str().unwrap();
+        let out_dir = dir.join(format!("out_{name}"));
+        let o = out_dir.to_str().unwrap();
+        let check = vinf(&["check", p]);
+        assert_eq!(check.status.code(), Some(0), "{name}: {}", text(&check.stderr));
+        let graph = vinf(&["graph", p]);
+        assert_eq!(graph.status.code(), Some(0), "{name}: {}", text(&graph.stderr));
+        let svi = vinf(&[
+            "fit", p, "--method", "svi", "--steps", "2", "--tol", "0", "--out", o,
+        ]);
+        assert_eq!(svi.status.code(), Some(0), "{name} svi: {}", text(&svi.stderr));
+        let cavi = vinf(&[
+            "fit", p, "--method", "cavi", "--steps", "2", "--tol", "0", "--out", o,
+        ]);
+        let err = text(&cavi.stderr);
+        assert!(
+            cavi.status.code() == Some(0) || (cavi.status.code() == Some(1) && err.contains("vi::cavi::")),
+            "{name} cavi: {:?} {err}",
+            cavi.status.code()
+        );
+    }
+}
+
+/// The library's own phases on the same sizes: parse, check and lower, print, and drop the tree.
+#[test]
+fn the_library_handles_deep_trees_without_the_command_line() {
+    let n = 100_000;
+    let text = format!(
+        "mu ~ Normal(0, 1)\nx ~ Normal({}mu, {})\n",
+        "-".repeat(n),
+        vec!["1"; n].join("+")
+    );
+    let program = vi::syntax::parse_program(&text).unwrap();
+    drop(program);
+    let loaded = vi::load_str(
+        "deep",
+        "deep.vi",
+        &text,
+        std::path::Path::new("."),
+        &vi::LoadOptions::default(),
+    )
+    .unwrap();
+    assert!(!vi::graph::to_text(&loaded.model).is_empty());
+}

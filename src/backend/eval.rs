@@ -308,6 +308,10 @@ impl<'m> Evaluator<'m> {
     }
 
     pub fn eval(&mut self, s: &mut Session, id: NodeId) -> Value {
+        crate::syntax::deep(|| self.eval_at_depth(s, id))
+    }
+
+    fn eval_at_depth(&mut self, s: &mut Session, id: NodeId) -> Value {
         if let Some(v) = self.cache.get(&id) {
             return v.clone();
         }

@@ -326,6 +326,10 @@ impl Checker<'_> {
 
     /// Evaluate a constant expression to an array (shape, row-major values).
     fn fold(&self, id: NodeId) -> Option<(Vec<usize>, Vec<f64>)> {
+        crate::syntax::deep(|| self.fold_at_depth(id))
+    }
+
+    fn fold_at_depth(&self, id: NodeId) -> Option<(Vec<usize>, Vec<f64>)> {
         let node = &self.nodes[id.index()];
         let shape: Option<Vec<usize>> = node.ty.shape.iter().map(Dim::value).collect();
         let shape = shape?;

@@ -54,6 +54,10 @@ fn map_fn(name: &str) -> Option<MapFn> {
 
 impl Checker<'_> {
     pub(super) fn expr(&mut self, e: &ast::Expr, scope: &Scope) -> Option<NodeId> {
+        crate::syntax::deep(|| self.expr_at_depth(e, scope))
+    }
+
+    fn expr_at_depth(&mut self, e: &ast::Expr, scope: &Scope) -> Option<NodeId> {
         match &e.kind {
             ExprKind::Num { value, is_int } => {
                 let elem = if *is_int { Elem::Int } else { Elem::Real };

@@ -103,6 +103,10 @@ impl Checker<'_> {
     /// The values an index node takes from one bound data array, if it is built from exactly
     /// one such array and constants.
     fn taken(&self, id: NodeId) -> Option<Taken> {
+        crate::syntax::deep(|| self.taken_at_depth(id))
+    }
+
+    fn taken_at_depth(&self, id: NodeId) -> Option<Taken> {
         let node = &self.nodes[id.index()];
         match &node.op {
             Op::Data(d) => {

@@ -589,6 +589,10 @@ impl<'d> Checker<'d> {
 
     /// The value of a node if it is a scalar constant.
     fn constant(&self, id: NodeId) -> Option<f64> {
+        crate::syntax::deep(|| self.constant_at_depth(id))
+    }
+
+    fn constant_at_depth(&self, id: NodeId) -> Option<f64> {
         let node = &self.nodes[id.index()];
         if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
             return None;

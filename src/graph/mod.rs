@@ -638,6 +638,10 @@ impl Model {
 
     /// The value of a node if it is a compile-time scalar constant.
     pub fn constant(&self, id: NodeId) -> Option<f64> {
+        crate::syntax::deep(|| self.constant_at_depth(id))
+    }
+
+    fn constant_at_depth(&self, id: NodeId) -> Option<f64> {
         let node = self.node(id);
         if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
             return None;
