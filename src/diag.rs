@@ -36,6 +36,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     pub help: Option<String>,
     pub source: Option<Source>,
+    /// A warning: reported, but the model is still checked, fitted and used.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -46,6 +48,7 @@ impl Diagnostic {
             labels: Vec::new(),
             help: None,
             source: None,
+            warning: false,
         }
     }
 
@@ -81,6 +84,12 @@ impl Diagnostic {
         self
     }
 
+    /// Mark as a warning.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
+    }
+
     /// The span of the primary label, if any.
     pub fn primary_span(&self) -> Option<Span> {
         self.labels.iter().find(|l| l.primary).map(|l| l.span)
@@ -113,6 +122,14 @@ impl std::error::Error for Diagnostic {}
 impl miette::Diagnostic for Diagnostic {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning {
+            miette::Severity::Warning
+        } else {
+            miette::Severity::Error
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -199,6 +216,17 @@ impl Diagnostics {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Print warnings to standard error (in colour on a terminal); the command line calls this
+/// for every model it loads, so `vinf check` and `vinf fit` show them without failing.
+pub fn print_warnings(warnings: &[Diagnostic]) {
+    use std::io::IsTerminal;
+    if warnings.is_empty() {
+        return;
+    }
+    let color = std::io::stderr().is_terminal();
+    eprintln!("{}", Diagnostics(warnings.to_vec()).render(color));
 }
 
 impl From<Diagnostic> for Diagnostics {

@@ -80,7 +80,9 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
         .file_stem()
         .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().to_string());
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&name, &path.display().to_string(), &text, &base, opts)
+    let loaded = load_str(&name, &path.display().to_string(), &text, &base, opts)?;
+    diag::print_warnings(&loaded.model.warnings);
+    Ok(loaded)
 }
 
 /// Parse and check model text; `base` is the folder `from` paths are relative to.

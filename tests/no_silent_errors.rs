@@ -191,3 +191,67 @@ fn the_library_handles_deep_trees_without_the_command_line() {
     .unwrap();
     assert!(!vi::graph::to_text(&loaded.model).is_empty());
 }
+
+#[test]
+fn latents_outside_a_parameters_support_are_refused_by_check_and_both_engines() {
+    for model in [
+        "tests/errors/support_latent_scale.vi",
+        "tests/errors/support_latent_rate.vi",
+        "tests/errors/support_latent_expression.vi",
+        "tests/errors/support_latent_unit.vi",
+        "tests/errors/support_latent_simplex.vi",
+    ] {
+        refused_everywhere(model, "vi::support::latent_argument");
+    }
+}
+
+fn warnings_of(text: &str) -> Vec<&'static str> {
+    let loaded = vi::load_str(
+        "m",
+        "m.vi",
+        text,
+        std::path::Path::new("."),
+        &vi::LoadOptions::default(),
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render_plain()));
+    loaded.model.warnings.iter().map(|w| w.code).collect()
+}
+
+#[test]
+fn supports_that_are_proven_say_nothing_and_the_rest_warn() {
+    // Positive by construction: no warning.
+    let fine = "data d: positive[N]\nmu ~ Normal(0, 1)\ns ~ HalfNormal(1)\nw ~ Beta(1, 1)\n\
+                v ~ Normal(0, 1) [3]\n\
+                a ~ Normal(mu, exp(mu))\nb ~ Normal(0, softplus(mu) + s * s)\n\
+                c ~ Bernoulli(sigmoid(mu) * w)\nk ~ Categorical(softmax(v))\n\
+                e ~ Poisson(s * 2 + exp(mu) / (1 + s))\nf ~ Normal(0, sqrt(s) + mu ^ 2 + 0.5)\n\
+                for i in 1..N {\n    g[i] ~ Normal(0, d[i] * s)\n}\n";
+    assert_eq!(warnings_of(fine), Vec::<&str>::new());
+    // Not provable: a warning each, and the model still loads.
+    let unsure = "param p: real\nmu ~ Normal(0, 1)\na ~ Normal(0, p)\nb ~ Normal(0, abs(mu))\n";
+    assert_eq!(
+        warnings_of(unsure),
+        vec!["vi::support::unproven", "vi::support::unproven"]
+    );
+    // A fractional power of a value that may be negative.
+    let pow = "mu ~ Normal(0, 1)\nx ~ Normal(mu ^ 1.5, 1)\n";
+    assert_eq!(warnings_of(pow), vec!["vi::pow::negative_base"]);
+    assert_eq!(
+        warnings_of("s ~ HalfNormal(1)\nx ~ Normal(s ^ 1.5, 1)\n"),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn warnings_are_printed_by_check_without_failing() {
+    let dir = scratch("warnings");
+    let model = dir.join("warn.vi");
+    std::fs::write(&model, "param p: real\nx ~ Normal(0, p)\n").unwrap();
+    let out = vinf(&["check", model.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("vi::support::unproven") && err.contains("help:"),
+        "{err}"
+    );
+}

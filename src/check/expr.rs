@@ -365,6 +365,9 @@ impl Checker<'_> {
 
     pub(super) fn zip(&mut self, f: ZipFn, a: NodeId, b: NodeId, span: Span) -> Option<NodeId> {
         let (plates, shape) = self.broadcast(a, b, span, f.symbol())?;
+        if f == ZipFn::Pow {
+            self.check_pow(a, b, span);
+        }
         let int = self.ty(a).elem.is_int()
             && self.ty(b).elem.is_int()
             && matches!(f, ZipFn::Add | ZipFn::Sub | ZipFn::Mul | ZipFn::Min | ZipFn::Max);

@@ -15,6 +15,7 @@ mod expr;
 mod index;
 mod shape;
 mod site;
+mod support;
 
 use std::collections::HashMap;
 
@@ -57,6 +58,7 @@ pub fn check(
         terms: c.terms,
         objectives: c.objectives,
         settings: c.settings,
+        warnings: c.warnings.with_source(source).0,
     })
 }
 
@@ -138,6 +140,10 @@ impl Scope {
 struct Checker<'d> {
     dataset: &'d DataSet,
     diags: Diagnostics,
+    /// Problems that do not stop the model: reported, and the model is still used.
+    warnings: Diagnostics,
+    /// The bounds of nodes' values, once computed (see `support`).
+    bounds: HashMap<NodeId, support::Bound>,
     nodes: Vec<Node>,
     /// Names whose definition failed: uses of them are not reported again.
     poisoned: std::collections::HashSet<String>,
@@ -179,6 +185,8 @@ impl<'d> Checker<'d> {
         Checker {
             dataset,
             diags: Diagnostics::new(),
+            warnings: Diagnostics::new(),
+            bounds: HashMap::new(),
             nodes: Vec::new(),
             interned: HashMap::new(),
             poisoned: Default::default(),
@@ -203,6 +211,18 @@ impl<'d> Checker<'d> {
 
     fn error(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Record a warning, once per place and code.
+    fn warn(&mut self, d: Diagnostic) {
+        let d = d.warning();
+        let dup = self
+            .warnings
+            .iter()
+            .any(|w| w.code == d.code && w.primary_span() == d.primary_span());
+        if !dup {
+            self.warnings.push(d);
+        }
     }
 
     /// Add a node, or return the identical one already built: the same computation written

@@ -603,6 +603,9 @@ pub struct Model {
     pub terms: Vec<Term>,
     pub objectives: Vec<Objective>,
     pub settings: Settings,
+    /// What the checker could not prove but did not refuse (an argument's support, a power of
+    /// a value that may be negative); `vinf check` and `vinf fit` print them.
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 impl Model {
