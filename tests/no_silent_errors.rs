@@ -255,3 +255,100 @@ fn warnings_are_printed_by_check_without_failing() {
         "{err}"
     );
 }
+
+/// `x ^ 2` of centred (negative) data used to be `exp(2 ln x)`, NaN at step 1 (exit 4): it is
+/// now repeated multiplication, and fits exactly as `x * x` does.
+#[test]
+fn whole_powers_of_negative_values_fit_as_products() {
+    let dir = scratch("powers");
+    let mut csv = String::from("x,y\n");
+    for i in 0..40 {
+        let x = (i as f64 - 20.0) / 10.0;
+        csv.push_str(&format!("{x},{}\n", (1.5 + x * x) as i64));
+    }
+    std::fs::write(dir.join("years.csv"), csv).unwrap();
+    let mut tables = Vec::new();
+    for (name, term) in [
+        ("pow", "x[i] ^ 2"),
+        ("product", "x[i] * x[i]"),
+        ("call", "pow(x[i], 2)"),
+    ] {
+        let model = dir.join(format!("{name}.vi"));
+        std::fs::write(
+            &model,
+            format!(
+                "data x: real[N] from \"years.csv\"\ndata y: count[N] from \"years.csv\"\n\
+                 a ~ Normal(0, 1)\nb ~ Normal(0, 1)\nfor i in 1..N {{\n    y[i] ~ Poisson(exp(a + b * {term}))\n}}\n"
+            ),
+        )
+        .unwrap();
+        let out_dir = dir.join(format!("out_{name}"));
+        let out = vinf(&[
+            "fit",
+            model.to_str().unwrap(),
+            "--steps",
+            "200",
+            "--tol",
+            "0",
+            "--seed",
+            "3",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {stdout}{}",
+            text(&out.stderr)
+        );
+        let table: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("a ") || l.trim_start().starts_with("b "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(table.len(), 2, "{stdout}");
+        tables.push(table);
+    }
+    assert_eq!(tables[0], tables[1]);
+    assert_eq!(tables[0], tables[2]);
+}
+
+/// At 0 the derivative of `p ^ k` (k >= 1) is 0 or 1, not the NaN of `exp(k ln p)`.
+#[test]
+fn powers_have_their_derivative_at_zero() {
+    let dir = scratch("powers_at_zero");
+    for (name, term) in [
+        ("two", "p ^ 2"),
+        ("three", "p ^ 3"),
+        ("one", "p ^ 1"),
+        ("half_up", "q ^ 1.5"),
+    ] {
+        let model = dir.join(format!("{name}.vi"));
+        std::fs::write(
+            &model,
+            format!("param p: real = 0\nparam q: real = 0\nmu ~ Normal(0, 1)\nx ~ Normal(mu + {term}, 1)\n"),
+        )
+        .unwrap();
+        let out_dir = dir.join(format!("out_{name}"));
+        let out = vinf(&[
+            "fit",
+            model.to_str().unwrap(),
+            "--method",
+            "svi",
+            "--steps",
+            "20",
+            "--tol",
+            "0",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
