@@ -246,6 +246,31 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// A file that is not UTF-8: located at its first invalid byte (line and column, counted from
+/// 1), shown in the file's text with the bad bytes replaced.
+pub fn not_utf8(code: &'static str, name: &str, bytes: &[u8], what: &str) -> Diagnostic {
+    let at = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let byte = bytes.get(at).copied().unwrap_or(0);
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    // The first bad byte (or bytes) is one U+FFFD, 3 bytes long, right after the valid prefix.
+    let span = Span::new(at, (at + 3).min(text.len()));
+    Diagnostic::new(
+        code,
+        format!("`{name}` is not UTF-8 text: byte 0x{byte:02X} at line {line}, column {column}"),
+    )
+    .primary(span, format!("byte 0x{byte:02X} is not UTF-8"))
+    .help(format!(
+        "{what} must be UTF-8 text; re-save the file as UTF-8 (it may be Latin-1 or UTF-16), or remove the character"
+    ))
+    .with_source(&source(name, text))
+}
+
 /// Suggest the closest of `candidates` to `name` (edit distance at most a third of its length).
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);

@@ -155,16 +155,8 @@ pub(crate) fn preview(cols: &[String]) -> String {
 /// Parse CSV text with a header row. A first row that is all numbers is taken as data, and the
 /// columns are then named by position (`0`, `1`, ...).
 pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Diagnostic::new(
-            "vi::data::not_text",
-            format!("`{path}` is not a text (UTF-8) file"),
-        )
-        .help(format!(
-            "byte {} is not UTF-8; CSV files must be text",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| crate::diag::not_utf8("vi::data::not_text", path, bytes, "a CSV file"))?;
     let src = source(path, text.to_string());
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
