@@ -101,7 +101,9 @@ impl Diagnostic {
     }
 }
 
-fn render(diag: &dyn miette::Diagnostic, theme: GraphicalTheme) -> String {
+fn render(diag: &Diagnostic, theme: GraphicalTheme) -> String {
+    let shortened = shorten_long_lines(diag);
+    let diag = shortened.as_ref().unwrap_or(diag);
     let mut out = String::new();
     GraphicalReportHandler::new_themed(theme)
         .with_width(100)
@@ -109,6 +111,100 @@ fn render(diag: &dyn miette::Diagnostic, theme: GraphicalTheme) -> String {
         .render_report(&mut out, diag)
         .expect("writing to a String cannot fail");
     out
+}
+
+/// Lines longer than this are shown as excerpts around the labels.
+const LONG_LINE: usize = 400;
+/// How much of a long line is kept on each side of a label's ends.
+const CONTEXT: usize = 60;
+
+/// A copy of `d` whose source has every long line that a label touches cut down to the text
+/// around the labels' ends (`…` marks what is left out), with the labels moved to match; `None`
+/// when no label is on a long line. A generated model can put 100,000 terms on one line: shown
+/// whole it would bury the message, and the renderer cannot pad to a column that far out.
+fn shorten_long_lines(d: &Diagnostic) -> Option<Diagnostic> {
+    let src = d.source.as_ref()?;
+    let text = src.inner().as_str();
+    let line_of = |at: usize| {
+        let at = at.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |k| k + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |k| at + k);
+        (start, end)
+    };
+    // The kept windows of each long line, by line start.
+    let mut keep: std::collections::BTreeMap<usize, (usize, Vec<(usize, usize)>)> = Default::default();
+    for l in &d.labels {
+        for at in [l.span.start, l.span.end] {
+            let (start, end) = line_of(at);
+            if end - start <= LONG_LINE {
+                continue;
+            }
+            let w = (at.saturating_sub(CONTEXT).max(start), (at + CONTEXT).min(end));
+            keep.entry(start).or_insert((end, Vec::new())).1.push(w);
+        }
+    }
+    if keep.is_empty() {
+        return None;
+    }
+    let boundary = |mut k: usize, up: bool| {
+        while !text.is_char_boundary(k) {
+            if up {
+                k += 1;
+            } else {
+                k -= 1;
+            }
+        }
+        k
+    };
+    // Pieces of the original text that are kept, in order; `None` is a `…` for what is not.
+    let mut pieces: Vec<Option<(usize, usize)>> = Vec::new();
+    let mut at = 0;
+    for (&start, (end, windows)) in &mut keep {
+        windows.sort();
+        pieces.push(Some((at, start)));
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for &(a, b) in windows.iter() {
+            let (a, b) = (boundary(a, false), boundary(b, true));
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut cursor = start;
+        for (a, b) in merged {
+            if a > cursor {
+                pieces.push(None);
+            }
+            pieces.push(Some((a, b)));
+            cursor = b;
+        }
+        if cursor < *end {
+            pieces.push(None);
+        }
+        at = *end;
+    }
+    pieces.push(Some((at, text.len())));
+    let mut out = String::new();
+    let mut map: Vec<(usize, usize, usize)> = Vec::new(); // (orig start, orig end, new start)
+    for piece in pieces {
+        let Some((a, b)) = piece else {
+            out.push('…');
+            continue;
+        };
+        map.push((a, b, out.len()));
+        out.push_str(&text[a..b]);
+    }
+    let moved = |k: usize| {
+        map.iter()
+            .find(|(a, b, _)| k >= *a && k <= *b)
+            .map_or(out.len(), |(a, _, n)| n + (k - a))
+    };
+    let mut short = d.clone();
+    for l in &mut short.labels {
+        l.span = Span::new(moved(l.span.start), moved(l.span.end).max(moved(l.span.start)));
+    }
+    short.source = Some(source(src.name(), out.clone()));
+    Some(short)
 }
 
 impl fmt::Display for Diagnostic {

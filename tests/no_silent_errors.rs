@@ -352,3 +352,40 @@ fn powers_have_their_derivative_at_zero() {
         );
     }
 }
+
+/// A mistake far along a 100,000-character line is rendered around its place (the renderer
+/// cannot pad to such a column, and used to panic), with `…` for what is left out.
+#[test]
+fn mistakes_on_very_long_lines_are_shown_as_excerpts() {
+    let dir = scratch("long_lines");
+    let n = 100_000;
+    let cases = [
+        (
+            "parse",
+            format!("x ~ Normal({}1 1)\n", "-".repeat(n)),
+            "vi::parse::unexpected_token",
+        ),
+        (
+            "name",
+            format!("x ~ Normal({} + nope, 1)\n", vec!["1"; n / 2].join("+")),
+            "vi::name::undefined",
+        ),
+    ];
+    for (name, src, code) in cases {
+        let path = dir.join(format!("{name}.vi"));
+        std::fs::write(&path, src).unwrap();
+        let out = vinf(&["check", path.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: {}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.contains(code) && err.contains('…') && err.contains("help:"),
+            "{name}"
+        );
+        assert!(err.len() < 5_000, "{name}: the long line is shown whole");
+    }
+}
