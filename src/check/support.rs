@@ -795,3 +795,42 @@ fn support_hint(d: Domain, who: &str) -> String {
         other => format!("keep {who} inside {other}: give it a prior on that interval"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(lo: f64, lo_open: bool, hi: f64, hi_open: bool) -> Bound {
+        Bound::new(End { v: lo, open: lo_open }, End { v: hi, open: hi_open })
+    }
+
+    #[test]
+    fn interval_arithmetic_keeps_signs() {
+        let pos = Bound::of_domain(Domain::Positive);
+        let real = Bound::of_domain(Domain::Real);
+        assert!(add(&pos, &pos).within(Domain::Positive));
+        assert!(mul(&pos, &pos).within(Domain::Positive));
+        assert!(mul(&pos, &recip(&pos)).within(Domain::Positive));
+        assert!(!add(&real, &pos).within(Domain::Positive));
+        assert!(map(MapFn::Exp, &real).within(Domain::Positive));
+        assert!(map(MapFn::Softplus, &real).within(Domain::Positive));
+        assert!(map(MapFn::Sigmoid, &real).within(Domain::Unit));
+        assert!(!map(MapFn::Abs, &real).within(Domain::Positive));
+        assert!(powi(&real, 2).lo.v == 0.0 && !powi(&real, 2).lo.open);
+        assert!(!powi(&real, 3).within(Domain::Positive));
+        let shifted = add(&powi(&real, 2), &Bound::point(0.1));
+        assert!(shifted.within(Domain::Positive));
+        let unit = iv(0.0, false, 1.0, false);
+        assert!(mul(&unit, &unit).within(Domain::Unit));
+        assert!(!add(&unit, &unit).within(Domain::Unit));
+    }
+
+    #[test]
+    fn tightness_follows_independent_sources() {
+        let a = Bound::of_domain(Domain::Real).with_source(Source::Latent(0));
+        let b = Bound::of_domain(Domain::Positive).with_source(Source::Latent(1));
+        assert!(add(&a, &b).tight);
+        assert!(!add(&a, &a).tight, "a - a is 0: the interval over-approximates");
+        assert!(mul(&a, &Bound::point(2.0)).tight);
+    }
+}
