@@ -59,6 +59,7 @@ fn integer_data_out_of_an_axis_is_refused_by_check_and_both_engines() {
         "tests/errors/index_data_negative.vi",
         "tests/errors/index_data_one_based.vi",
         "tests/errors/index_data_gather.vi",
+        "tests/errors/index_data_sum.vi",
     ] {
         refused_everywhere(model, "vi::index::data_out_of_range");
     }

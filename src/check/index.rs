@@ -23,7 +23,12 @@ struct Taken {
     entries: Vec<Entry>,
     /// False once the coordinates no longer follow the node's shape (after a gather).
     placed: bool,
+    /// The values are of an expression of this data and other data, not the data's own.
+    combined: bool,
 }
+
+/// Two data-derived operands are combined value by value only up to this many pairs.
+const MAX_PAIRS: usize = 10_000_000;
 
 struct Entry {
     source: usize,
@@ -73,7 +78,7 @@ impl Checker<'_> {
         };
         let values = || taken.entries.iter().map(|e| e.value);
         let one_based = values().all(|v| v >= 1.0 && v <= n as f64) && values().any(|v| v == n as f64);
-        let hint = if one_based && taken.placed {
+        let hint = if one_based && taken.placed && !taken.combined {
             format!(
                 "; the values run from 1 to {n}, as if counted from 1: index with `{}[…] - 1`",
                 decl.name
@@ -85,10 +90,17 @@ impl Checker<'_> {
         Some(
             Diagnostic::new(
                 "vi::index::data_out_of_range",
-                format!(
-                    "`{}` at {at} is {}, out of range for an axis of length {len}",
-                    decl.name, bad.value
-                ),
+                if taken.combined {
+                    format!(
+                        "this index is {} at {at} of `{}`, out of range for an axis of length {len}",
+                        bad.value, decl.name
+                    )
+                } else {
+                    format!(
+                        "`{}` at {at} is {}, out of range for an axis of length {len}",
+                        decl.name, bad.value
+                    )
+                },
             )
             .primary(ispan, format!("{} at {at}: outside 0..{len}", bad.value))
             .secondary(
@@ -133,6 +145,7 @@ impl Checker<'_> {
                     data: *d,
                     entries,
                     placed: true,
+                    combined: false,
                 })
             }
             Op::PlateView { src, plates } => {
@@ -190,6 +203,7 @@ impl Checker<'_> {
                 let (mut t, c, data_left) = match (ca, cb) {
                     (None, Some(c)) => (self.taken(*a)?, c, true),
                     (Some(c), None) => (self.taken(*b)?, c, false),
+                    (None, None) => return self.taken_pairs(*f, *a, *b),
                     _ => return None,
                 };
                 for e in &mut t.entries {
@@ -203,6 +217,59 @@ impl Checker<'_> {
             }
             _ => None,
         }
+    }
+}
+
+impl Checker<'_> {
+    /// `f(a, b)` of two data-derived index values: member by member when both vary over the
+    /// same plates with the same layout (`g[i] + h[i]`), every pair when they share no plate
+    /// (`g[i] + h[j]`), or one against all when either is a single value.
+    fn taken_pairs(&self, f: ZipFn, a: NodeId, b: NodeId) -> Option<Taken> {
+        let (ta, tb) = (self.taken(a)?, self.taken(b)?);
+        let (pa, pb) = (&self.nodes[a.index()].ty.plates, &self.nodes[b.index()].ty.plates);
+        let aligned = pa == pb
+            && ta.placed
+            && tb.placed
+            && ta.entries.len() == tb.entries.len()
+            && ta
+                .entries
+                .iter()
+                .zip(&tb.entries)
+                .all(|(x, y)| x.coords == y.coords)
+            && self.nodes[a.index()].ty.shape.len() == self.nodes[b.index()].ty.shape.len();
+        let entries: Vec<Entry> = if aligned {
+            ta.entries
+                .iter()
+                .zip(&tb.entries)
+                .map(|(x, y)| Entry {
+                    source: x.source,
+                    coords: x.coords.clone(),
+                    value: f.apply(x.value, y.value),
+                })
+                .collect()
+        } else if tb.entries.len() == 1 || ta.entries.len() == 1 || !pa.iter().any(|p| pb.contains(p)) {
+            if ta.entries.len().saturating_mul(tb.entries.len()) > MAX_PAIRS {
+                return None;
+            }
+            ta.entries
+                .iter()
+                .flat_map(|x| {
+                    tb.entries.iter().map(move |y| Entry {
+                        source: x.source,
+                        coords: Vec::new(),
+                        value: f.apply(x.value, y.value),
+                    })
+                })
+                .collect()
+        } else {
+            return None;
+        };
+        Some(Taken {
+            data: ta.data,
+            entries,
+            placed: aligned && ta.placed,
+            combined: true,
+        })
     }
 }
 
