@@ -36,6 +36,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     pub help: Option<String>,
     pub source: Option<Source>,
+    /// A warning: reported, but the model is still checked, fitted and used.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -46,6 +48,7 @@ impl Diagnostic {
             labels: Vec::new(),
             help: None,
             source: None,
+            warning: false,
         }
     }
 
@@ -81,6 +84,12 @@ impl Diagnostic {
         self
     }
 
+    /// Mark as a warning.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
+    }
+
     /// The span of the primary label, if any.
     pub fn primary_span(&self) -> Option<Span> {
         self.labels.iter().find(|l| l.primary).map(|l| l.span)
@@ -92,7 +101,9 @@ impl Diagnostic {
     }
 }
 
-fn render(diag: &dyn miette::Diagnostic, theme: GraphicalTheme) -> String {
+fn render(diag: &Diagnostic, theme: GraphicalTheme) -> String {
+    let shortened = shorten_long_lines(diag);
+    let diag = shortened.as_ref().unwrap_or(diag);
     let mut out = String::new();
     GraphicalReportHandler::new_themed(theme)
         .with_width(100)
@@ -100,6 +111,100 @@ fn render(diag: &dyn miette::Diagnostic, theme: GraphicalTheme) -> String {
         .render_report(&mut out, diag)
         .expect("writing to a String cannot fail");
     out
+}
+
+/// Lines longer than this are shown as excerpts around the labels.
+const LONG_LINE: usize = 400;
+/// How much of a long line is kept on each side of a label's ends.
+const CONTEXT: usize = 60;
+
+/// A copy of `d` whose source has every long line that a label touches cut down to the text
+/// around the labels' ends (`…` marks what is left out), with the labels moved to match; `None`
+/// when no label is on a long line. A generated model can put 100,000 terms on one line: shown
+/// whole it would bury the message, and the renderer cannot pad to a column that far out.
+fn shorten_long_lines(d: &Diagnostic) -> Option<Diagnostic> {
+    let src = d.source.as_ref()?;
+    let text = src.inner().as_str();
+    let line_of = |at: usize| {
+        let at = at.min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |k| k + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |k| at + k);
+        (start, end)
+    };
+    // The kept windows of each long line, by line start.
+    let mut keep: std::collections::BTreeMap<usize, (usize, Vec<(usize, usize)>)> = Default::default();
+    for l in &d.labels {
+        for at in [l.span.start, l.span.end] {
+            let (start, end) = line_of(at);
+            if end - start <= LONG_LINE {
+                continue;
+            }
+            let w = (at.saturating_sub(CONTEXT).max(start), (at + CONTEXT).min(end));
+            keep.entry(start).or_insert((end, Vec::new())).1.push(w);
+        }
+    }
+    if keep.is_empty() {
+        return None;
+    }
+    let boundary = |mut k: usize, up: bool| {
+        while !text.is_char_boundary(k) {
+            if up {
+                k += 1;
+            } else {
+                k -= 1;
+            }
+        }
+        k
+    };
+    // Pieces of the original text that are kept, in order; `None` is a `…` for what is not.
+    let mut pieces: Vec<Option<(usize, usize)>> = Vec::new();
+    let mut at = 0;
+    for (&start, (end, windows)) in &mut keep {
+        windows.sort();
+        pieces.push(Some((at, start)));
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for &(a, b) in windows.iter() {
+            let (a, b) = (boundary(a, false), boundary(b, true));
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut cursor = start;
+        for (a, b) in merged {
+            if a > cursor {
+                pieces.push(None);
+            }
+            pieces.push(Some((a, b)));
+            cursor = b;
+        }
+        if cursor < *end {
+            pieces.push(None);
+        }
+        at = *end;
+    }
+    pieces.push(Some((at, text.len())));
+    let mut out = String::new();
+    let mut map: Vec<(usize, usize, usize)> = Vec::new(); // (orig start, orig end, new start)
+    for piece in pieces {
+        let Some((a, b)) = piece else {
+            out.push('…');
+            continue;
+        };
+        map.push((a, b, out.len()));
+        out.push_str(&text[a..b]);
+    }
+    let moved = |k: usize| {
+        map.iter()
+            .find(|(a, b, _)| k >= *a && k <= *b)
+            .map_or(out.len(), |(a, _, n)| n + (k - a))
+    };
+    let mut short = d.clone();
+    for l in &mut short.labels {
+        l.span = Span::new(moved(l.span.start), moved(l.span.end).max(moved(l.span.start)));
+    }
+    short.source = Some(source(src.name(), out.clone()));
+    Some(short)
 }
 
 impl fmt::Display for Diagnostic {
@@ -113,6 +218,14 @@ impl std::error::Error for Diagnostic {}
 impl miette::Diagnostic for Diagnostic {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning {
+            miette::Severity::Warning
+        } else {
+            miette::Severity::Error
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -217,6 +330,31 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+/// A file that is not UTF-8: located at its first invalid byte (line and column, counted from
+/// 1), shown in the file's text with the bad bytes replaced.
+pub fn not_utf8(code: &'static str, name: &str, bytes: &[u8], what: &str) -> Diagnostic {
+    let at = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    let before = String::from_utf8_lossy(&bytes[..at]);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let byte = bytes.get(at).copied().unwrap_or(0);
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    // The first bad byte (or bytes) is one U+FFFD, 3 bytes long, right after the valid prefix.
+    let span = Span::new(at, (at + 3).min(text.len()));
+    Diagnostic::new(
+        code,
+        format!("`{name}` is not UTF-8 text: byte 0x{byte:02X} at line {line}, column {column}"),
+    )
+    .primary(span, format!("byte 0x{byte:02X} is not UTF-8"))
+    .help(format!(
+        "{what} must be UTF-8 text; re-save the file as UTF-8 (it may be Latin-1 or UTF-16), or remove the character"
+    ))
+    .with_source(&source(name, text))
+}
 
 /// Suggest the closest of `candidates` to `name` (edit distance at most a third of its length).
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

@@ -66,19 +66,7 @@ pub struct Loaded {
 
 /// Read, parse and check a model file, binding its data.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::from(
-            Diagnostic::new(
-                "vi::io::model",
-                format!("cannot read model file `{}`", path.display()),
-            )
-            .help(match e.kind() {
-                std::io::ErrorKind::NotFound => "no file at that path".to_string(),
-                std::io::ErrorKind::InvalidData => "the file is not UTF-8 text".to_string(),
-                _ => e.to_string(),
-            }),
-        )
-    })?;
+    let text = syntax::read_source(path)?;
     let name = path
         .file_stem()
         .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().to_string());
@@ -218,7 +206,7 @@ fn bind_data(
             }
             let path = base.join(&from.value);
             let result = read(&path).and_then(|c| match c {
-                Some(c) => data::select(&c, &d.name.name, &Columns::Auto, true),
+                Some(c) => data::select_from(&c, d, source),
                 None => Ok(None),
             });
             match result {

@@ -1,5 +1,6 @@
 //! What the machine can give: the memory available to this process, for refusing work that
-//! would not fit before it is attempted.
+//! would not fit before it is attempted, and stack for recursion as deep as a model's
+//! expressions.
 
 /// The environment variable that overrides the limit: a size (`512M`, `8G`, bytes) or `none`.
 pub const ENV: &str = "VI_MEMORY_LIMIT";
@@ -88,4 +89,13 @@ mod tests {
         assert_eq!(human(1536.0), "1.5 KiB");
         assert_eq!(human(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
     }
+}
+
+/// Run `f` with room for deep recursion: the recursive phases (checking, lowering, constant
+/// folding, printing, evaluation) call this at each level, and when less than a red zone of
+/// stack is left it continues on a fresh segment allocated on the heap. So an expression nested
+/// 100,000 deep is as good as a shallow one, bounded by memory rather than by the thread's stack.
+#[inline]
+pub fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, f)
 }

@@ -43,7 +43,7 @@ fn model_errors_exit_1_with_a_located_diagnostic() {
         if path.extension().is_none_or(|e| e != "vi") {
             continue;
         }
-        let src = std::fs::read_to_string(&path).unwrap();
+        let src = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         let mut args = vec![
             "check".to_string(),
             format!("tests/errors/{}", path.file_name().unwrap().to_string_lossy()),

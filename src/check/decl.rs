@@ -19,6 +19,22 @@ const PARAM_TYPES: &[&str] = &["real", "positive", "unit", "simplex", "bounded"]
 impl Checker<'_> {
     pub(super) fn data_decl(&mut self, d: &ast::DataDecl) {
         let free = self.claim(&d.name, None);
+        if let Some(c) = &d.columns {
+            if !matches!(c.keyword.name.as_str(), "column" | "columns") {
+                self.error(
+                    Diagnostic::new(
+                        "vi::data::from_clause",
+                        format!("unexpected `{}` after the file", c.keyword.name),
+                    )
+                    .primary(c.keyword.span, "expected `column` or `columns`")
+                    .help(format!(
+                        "pick columns of a table with `from \"file.csv\" column \"{0}\"` or `columns \"{0}0,{0}1\"`",
+                        d.name.name
+                    )),
+                );
+                return;
+            }
+        }
         let Some(domain) = self.domain_type(&d.ty, DATA_TYPES, "data") else {
             return;
         };
@@ -60,6 +76,30 @@ impl Checker<'_> {
         array: &Array,
     ) -> Option<Vec<Dim>> {
         let name = &d.name.name;
+        if shape.len() == 1 && array.shape.len() >= 2 && array.shape[1..].iter().product::<usize>() > 1 {
+            // Flattening a table into one long vector is never what a 1-D declaration means.
+            let rest: Vec<String> = array.shape[1..].iter().map(usize::to_string).collect();
+            let dim0 = d.ty.dims.first().map_or("N".to_string(), |e| match &e.kind {
+                ExprKind::Name(n) => n.clone(),
+                _ => array.shape[0].to_string(),
+            });
+            self.error(
+                Diagnostic::new(
+                    "vi::data::rank",
+                    format!(
+                        "`{name}` is declared with 1 axis, but its data ({}) has shape {:?}",
+                        array.origin, array.shape
+                    ),
+                )
+                .primary(d.ty.span, "1 axis")
+                .help(format!(
+                    "declare the whole table, `data {name}: {}[{dim0}, {}]`, or take one column: `--data {name}=PATH:NAME`, or in the model `from \"file.csv\" column \"NAME\"`",
+                    d.ty.name.name,
+                    rest.join(", ")
+                )),
+            );
+            return None;
+        }
         let dims = adapt_rank(&array.shape, shape.len());
         let Some(dims) = dims else {
             self.error(
@@ -286,6 +326,10 @@ impl Checker<'_> {
 
     /// Evaluate a constant expression to an array (shape, row-major values).
     fn fold(&self, id: NodeId) -> Option<(Vec<usize>, Vec<f64>)> {
+        crate::limits::deep(|| self.fold_at_depth(id))
+    }
+
+    fn fold_at_depth(&self, id: NodeId) -> Option<(Vec<usize>, Vec<f64>)> {
         let node = &self.nodes[id.index()];
         let shape: Option<Vec<usize>> = node.ty.shape.iter().map(Dim::value).collect();
         let shape = shape?;

@@ -60,6 +60,9 @@ impl Checker<'_> {
                     return None;
                 }
             }
+            if self.constant(id).is_none() && !self.check_argument_support(family, spec, id, arg.value.span) {
+                return None;
+            }
             let rank = self.ty(id).shape.len();
             if rank < spec.event_rank {
                 self.error(
@@ -294,7 +297,7 @@ impl Checker<'_> {
     }
 }
 
-fn domain_phrase(d: crate::dist::Domain) -> String {
+pub(super) fn domain_phrase(d: crate::dist::Domain) -> String {
     use crate::dist::Domain::*;
     match d {
         Positive => "positive".into(),

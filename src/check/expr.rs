@@ -54,6 +54,10 @@ fn map_fn(name: &str) -> Option<MapFn> {
 
 impl Checker<'_> {
     pub(super) fn expr(&mut self, e: &ast::Expr, scope: &Scope) -> Option<NodeId> {
+        crate::limits::deep(|| self.expr_at_depth(e, scope))
+    }
+
+    fn expr_at_depth(&mut self, e: &ast::Expr, scope: &Scope) -> Option<NodeId> {
         match &e.kind {
             ExprKind::Num { value, is_int } => {
                 let elem = if *is_int { Elem::Int } else { Elem::Real };
@@ -361,6 +365,9 @@ impl Checker<'_> {
 
     pub(super) fn zip(&mut self, f: ZipFn, a: NodeId, b: NodeId, span: Span) -> Option<NodeId> {
         let (plates, shape) = self.broadcast(a, b, span, f.symbol())?;
+        if f == ZipFn::Pow {
+            self.check_pow(a, b, span);
+        }
         let int = self.ty(a).elem.is_int()
             && self.ty(b).elem.is_int()
             && matches!(f, ZipFn::Add | ZipFn::Sub | ZipFn::Mul | ZipFn::Min | ZipFn::Max);
@@ -979,6 +986,10 @@ impl Checker<'_> {
                 );
                 return None;
             }
+        }
+        if let Some(d) = self.check_data_index(index, &len, src, ispan) {
+            self.error(d);
+            return None;
         }
         if let Elem::Index(bound) = &ity.elem {
             if let (Some(b), Some(n)) = (bound.value(), len.value()) {

@@ -12,8 +12,10 @@
 mod decl;
 mod dist;
 mod expr;
+mod index;
 mod shape;
 mod site;
+mod support;
 
 use std::collections::HashMap;
 
@@ -56,6 +58,7 @@ pub fn check(
         terms: c.terms,
         objectives: c.objectives,
         settings: c.settings,
+        warnings: c.warnings.with_source(source).0,
     })
 }
 
@@ -137,6 +140,10 @@ impl Scope {
 struct Checker<'d> {
     dataset: &'d DataSet,
     diags: Diagnostics,
+    /// Problems that do not stop the model: reported, and the model is still used.
+    warnings: Diagnostics,
+    /// The bounds of nodes' values, once computed (see `support`).
+    bounds: HashMap<NodeId, support::Bound>,
     nodes: Vec<Node>,
     /// Names whose definition failed: uses of them are not reported again.
     poisoned: std::collections::HashSet<String>,
@@ -178,6 +185,8 @@ impl<'d> Checker<'d> {
         Checker {
             dataset,
             diags: Diagnostics::new(),
+            warnings: Diagnostics::new(),
+            bounds: HashMap::new(),
             nodes: Vec::new(),
             interned: HashMap::new(),
             poisoned: Default::default(),
@@ -202,6 +211,18 @@ impl<'d> Checker<'d> {
 
     fn error(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Record a warning, once per place and code.
+    fn warn(&mut self, d: Diagnostic) {
+        let d = d.warning();
+        let dup = self
+            .warnings
+            .iter()
+            .any(|w| w.code == d.code && w.primary_span() == d.primary_span());
+        if !dup {
+            self.warnings.push(d);
+        }
     }
 
     /// Add a node, or return the identical one already built: the same computation written
@@ -588,6 +609,10 @@ impl<'d> Checker<'d> {
 
     /// The value of a node if it is a scalar constant.
     fn constant(&self, id: NodeId) -> Option<f64> {
+        crate::limits::deep(|| self.constant_at_depth(id))
+    }
+
+    fn constant_at_depth(&self, id: NodeId) -> Option<f64> {
         let node = &self.nodes[id.index()];
         if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
             return None;

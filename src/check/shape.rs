@@ -91,6 +91,10 @@ impl Checker<'_> {
     }
 
     fn dim_val(&mut self, e: &ast::Expr, introduce: bool) -> Option<DimVal> {
+        crate::limits::deep(|| self.dim_val_at_depth(e, introduce))
+    }
+
+    fn dim_val_at_depth(&mut self, e: &ast::Expr, introduce: bool) -> Option<DimVal> {
         match &e.kind {
             ExprKind::Num { value, is_int: true } if *value < 1e15 => Some(DimVal {
                 value: Some(*value as i64),

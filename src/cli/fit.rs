@@ -126,7 +126,7 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         resumed = Some(ck);
     }
     check_device(args.device)?;
-    let mut loaded = vi::load(&args.model, &args.data.options(true))?;
+    let mut loaded = super::load(&args.model, &args.data.options(true))?;
     let settings = &mut loaded.model.settings;
     for (key, value) in &args.settings.given {
         settings.set(key, value.clone());

@@ -168,7 +168,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8, Diagnostics> {
     match cli.command {
         Command::Check { model, data } => {
-            let loaded = vi::load(&model, &data.options(false))?;
+            let loaded = load(&model, &data.options(false))?;
             out!("{}", vi::report::model_summary(&loaded.model, &loaded.data));
         }
         Command::Fit(args) => return fit::fit(args),
@@ -180,7 +180,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             seed,
             data,
         } => {
-            let loaded = vi::load(&model, &data.options(true))?;
+            let loaded = load(&model, &data.options(true))?;
             let (state, meta) = read_fit(&from, &loaded)?;
             let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
             let path = out.unwrap_or_else(|| from.join("samples.csv"));
@@ -205,7 +205,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             data,
         } => {
             let given = !data.bindings.is_empty();
-            let loaded = vi::load(&model, &data.options(true))?;
+            let loaded = load(&model, &data.options(true))?;
             let (state, meta) = read_fit(&from, &loaded)?;
             let result = vi::infer::eval::evaluate(
                 &loaded,
@@ -226,7 +226,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             outln!("wrote {}", path.display());
         }
         Command::Graph { model, format, data } => {
-            let loaded = vi::load(&model, &data.options(false))?;
+            let loaded = load(&model, &data.options(false))?;
             match format {
                 GraphFormat::Text => out!("{}", vi::graph::to_text(&loaded.model)),
                 GraphFormat::Dot => out!("{}", vi::graph::to_dot(&loaded.model)),
@@ -234,6 +234,17 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
         }
     }
     Ok(0)
+}
+
+/// Load a model and its data, showing the checker's warnings (they do not stop anything).
+fn load(model: &std::path::Path, opts: &LoadOptions) -> Result<vi::Loaded, Diagnostics> {
+    let loaded = vi::load(model, opts)?;
+    let warnings = &loaded.model.warnings;
+    if !warnings.is_empty() {
+        let color = std::io::stderr().is_terminal();
+        eprintln!("{}", Diagnostics(warnings.clone()).render(color));
+    }
+    Ok(loaded)
 }
 
 /// The tensors and metadata a `vinf fit` saved in `dir`, with a warning when they belong to

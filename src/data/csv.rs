@@ -107,7 +107,11 @@ impl Table {
                 return Err(self.no_column(item));
             }
         }
-        let mut a = self.take(&cols, &format!("columns {}", spec.join(",")));
+        let what = match spec {
+            [one] if !one.contains("..") => format!("column {one}"),
+            _ => format!("columns {}", spec.join(",")),
+        };
+        let mut a = self.take(&cols, &what);
         if (cols.len() > 1 || spec.iter().any(|s| s.contains(".."))) && a.shape.len() == 1 {
             a.shape.push(1);
         }
@@ -121,18 +125,21 @@ impl Table {
     }
 
     fn no_column(&self, item: &str) -> Diagnostic {
+        let near = crate::diag::did_you_mean(item, self.columns.iter().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
         Diagnostic::new(
             "vi::data::no_column",
             format!("`{}` has no column `{item}`", self.path),
         )
         .help(format!(
-            "its columns are {}; choose by name, by position (0-based) or by a range `a..b`",
+            "{near}its columns are {}; choose by name, by position (0-based) or by a range `a..b`",
             preview(&self.columns)
         ))
     }
 }
 
-fn preview(cols: &[String]) -> String {
+pub(crate) fn preview(cols: &[String]) -> String {
     if cols.len() <= 8 {
         cols.join(", ")
     } else {
@@ -148,16 +155,8 @@ fn preview(cols: &[String]) -> String {
 /// Parse CSV text with a header row. A first row that is all numbers is taken as data, and the
 /// columns are then named by position (`0`, `1`, ...).
 pub fn parse(bytes: &[u8], path: &str) -> Result<Table, Diagnostic> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Diagnostic::new(
-            "vi::data::not_text",
-            format!("`{path}` is not a text (UTF-8) file"),
-        )
-        .help(format!(
-            "byte {} is not UTF-8; CSV files must be text",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| crate::diag::not_utf8("vi::data::not_text", path, bytes, "a CSV file"))?;
     let src = source(path, text.to_string());
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)

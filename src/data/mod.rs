@@ -288,6 +288,75 @@ pub fn select(
     }
 }
 
+/// Take the array for a declaration from its default file (`from "file"`, with an optional
+/// `column "y"` / `columns "a,b"` clause).
+///
+/// Unlike an explicit `--data NAME=PATH`, a table with a header must have what the declaration
+/// names: a column called like the data, numbered columns `name0, name1, ...`, or the columns
+/// the clause picks. Anything else is an error that lists the file's columns, for taking the
+/// whole table (or the wrong column) would give a wrong answer without a word. Diagnostics
+/// point into the model (`source`).
+pub fn select_from(
+    contents: &Contents,
+    decl: &crate::syntax::ast::DataDecl,
+    source: &crate::diag::Source,
+) -> Result<Option<Array>, Diagnostic> {
+    let name = &decl.name.name;
+    let from = decl.from.as_ref().map_or(decl.span, |f| f.span);
+    let table = match contents {
+        Contents::Table(t) => t,
+        Contents::Array(a) => {
+            if let Some(c) = &decl.columns {
+                return Err(Diagnostic::new(
+                    "vi::data::no_column",
+                    format!("{} is an array, not a table with columns", a.origin),
+                )
+                .primary(c.value.span, "columns of a table")
+                .secondary(from, "not a CSV table")
+                .help("only CSV tables have columns to pick; drop the `column` clause")
+                .with_source(source));
+            }
+            return Ok(Some(a.clone()));
+        }
+    };
+    if let Some(c) = &decl.columns {
+        let spec: Vec<String> = c.value.value.split(',').map(|x| x.trim().to_string()).collect();
+        return match table.columns_named(&spec) {
+            Ok(a) => Ok(Some(a)),
+            Err(d) => Err(d
+                .primary(c.value.span, "no such column")
+                .secondary(from, "in this file")
+                .with_source(source)),
+        };
+    }
+    if let Some(a) = table.column_named(name) {
+        return Ok(Some(a));
+    }
+    if let Some(a) = table.numbered_columns(name) {
+        return Ok(Some(a));
+    }
+    if table.headerless {
+        return table.whole().map(Some);
+    }
+    let file = decl.from.as_ref().map_or("the file", |f| f.value.as_str());
+    let mut d = Diagnostic::new(
+        "vi::data::no_column",
+        format!("`{}` has no column `{name}`", table.path),
+    )
+    .primary(from, format!("no column `{name}` here"))
+    .secondary(decl.name.span, "named after a column");
+    let cols = csv::preview(&table.columns);
+    d = match crate::diag::did_you_mean(name, table.columns.iter().map(String::as_str)) {
+        Some(s) => d.help(format!(
+            "its columns are {cols}; did you mean `{s}`? Pick it with `from \"{file}\" column \"{s}\"`, or rename the data `{s}`"
+        )),
+        None => d.help(format!(
+            "its columns are {cols}; pick one with `from \"{file}\" column \"NAME\"`, several with `columns \"a,b\"` (or a range of positions, `columns \"0..3\"`)"
+        )),
+    };
+    Err(d.with_source(source))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

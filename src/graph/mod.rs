@@ -603,6 +603,9 @@ pub struct Model {
     pub terms: Vec<Term>,
     pub objectives: Vec<Objective>,
     pub settings: Settings,
+    /// What the checker could not prove but did not refuse (an argument's support, a power of
+    /// a value that may be negative); `vinf check` and `vinf fit` print them.
+    pub warnings: Vec<crate::diag::Diagnostic>,
 }
 
 impl Model {
@@ -638,6 +641,10 @@ impl Model {
 
     /// The value of a node if it is a compile-time scalar constant.
     pub fn constant(&self, id: NodeId) -> Option<f64> {
+        crate::limits::deep(|| self.constant_at_depth(id))
+    }
+
+    fn constant_at_depth(&self, id: NodeId) -> Option<f64> {
         let node = self.node(id);
         if !node.ty.shape.is_empty() || !node.ty.plates.is_empty() {
             return None;

@@ -27,13 +27,22 @@ pub enum Item {
     Objective(ObjectiveDecl),
 }
 
-/// `data x: real[N] from "data/x.csv"`
+/// `data x: real[N] from "data/x.csv"`, or `from "data/t.csv" column "y"`
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataDecl {
     pub name: Ident,
     pub ty: TypeExpr,
     pub from: Option<StrLit>,
+    /// `column "y"` or `columns "x0,x1"` after the file: which columns of a table to take.
+    pub columns: Option<ColumnSpec>,
     pub span: Span,
+}
+
+/// `column "y"` / `columns "x0,x1"` / `columns "0..3"`: the word as written and the list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnSpec {
+    pub keyword: Ident,
+    pub value: StrLit,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -180,6 +189,56 @@ pub enum Sense {
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
+}
+
+/// Dropping a tree 100,000 deep by the default recursion would overflow the stack: an
+/// expression's children are moved onto a heap stack and dropped one at a time instead.
+impl Drop for Expr {
+    fn drop(&mut self) {
+        let mut pending: Vec<Expr> = Vec::new();
+        detach(&mut self.kind, &mut pending);
+        while let Some(mut e) = pending.pop() {
+            detach(&mut e.kind, &mut pending);
+        }
+    }
+}
+
+/// Move the sub-expressions of `kind` onto `out`, leaving a leaf in its place.
+fn detach(kind: &mut ExprKind, out: &mut Vec<Expr>) {
+    let leaf = ExprKind::Num {
+        value: 0.0,
+        is_int: true,
+    };
+    if matches!(kind, ExprKind::Num { .. } | ExprKind::Str(_) | ExprKind::Name(_)) {
+        return;
+    }
+    let args = |args: Vec<Arg>, out: &mut Vec<Expr>| out.extend(args.into_iter().map(|a| a.value));
+    match std::mem::replace(kind, leaf) {
+        ExprKind::Num { .. } | ExprKind::Str(_) | ExprKind::Name(_) => {}
+        ExprKind::Neg(a) => out.push(*a),
+        ExprKind::Binary(_, a, b) => {
+            out.push(*a);
+            out.push(*b);
+        }
+        ExprKind::Call { args: a, .. } => args(a, out),
+        ExprKind::Index { base, indices } => {
+            out.push(*base);
+            for ix in indices {
+                match ix {
+                    IndexArg::Expr(e) => out.push(e),
+                    IndexArg::Slice { start, end, .. } => out.extend(start.into_iter().chain(end)),
+                }
+            }
+        }
+        ExprKind::Vector(items) => out.extend(items),
+        ExprKind::Draw(call) => {
+            let call = *call;
+            args(call.args, out);
+            if let Some((dims, _)) = call.iid {
+                out.extend(dims);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

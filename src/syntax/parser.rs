@@ -203,7 +203,7 @@ for i in 1..N {
     #[test]
     fn precedence_is_conventional() {
         let e = parse_expr("-a^2 + b * c @ d").unwrap();
-        let ExprKind::Binary(BinOp::Add, l, r) = e.kind else {
+        let ExprKind::Binary(BinOp::Add, l, r) = &e.kind else {
             panic!()
         };
         assert!(matches!(l.kind, ExprKind::Neg(_)));
