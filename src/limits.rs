@@ -75,6 +75,15 @@ pub fn human(bytes: f64) -> String {
     }
 }
 
+/// Run `f` with room for deep recursion: the recursive phases (checking, lowering, constant
+/// folding, printing, evaluation) call this at each level, and when less than a red zone of
+/// stack is left it continues on a fresh segment allocated on the heap. So an expression nested
+/// 100,000 deep is as good as a shallow one, bounded by memory rather than by the thread's stack.
+#[inline]
+pub fn deep<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,13 +98,4 @@ mod tests {
         assert_eq!(human(1536.0), "1.5 KiB");
         assert_eq!(human(3.0 * 1024.0 * 1024.0 * 1024.0), "3.0 GiB");
     }
-}
-
-/// Run `f` with room for deep recursion: the recursive phases (checking, lowering, constant
-/// folding, printing, evaluation) call this at each level, and when less than a red zone of
-/// stack is left it continues on a fresh segment allocated on the heap. So an expression nested
-/// 100,000 deep is as good as a shallow one, bounded by memory rather than by the thread's stack.
-#[inline]
-pub fn deep<R>(f: impl FnOnce() -> R) -> R {
-    stacker::maybe_grow(128 * 1024, 4 * 1024 * 1024, f)
 }

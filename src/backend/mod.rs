@@ -11,7 +11,6 @@
 //! are the caller's promise: the checker has proven them, and the graph evaluator
 //! ([`eval`]) aligns layouts before calling in, because dfdx panics on mismatches.
 
-pub mod eval;
 pub mod kernels;
 mod special;
 
@@ -416,7 +415,7 @@ impl Session {
     pub fn grad(&self, grads: &mut Grads, p: &Param) -> Vec<f64> {
         // dfdx's element iterator indexes an empty tensor's buffer (a full-rank guide over one
         // value has an empty off-diagonal).
-        if p.len() == 0 {
+        if p.is_empty() {
             return Vec::new();
         }
         match (grads, &p.array.data) {

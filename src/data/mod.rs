@@ -5,6 +5,7 @@
 //! [`DataSet`] holds the arrays bound to data names; the checker validates them against the
 //! declarations (shapes, supports).
 
+pub mod bind;
 pub mod csv;
 pub mod idx;
 pub mod mat;

@@ -6,10 +6,10 @@
 
 use std::f64::consts::PI;
 
-use crate::backend::eval::{expand, joint_layout, map, sum_shape, zip, Layout, Value};
 use crate::backend::Session;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{MapFn, ZipFn};
+use crate::interpret::{expand, joint_layout, map, sum_shape, zip, Layout, Value};
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 

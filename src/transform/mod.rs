@@ -3,10 +3,10 @@
 //! The automatic guide is a Gaussian over the unconstrained values; these maps carry its draws
 //! into the latents' supports, and their log-determinants correct the density.
 
-use crate::backend::eval::{map, zip, Layout, Value};
 use crate::backend::Session;
 use crate::dist::Domain;
 use crate::graph::{MapFn, ZipFn};
+use crate::interpret::{map, zip, Layout, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Bijection {

@@ -11,11 +11,11 @@ use super::expect::Stat;
 use super::family::{Start, Variational};
 use super::summary::{normal_summary, Sink};
 use super::{v, Ctx, LN_2PI};
-use crate::backend::eval::{expand, joint_layout, Layout, Value};
 use crate::graph::{LatentId, MapFn, NodeId, ZipFn};
 use crate::infer::linalg;
 use crate::infer::plan::{ArgForm, SitePlan};
 use crate::infer::LatentSummary;
+use crate::interpret::{expand, joint_layout, Layout, Value};
 
 #[derive(Clone, Debug)]
 pub(super) struct Block {
@@ -134,7 +134,7 @@ impl Block {
         let (mean, cov, d) = (&self.mean, &self.cov, self.d);
         let m = v(cx.s.array(mean, &[d]), cx.latent_layout(latent));
         let x = cx.constant(covariates);
-        let pred = crate::backend::eval::matmul(&mut cx.s, &x, &m);
+        let pred = crate::interpret::matmul(&mut cx.s, &x, &m);
         match stat {
             Stat::Mean => pred,
             Stat::Second => {

@@ -12,10 +12,10 @@ use super::family::{Start, Variational};
 use super::messages::reduce_to;
 use super::summary::{categorical_summary, Sink};
 use super::{v, Ctx};
-use crate::backend::eval::{expand, Layout, Value};
 use crate::graph::{LatentId, MapFn, ZipFn};
 use crate::infer::plan::{ArgForm, SitePlan};
 use crate::infer::LatentSummary;
+use crate::interpret::{expand, Layout, Value};
 
 #[derive(Clone, Debug)]
 pub(super) struct Categorical {

@@ -7,10 +7,10 @@
 
 use super::expect::Stat;
 use super::{Ctx, LN_2PI};
-use crate::backend::eval::Value;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{LatentId, MapFn};
 use crate::infer::plan::SitePlan;
+use crate::interpret::Value;
 
 impl Ctx<'_> {
     /// Expected log-likelihood of a statement per plate member (and per component for a

@@ -7,9 +7,9 @@
 //! Never imports a family's file, `svi` or the posterior tools.
 
 use super::{v, Ctx};
-use crate::backend::eval::{Layout, Value};
 use crate::graph::MapFn;
 use crate::infer::plan::{ArgForm, SitePlan, ValueForm};
+use crate::interpret::{Layout, Value};
 
 /// Which expectation of an argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

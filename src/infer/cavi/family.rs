@@ -19,10 +19,10 @@ use super::mixture::Responsibilities;
 use super::normal::Normal;
 use super::summary::Sink;
 use super::Ctx;
-use crate::backend::eval::{Layout, Value};
 use crate::graph::LatentId;
 use crate::infer::plan::{QFamily, SitePlan};
 use crate::infer::LatentSummary;
+use crate::interpret::{Layout, Value};
 
 /// What a variational family knows: how it starts, how it updates from its neighbours, its
 /// expectations, its entropy (its own ELBO term) and its summary.

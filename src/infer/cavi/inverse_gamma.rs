@@ -11,10 +11,10 @@ use super::family::{Start, Variational};
 use super::messages::Conjugate;
 use super::summary::{draw_each, exact_moments, Sink, DRAWS};
 use super::{v, Ctx};
-use crate::backend::eval::{expand, Layout, Value};
 use crate::graph::{LatentId, MapFn};
 use crate::infer::plan::SitePlan;
 use crate::infer::LatentSummary;
+use crate::interpret::{expand, Layout, Value};
 
 #[derive(Clone, Debug)]
 pub(super) struct InverseGamma {

@@ -6,10 +6,10 @@
 //! Knows no family by name. Never imports a family's file, `svi` or the posterior tools.
 
 use super::{v, Ctx};
-use crate::backend::eval::{expand, joint_layout, Layout, Value};
 use crate::backend::Session;
 use crate::graph::{LatentId, NodeId, Op};
 use crate::infer::plan::{ArgForm, SitePlan};
+use crate::interpret::{expand, joint_layout, Layout, Value};
 
 use super::expect::{unplated, Stat};
 

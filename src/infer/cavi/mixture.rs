@@ -14,12 +14,12 @@ use super::expect::Stat;
 use super::family::{Start, Variational, Q};
 use super::summary::{categorical_summary, Sink};
 use super::{v, Ctx, LN_2PI};
-use crate::backend::eval::{Layout, Value};
 use crate::backend::kernels::Blocked;
 use crate::dist::{Family, Parameterization};
 use crate::graph::LatentId;
 use crate::infer::plan::{ArgForm, Plan, QFamily, SitePlan, ValueForm};
 use crate::infer::LatentSummary;
+use crate::interpret::{Layout, Value};
 
 /// A categorical index whose one mixture statement is `x[i] ~ Normal(μ[c[i]], τ[c[i]])` on
 /// scalar data (means and precisions each a mixture latent, a constant, or one latent): its

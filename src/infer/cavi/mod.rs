@@ -49,10 +49,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::plan::{Plan, QFamily, SitePlan};
 use super::{FitOptions, FitOutput, Method, Progress};
-use crate::backend::eval::{map, zip, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Array, Precision, Session};
 use crate::diag::Diagnostics;
 use crate::graph::{LatentId, MapFn, Model, NodeId, ZipFn};
+use crate::interpret::{map, zip, Evaluator, Layout, PlateState, Value};
 use crate::Loaded;
 
 use family::Q;

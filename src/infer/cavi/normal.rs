@@ -13,10 +13,10 @@ use super::family::{Start, Variational};
 use super::messages::Conjugate;
 use super::summary::{normal_summary, Sink};
 use super::{v, Ctx, LN_2PI};
-use crate::backend::eval::{expand, Layout, Value};
 use crate::graph::{LatentId, MapFn};
 use crate::infer::plan::{ArgForm, SitePlan, ValueForm};
 use crate::infer::LatentSummary;
+use crate::interpret::{expand, Layout, Value};
 
 #[derive(Clone, Debug)]
 pub(super) struct Normal {

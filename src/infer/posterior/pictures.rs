@@ -10,12 +10,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::backend::eval::{expand, Evaluator, Layout, PlateState, Value};
 use crate::backend::Session;
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family, Parameterization};
 use crate::graph::{DataId, LatentId, Model, NodeId, Op, PlateId, Target};
 use crate::infer::{FitOptions, NamedTensor};
+use crate::interpret::{expand, Evaluator, Layout, PlateState, Value};
 use crate::Loaded;
 
 /// Images to draw, each `height × width` grey levels, row-major.

@@ -10,13 +10,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::backend::eval::{expand, joint_layout, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::dist::sample::{categorical, draw_scalar, draw_vector};
 use crate::dist::Family;
 use crate::graph::{Dim, Target};
 use crate::infer::{FitOptions, NamedTensor};
+use crate::interpret::{expand, joint_layout, Evaluator, Layout, PlateState, Value};
 use crate::Loaded;
 
 /// One drawn variable: `n` draws, each of `shape`, draw-major.

@@ -10,12 +10,12 @@ use crate::infer::psis;
 
 /// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
 const WORK_LIMIT: f64 = 4e8;
-use crate::backend::eval::{expand, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Precision, Session};
 use crate::dist::density::log_prob;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{Model, PlateId, Target, ZipFn};
 use crate::infer::{FitOptions, FitOutput, Method, NamedTensor};
+use crate::interpret::{expand, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::Loaded;
 
 /// What the diagnostics found.

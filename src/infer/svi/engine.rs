@@ -15,12 +15,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::guide::{self, AutoGuide, AutoLatent, Learnables};
-use crate::backend::eval::{expand, map, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::backend::{Array, Session};
 use crate::dist::density::{kl_normal, log_prob};
 use crate::dist::Family;
 use crate::graph::{LatentId, MapFn, Model, PlateId, Site, Target, ZipFn};
 use crate::infer::{Estimator, FitOptions, Guide};
+use crate::interpret::{expand, map, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::transform::Bijection;
 use crate::Loaded;
 

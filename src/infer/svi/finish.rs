@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use super::engine::Engine;
-use crate::backend::eval::{Layout, PlateState, Value};
 use crate::backend::Session;
 use crate::infer::{FitOptions, FitOutput, LatentSummary, Method, NamedTensor, Status, StopRule};
+use crate::interpret::{Layout, PlateState, Value};
 
 /// Summaries of the fitted guide (`values` its learnables'), and the tensors to save.
 #[allow(clippy::too_many_arguments)]

@@ -12,9 +12,9 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::eval::Value;
 use crate::backend::{Array, Param, Session};
 use crate::graph::{Group, Init, LatentId, Model, NetId, ParamId};
+use crate::interpret::Value;
 use crate::transform::Bijection;
 
 /// Which objective group a learnable belongs to.

@@ -9,11 +9,11 @@
 
 use super::engine::Engine;
 use super::guide;
-use crate::backend::eval::{expand, zip, Layout, PlateState, Value};
 use crate::backend::{Array, Session};
 use crate::diag::Diagnostic;
 use crate::graph::ZipFn;
 use crate::infer::{FitOptions, NamedTensor};
+use crate::interpret::{expand, zip, Layout, PlateState, Value};
 use crate::Loaded;
 
 /// Draws from a fitted guide, restored from its saved tensors: per latent its values laid out

@@ -18,12 +18,12 @@ use super::objective::{objectives, Fault, Objective};
 use super::optim::{self, Optimizer};
 use super::state::{TrainerState, SNAPSHOT_EVERY};
 use super::support::{check_split, check_supported};
-use crate::backend::eval::PlateState;
 use crate::backend::{Grads, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::ZipFn;
 use crate::infer::epoch::{self, EpochReport, PerRow, Split};
 use crate::infer::{FitOptions, FitOutput, Progress, Status, StopRule};
+use crate::interpret::PlateState;
 use crate::Loaded;
 
 /// Draws used to choose between the averaged and the last parameters.
@@ -345,7 +345,7 @@ impl<'a> Trainer<'a> {
             let plates = eng.next_batches_from(step);
             s.no_grad();
             let (t, _) = eng.forward(s, &plates, COMPARE_DRAWS, seed ^ 0xa11e, step, true);
-            let e = crate::backend::eval::zip(s, ZipFn::Add, &t.loglik, &t.latent);
+            let e = crate::interpret::zip(s, ZipFn::Add, &t.loglik, &t.latent);
             let m = sample_mean(s, &e);
             s.value(&m)
         };

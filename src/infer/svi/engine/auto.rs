@@ -7,9 +7,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::guide::{self, AutoGuide};
 use super::Engine;
-use crate::backend::eval::{map, zip, Layout, PlateState, Value};
 use crate::backend::{Array, Session};
 use crate::graph::{MapFn, PlateId, ZipFn};
+use crate::interpret::{map, zip, Layout, PlateState, Value};
 
 impl Engine<'_> {
     /// Draw the automatic guide's unconstrained values; adds −log q (or the entropy) to `acc`.

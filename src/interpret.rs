@@ -5,10 +5,14 @@
 //! node's own shape. Elementwise operations align two layouts by inserting the axes one side
 //! lacks; plate views of data gather the minibatch's rows. No operation loops over data points
 //! in Rust: index maps are built once per layout and handed to a gather.
+//!
+//! The graph interpreter sits on the backend (it only calls [`Session`]'s operations and names
+//! no dfdx type) and below everything that evaluates a model: densities, bijections, the
+//! engines and the after-fit tools. It must never import `dist`, `transform` or `infer`.
 
 use std::collections::HashMap;
 
-use super::{Array, Session};
+use crate::backend::{Array, Session};
 use crate::graph::{Activation, Dim, MapFn, Model, NodeId, Op, PlateId, ReduceFn, ZipFn};
 
 /// Where a value's axes come from.
