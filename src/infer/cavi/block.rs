@@ -8,8 +8,8 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::expect::Stat;
-use super::family::{Start, Variational};
 use super::summary::{normal_summary, Sink};
+use super::variational::{Start, Variational};
 use super::{v, Ctx, LN_2PI};
 use crate::graph::{LatentId, MapFn, NodeId, ZipFn};
 use crate::infer::linalg;

@@ -8,9 +8,9 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::expect::Stat;
-use super::family::{Start, Variational};
 use super::messages::reduce_to;
 use super::summary::{categorical_summary, Sink};
+use super::variational::{Start, Variational};
 use super::{v, Ctx};
 use crate::graph::{LatentId, MapFn, ZipFn};
 use crate::infer::plan::{ArgForm, SitePlan};

@@ -8,9 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta as BetaD, Distribution};
 
 use super::expect::Stat;
-use super::family::{Start, Variational};
 use super::messages::Conjugate;
 use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::variational::{Start, Variational};
 use super::Ctx;
 use crate::dist::Family;
 use crate::graph::{LatentId, MapFn};

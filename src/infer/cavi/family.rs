@@ -18,35 +18,12 @@ use super::inverse_gamma::InverseGamma;
 use super::mixture::Responsibilities;
 use super::normal::Normal;
 use super::summary::Sink;
+use super::variational::{Start, Variational};
 use super::Ctx;
 use crate::graph::LatentId;
-use crate::infer::plan::{QFamily, SitePlan};
+use crate::infer::plan::QFamily;
 use crate::infer::LatentSummary;
-use crate::interpret::{Layout, Value};
-
-/// What a variational family knows: how it starts, how it updates from its neighbours, its
-/// expectations, its entropy (its own ELBO term) and its summary.
-pub(super) trait Variational: Sized {
-    /// Start values for a restart.
-    fn init(cx: &mut Ctx, at: &mut Start) -> Self;
-    /// The closed-form update given every other latent's q.
-    fn update(cx: &mut Ctx, l: LatentId, prior: &SitePlan, lay: &Layout) -> Self;
-    /// E[stat(x)] elementwise, in the latent's layout.
-    fn expect(&self, cx: &mut Ctx, l: LatentId, stat: Stat) -> Value;
-    /// H[q], summed over the latent's elements.
-    fn entropy(&self, cx: &mut Ctx, l: LatentId) -> f64;
-    /// The latent's summary; its q's parameters go to `out`.
-    fn summary(&self, cx: &mut Ctx, out: &mut Sink, rng: &mut ChaCha8Rng) -> LatentSummary;
-}
-
-/// What [`Variational::init`] is given.
-pub(super) struct Start<'r> {
-    pub l: LatentId,
-    pub lay: Layout,
-    pub prior: SitePlan,
-    pub restart: usize,
-    pub rng: &'r mut ChaCha8Rng,
-}
+use crate::interpret::Value;
 
 /// One latent's variational distribution.
 #[derive(Clone, Debug)]
@@ -170,6 +147,19 @@ impl Ctx<'_> {
         match self.q(l) {
             Q::Block(b) => b.clone(),
             _ => unreachable!("linear forms have block q"),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// The fused responsibilities a latent holds, taken out to be rewritten in place.
+    pub(super) fn take_responsibilities(&mut self, c: LatentId) -> Option<Responsibilities> {
+        match self.q[c.index()].take() {
+            Some(Q::Responsibilities(r)) => Some(r),
+            other => {
+                self.q[c.index()] = other;
+                None
+            }
         }
     }
 }

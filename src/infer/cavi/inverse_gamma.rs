@@ -7,9 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Gamma as GammaD};
 
 use super::expect::Stat;
-use super::family::{Start, Variational};
 use super::messages::Conjugate;
 use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::variational::{Start, Variational};
 use super::{v, Ctx};
 use crate::graph::{LatentId, MapFn};
 use crate::infer::plan::SitePlan;

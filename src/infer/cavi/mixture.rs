@@ -11,8 +11,8 @@
 use rand_chacha::ChaCha8Rng;
 
 use super::expect::Stat;
-use super::family::{Start, Variational, Q};
 use super::summary::{categorical_summary, Sink};
+use super::variational::{Start, Variational};
 use super::{v, Ctx, LN_2PI};
 use crate::backend::kernels::Blocked;
 use crate::dist::{Family, Parameterization};
@@ -62,8 +62,8 @@ impl Variational for Responsibilities {
             ..at.lay.clone()
         };
         let n = clay.lead_len();
-        match cx.q[at.l.index()].take() {
-            Some(Q::Responsibilities(Responsibilities { mut probs, .. })) => {
+        match cx.take_responsibilities(at.l) {
+            Some(Responsibilities { mut probs, .. }) => {
                 probs.data.fill(1.0 / kk as f64);
                 Responsibilities { probs, lay: clay }
             }
@@ -77,7 +77,7 @@ impl Variational for Responsibilities {
     fn update(cx: &mut Ctx, c: LatentId, _prior: &SitePlan, _lay: &Layout) -> Self {
         let mut f = cx.fast[c.index()].take().expect("a fused mixture");
         let eta = cx.fast_eta(&f, true);
-        let Some(Q::Responsibilities(Responsibilities { mut probs, lay })) = cx.q[c.index()].take() else {
+        let Some(Responsibilities { mut probs, lay }) = cx.take_responsibilities(c) else {
             unreachable!("fused mixtures start from allocated responsibilities")
         };
         let sums = crate::backend::kernels::responsibilities(&f.t, 3, &eta, &mut probs);

@@ -9,9 +9,10 @@
 //!
 //! The rooms (private; the module's face is [`fit`] and [`require_conjugate`]):
 //! * `mod.rs`: the entry points, the shared context `Ctx` and its small array helpers;
-//! * `family.rs`: the `Variational` trait every family implements, `Q` (one latent's q as
-//!   one of the families' types), and the one dispatch from a latent's planned family to its
-//!   code;
+//! * `variational.rs`: the `Variational` trait every family implements (a leaf: it imports
+//!   no family);
+//! * `family.rs`: `Q` (one latent's q as one of the families' types) and the one dispatch from
+//!   a latent's planned family to its code;
 //! * one file per family, each with its q, init, update, expectations, entropy and summary:
 //!   `normal.rs`, `block.rs` (a multivariate Normal over regression weights), `gamma.rs`,
 //!   `inverse_gamma.rs`, `beta.rs`, `dirichlet.rs`, `categorical.rs`;
@@ -41,6 +42,7 @@ mod mixture;
 mod normal;
 mod summary;
 mod sweeps;
+mod variational;
 
 use std::time::Instant;
 

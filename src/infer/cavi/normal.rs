@@ -9,9 +9,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::expect::Stat;
-use super::family::{Start, Variational};
 use super::messages::Conjugate;
 use super::summary::{normal_summary, Sink};
+use super::variational::{Start, Variational};
 use super::{v, Ctx, LN_2PI};
 use crate::graph::{LatentId, MapFn};
 use crate::infer::plan::{ArgForm, SitePlan, ValueForm};
