@@ -488,17 +488,7 @@ impl<'m> Evaluator<'m> {
                     nd[ax] = rows.len();
                     arr = g.reshaped(&nd);
                 } else {
-                    let inner: usize = dims[ax + 1..].iter().product();
-                    let n = dims[ax];
-                    let mut idx = Vec::with_capacity(outer * rows.len() * inner);
-                    for o in 0..outer {
-                        for &r in rows {
-                            let base = (o * n + r) * inner;
-                            idx.extend(base..base + inner);
-                        }
-                    }
-                    let mut nd = dims.clone();
-                    nd[ax] = rows.len();
+                    let (idx, nd) = rows_along(&dims, ax, rows);
                     arr = s.gather(&arr, &idx, &nd);
                 }
             }
@@ -854,6 +844,24 @@ fn permutation_index(dims: &[usize], perm: &[usize]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// The gather that keeps `rows` along axis `ax` of an array shaped `dims` (row-major): the
+/// flat source index of every kept element, and the new shape.
+pub fn rows_along(dims: &[usize], ax: usize, rows: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let outer: usize = dims[..ax].iter().product();
+    let n = dims[ax];
+    let inner: usize = dims[ax + 1..].iter().product();
+    let mut idx = Vec::with_capacity(outer * rows.len() * inner);
+    for o in 0..outer {
+        for &r in rows {
+            let base = (o * n + r) * inner;
+            idx.extend(base..base + inner);
+        }
+    }
+    let mut nd = dims.to_vec();
+    nd[ax] = rows.len();
+    (idx, nd)
 }
 
 #[cfg(test)]

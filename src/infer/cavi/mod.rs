@@ -130,12 +130,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Evaluate a latent-free node (cached).
-    fn constant(&mut self, id: NodeId) -> Value {
-        if let Some(c) = self.consts.get(&id) {
-            return c.clone();
-        }
-        let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("constants draw nothing") };
+    /// Evaluate a node deterministically, with `latent` (if any) standing for a latent's value.
+    fn evaluate(&mut self, id: NodeId, latent: Option<(LatentId, Value)>) -> Value {
+        let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("CAVI's evaluations draw nothing") };
         let mut ev = Evaluator::new(
             self.model,
             &self.data,
@@ -144,24 +141,25 @@ impl<'a> Ctx<'a> {
             None,
             &mut noise,
         );
-        let val = ev.eval(&mut self.s, id);
+        if let Some((l, stat)) = latent {
+            ev.latents[l.index()] = Some(stat);
+        }
+        ev.eval(&mut self.s, id)
+    }
+
+    /// Evaluate a latent-free node (cached).
+    fn constant(&mut self, id: NodeId) -> Value {
+        if let Some(c) = self.consts.get(&id) {
+            return c.clone();
+        }
+        let val = self.evaluate(id, None);
         self.consts.insert(id, val.clone());
         val
     }
 
     /// Evaluate a node with latent `l` replaced by `stat` (a linear view of a latent).
     fn through(&mut self, id: NodeId, l: LatentId, stat: Value) -> Value {
-        let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("views draw nothing") };
-        let mut ev = Evaluator::new(
-            self.model,
-            &self.data,
-            &self.data_host,
-            self.plates.clone(),
-            None,
-            &mut noise,
-        );
-        ev.latents[l.index()] = Some(stat);
-        ev.eval(&mut self.s, id)
+        self.evaluate(id, Some((l, stat)))
     }
 
     fn q(&self, l: LatentId) -> &Q {

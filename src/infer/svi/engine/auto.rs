@@ -164,19 +164,7 @@ impl Engine<'_> {
             let Some(rows) = &plates[p.index()].batch else {
                 continue;
             };
-            let dims = loc.shape().to_vec();
-            let outer: usize = dims[..j].iter().product();
-            let n = dims[j];
-            let inner: usize = dims[j + 1..].iter().product();
-            let mut idx = Vec::with_capacity(outer * rows.len() * inner);
-            for o in 0..outer {
-                for &r in rows {
-                    let base = (o * n + r) * inner;
-                    idx.extend(base..base + inner);
-                }
-            }
-            let mut nd = dims.clone();
-            nd[j] = rows.len();
+            let (idx, nd) = crate::interpret::rows_along(loc.shape(), j, rows);
             loc = s.gather(&loc, &idx, &nd);
             sd = s.gather(&sd, &idx, &nd);
         }
