@@ -390,3 +390,36 @@ fn mistakes_on_very_long_lines_are_shown_as_excerpts() {
         assert!(err.len() < 5_000, "{name}: the long line is shown whole");
     }
 }
+
+#[test]
+fn the_reason_for_gradients_names_what_was_asked() {
+    // `mu` is conjugate but `s` is not: without `--method`, the reason must not invent one.
+    let dir = scratch("reasons");
+    let model = dir.join("mixed.vi");
+    std::fs::write(
+        &model,
+        format!(
+            "data x: real[N] from \"{}\"\nmu ~ Normal(0, 10)\ns ~ HalfNormal(5)\nfor i in 1..N {{\n    x[i] ~ Normal(mu, s)\n}}\n",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/data/gmm.csv").display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.join("out");
+    let fit = |extra: &[&str]| {
+        let mut args = vec!["fit", model.to_str().unwrap(), "--steps", "200", "--out"];
+        args.push(out_dir.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let r = vinf(&args);
+        assert!(matches!(r.status.code(), Some(0 | 3)), "{}", text(&r.stderr));
+        text(&r.stdout)
+    };
+    let auto = fit(&[]);
+    let line = auto.lines().find(|l| l.trim_start().starts_with("mu:")).unwrap();
+    assert!(
+        line.contains("other latents are not conjugate") && !line.contains("--method"),
+        "{line}"
+    );
+    let asked = fit(&["--method", "svi"]);
+    let line = asked.lines().find(|l| l.trim_start().starts_with("mu:")).unwrap();
+    assert!(line.contains("`--method svi`"), "{line}");
+}

@@ -2,7 +2,11 @@
 //!
 //! [`fit`] takes a loaded model and its settings and returns a [`FitOutput`]: the posterior
 //! summaries, the ELBO trace, the state to save. The engines are [`svi`] (reparameterised
-//! gradients) and, where the model is conjugate, closed-form CAVI.
+//! gradients) and, where the model is conjugate, closed-form [`cavi`]; [`posterior`] holds what
+//! runs on a fit afterwards. ARCHITECTURE.md maps the parts.
+//!
+//! Never imports `report` or the command line, and prints nothing: progress goes out through
+//! the callback, results through [`FitOutput`].
 
 pub mod cavi;
 pub mod epoch;
@@ -15,7 +19,6 @@ pub mod psis;
 pub mod stop;
 pub mod svi;
 
-pub use crate::linalg::{self, cholesky};
 pub use crate::store::NamedTensor;
 pub use options::*;
 pub use output::*;

@@ -12,10 +12,10 @@ use super::summary::{normal_summary, Sink};
 use super::variational::{Start, Variational};
 use super::{v, Ctx, LN_2PI};
 use crate::graph::{LatentId, MapFn, NodeId, ZipFn};
-use crate::infer::linalg;
 use crate::infer::plan::{ArgForm, SitePlan};
 use crate::infer::LatentSummary;
 use crate::interpret::{expand, joint_layout, Layout, Value};
+use crate::linalg;
 
 #[derive(Clone, Debug)]
 pub(super) struct Block {

@@ -193,7 +193,7 @@ pub(super) fn cavi_draws(
             }
         } else if let (Some(m), Some(c)) = (get(&l.name, "mean"), get(&l.name, "cov")) {
             let d = m.values.len();
-            let chol = crate::infer::cholesky(&c.values, d).ok_or_else(missing)?;
+            let chol = crate::linalg::cholesky(&c.values, d).ok_or_else(missing)?;
             for _ in 0..n {
                 let z: Vec<f64> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
                 vals.extend(

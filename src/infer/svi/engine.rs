@@ -395,7 +395,7 @@ pub fn mv_normal(s: &mut Session, pz: crate::dist::Parameterization, args: &[Val
     } else {
         // A covariance that is not positive definite gives a non-finite density, which the
         // engine reports against this statement.
-        crate::infer::cholesky(&m, d).unwrap_or_else(|| vec![f64::NAN; d * d])
+        crate::linalg::cholesky(&m, d).unwrap_or_else(|| vec![f64::NAN; d * d])
     };
     let log_det_l: f64 = (0..d).map(|i| l[i * d + i].ln()).sum();
     // L⁻¹ by forward substitution, column by column.
