@@ -355,11 +355,6 @@ impl Settings {
         })
     }
 
-    /// A whole-number setting or its default.
-    pub fn count_or_default(&self, key: &str) -> Option<usize> {
-        self.number_or_default(key).map(|x| x as usize)
-    }
-
     /// A word setting or its default.
     pub fn word_or_default(&self, key: &str) -> Option<&str> {
         self.word(key).or_else(|| match Settings::spec(key)?.default {

@@ -34,14 +34,8 @@ impl Variational for Beta {
     }
 
     fn update(cx: &mut Ctx, l: LatentId, prior: &SitePlan, lay: &Layout) -> Self {
-        let acc = cx.accumulate::<Self>(l, prior, lay);
-        let [a, b] = &acc[..] else {
-            unreachable!("two natural parameters")
-        };
-        Beta {
-            a: expand(&mut cx.s, a, lay),
-            b: expand(&mut cx.s, b, lay),
-        }
+        let (a, b) = cx.accumulate_pair::<Self>(l, prior, lay);
+        Beta { a, b }
     }
 
     fn expect(&self, cx: &mut Ctx, _l: LatentId, stat: Stat) -> Value {

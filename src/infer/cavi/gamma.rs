@@ -39,14 +39,8 @@ impl Variational for Gamma {
     }
 
     fn update(cx: &mut Ctx, l: LatentId, prior: &SitePlan, lay: &Layout) -> Self {
-        let acc = cx.accumulate::<Self>(l, prior, lay);
-        let [shape, rate] = &acc[..] else {
-            unreachable!("two natural parameters")
-        };
-        Gamma {
-            shape: expand(&mut cx.s, shape, lay),
-            rate: expand(&mut cx.s, rate, lay),
-        }
+        let (shape, rate) = cx.accumulate_pair::<Self>(l, prior, lay);
+        Gamma { shape, rate }
     }
 
     fn expect(&self, cx: &mut Ctx, _l: LatentId, stat: Stat) -> Value {

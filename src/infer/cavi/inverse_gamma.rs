@@ -33,14 +33,8 @@ impl Variational for InverseGamma {
     }
 
     fn update(cx: &mut Ctx, l: LatentId, prior: &SitePlan, lay: &Layout) -> Self {
-        let acc = cx.accumulate::<Self>(l, prior, lay);
-        let [shape, scale] = &acc[..] else {
-            unreachable!("two natural parameters")
-        };
-        InverseGamma {
-            shape: expand(&mut cx.s, shape, lay),
-            scale: expand(&mut cx.s, scale, lay),
-        }
+        let (shape, scale) = cx.accumulate_pair::<Self>(l, prior, lay);
+        InverseGamma { shape, scale }
     }
 
     fn expect(&self, cx: &mut Ctx, _l: LatentId, stat: Stat) -> Value {

@@ -44,6 +44,20 @@ impl Ctx<'_> {
         out
     }
 
+    /// [`Ctx::accumulate`] for a family of two parameters, each brought to the latent's layout.
+    pub(super) fn accumulate_pair<F: Conjugate>(
+        &mut self,
+        l: LatentId,
+        prior: &SitePlan,
+        lay: &Layout,
+    ) -> (Value, Value) {
+        let acc = self.accumulate::<F>(l, prior, lay);
+        let [a, b] = &acc[..] else {
+            unreachable!("two natural parameters")
+        };
+        (expand(&mut self.s, a, lay), expand(&mut self.s, b, lay))
+    }
+
     /// Latent `l`'s natural parameters: its prior's plus every message sent to it. Each
     /// message is weighted by its statement's responsibilities, its parts brought to one
     /// frame, and summed down to the latent's layout.
