@@ -396,27 +396,26 @@ impl<'m> Evaluator<'m> {
                 let a = self.eval(s, *a);
                 map(s, *f, &a)
             }
-            // A constant exponent: whole numbers by repeated multiplication (right for negative
-            // bases), fractional ones above 1 with the right derivative at 0.
-            Op::Zip(ZipFn::Pow, a, b)
-                if self
-                    .model
-                    .constant(*b)
-                    .is_some_and(|k| k.is_finite() && (k.fract() == 0.0 && k.abs() <= 1024.0 || k > 1.0)) =>
-            {
-                let k = self.model.constant(*b).expect("checked");
-                let v = self.eval(s, *a);
-                let arr = if k.fract() == 0.0 {
-                    s.powi(&v.arr, k as i64)
-                } else {
-                    s.powf_above_one(&v.arr, k)
-                };
-                Value::new(arr, v.lay)
-            }
             Op::Zip(f, a, b) => {
-                let a = self.eval(s, *a);
-                let b = self.eval(s, *b);
-                zip(s, *f, &a, &b)
+                // A constant exponent: whole numbers by repeated multiplication (right for
+                // negative bases), fractional ones above 1 with the right derivative at 0.
+                let power = (*f == ZipFn::Pow)
+                    .then(|| self.model.constant(*b))
+                    .flatten()
+                    .filter(|k| k.is_finite() && (k.fract() == 0.0 && k.abs() <= 1024.0 || *k > 1.0));
+                if let Some(k) = power {
+                    let v = self.eval(s, *a);
+                    let arr = if k.fract() == 0.0 {
+                        s.powi(&v.arr, k as i64)
+                    } else {
+                        s.powf_above_one(&v.arr, k)
+                    };
+                    Value::new(arr, v.lay)
+                } else {
+                    let a = self.eval(s, *a);
+                    let b = self.eval(s, *b);
+                    zip(s, *f, &a, &b)
+                }
             }
             Op::MatMul(a, b) => {
                 let a = self.eval(s, *a);

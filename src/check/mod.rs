@@ -142,6 +142,8 @@ struct Checker<'d> {
     diags: Diagnostics,
     /// Problems that do not stop the model: reported, and the model is still used.
     warnings: Diagnostics,
+    /// The (code, place) of every warning recorded, so that each is given once.
+    warned: std::collections::HashSet<(&'static str, Option<Span>)>,
     /// The bounds of nodes' values, once computed (see `support`).
     bounds: HashMap<NodeId, support::Bound>,
     nodes: Vec<Node>,
@@ -186,6 +188,7 @@ impl<'d> Checker<'d> {
             dataset,
             diags: Diagnostics::new(),
             warnings: Diagnostics::new(),
+            warned: Default::default(),
             bounds: HashMap::new(),
             nodes: Vec::new(),
             interned: HashMap::new(),
@@ -216,11 +219,7 @@ impl<'d> Checker<'d> {
     /// Record a warning, once per place and code.
     fn warn(&mut self, d: Diagnostic) {
         let d = d.warning();
-        let dup = self
-            .warnings
-            .iter()
-            .any(|w| w.code == d.code && w.primary_span() == d.primary_span());
-        if !dup {
+        if self.warned.insert((d.code, d.primary_span())) {
             self.warnings.push(d);
         }
     }

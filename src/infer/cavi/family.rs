@@ -125,20 +125,32 @@ impl Ctx<'_> {
 
     /// E[stat(x)] of latent `l` under its q.
     pub(super) fn latent_stat(&mut self, l: LatentId, stat: Stat) -> Value {
-        let q = self.q(l).clone();
-        each!(&q, q => q.expect(self, l, stat))
+        // Lent out and put back rather than cloned: a fused mixture's q is its n × k
+        // responsibilities. No family reads its own q while answering.
+        let q = self.q[l.index()].take().expect("initialised");
+        let r = each!(&q, q => q.expect(self, l, stat));
+        self.q[l.index()] = Some(q);
+        r
     }
 
     /// H[q] of latent `l`.
     pub(super) fn entropy(&mut self, l: LatentId) -> f64 {
-        let q = self.q(l).clone();
-        each!(&q, q => q.entropy(self, l))
+        // Lent out and put back rather than cloned: a fused mixture's q is its n × k
+        // responsibilities. No family reads its own q while answering.
+        let q = self.q[l.index()].take().expect("initialised");
+        let r = each!(&q, q => q.entropy(self, l));
+        self.q[l.index()] = Some(q);
+        r
     }
 
     /// Latent `l`'s summary, its q's parameters put to `out`.
     pub(super) fn summary_of(&mut self, l: LatentId, out: &mut Sink, rng: &mut ChaCha8Rng) -> LatentSummary {
-        let q = self.q(l).clone();
-        each!(&q, q => q.summary(self, out, rng))
+        // Lent out and put back rather than cloned: a fused mixture's q is its n × k
+        // responsibilities. No family reads its own q while answering.
+        let q = self.q[l.index()].take().expect("initialised");
+        let r = each!(&q, q => q.summary(self, out, rng));
+        self.q[l.index()] = Some(q);
+        r
     }
 
     /// The mean and covariance of a block latent (it is the only family a linear predictor
