@@ -149,18 +149,38 @@ fn huge_and_deep_expressions_check_print_and_fit() {
         let path = dir.join(format!("{name}.vi"));
         std::fs::write(&path, src).unwrap();
         let p = path.to_str().unwrap();
-        let out_dir = dir.join(format!("out_{name}"));
-        let o = out_dir.to_str().unwrap();
+        let (svi_out, cavi_out) = (
+            dir.join(format!("out_{name}_svi")),
+            dir.join(format!("out_{name}_cavi")),
+        );
         let check = vinf(&["check", p]);
         assert_eq!(check.status.code(), Some(0), "{name}: {}", text(&check.stderr));
         let graph = vinf(&["graph", p]);
         assert_eq!(graph.status.code(), Some(0), "{name}: {}", text(&graph.stderr));
         let svi = vinf(&[
-            "fit", p, "--method", "svi", "--steps", "2", "--tol", "0", "--out", o,
+            "fit",
+            p,
+            "--method",
+            "svi",
+            "--steps",
+            "2",
+            "--tol",
+            "0",
+            "--out",
+            svi_out.to_str().unwrap(),
         ]);
         assert_eq!(svi.status.code(), Some(0), "{name} svi: {}", text(&svi.stderr));
         let cavi = vinf(&[
-            "fit", p, "--method", "cavi", "--steps", "2", "--tol", "0", "--out", o,
+            "fit",
+            p,
+            "--method",
+            "cavi",
+            "--steps",
+            "2",
+            "--tol",
+            "0",
+            "--out",
+            cavi_out.to_str().unwrap(),
         ]);
         let err = text(&cavi.stderr);
         assert!(
@@ -351,6 +371,22 @@ fn powers_have_their_derivative_at_zero() {
             text(&out.stdout),
             text(&out.stderr)
         );
+        // The derivative at 0 is exactly 0 for p^2, p^3 and q^1.5, so the param never moves
+        // from 0 (a NaN or a wrong derivative would move it or end the fit); p^1 moves.
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+        let value = |n: &str| summary["params"][n]["values"][0].as_f64().unwrap();
+        let (moved, still) = if name == "half_up" { ("q", "p") } else { ("p", "q") };
+        assert_eq!(value(still), 0.0, "{name}: `{still}` is not in the term");
+        if name == "one" {
+            assert!(
+                value(moved) != 0.0 && value(moved).is_finite(),
+                "{name}: {}",
+                value(moved)
+            );
+        } else {
+            assert_eq!(value(moved), 0.0, "{name}: the derivative at 0 is not 0");
+        }
     }
 }
 
