@@ -13,6 +13,7 @@ pub mod epoch;
 pub mod memory;
 mod options;
 mod output;
+pub mod pathfinder;
 pub mod plan;
 pub mod posterior;
 pub mod psis;

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::guide::{self, AutoGuide, AutoLatent, Learnables};
-use crate::backend::{Array, Session};
+use crate::backend::{Array, Param, Session};
 use crate::dist::density::{kl_normal, log_prob};
 use crate::dist::Family;
 use crate::graph::{LatentId, MapFn, Model, PlateId, Site, Target, ZipFn};
@@ -59,6 +59,8 @@ pub(super) struct Engine<'a> {
     /// With `only_plate`: keep that plate's axis in the totals, one value per row and draw.
     pub(super) per_row: bool,
     pub(super) analytic: bool,
+    /// Set while [`Engine::log_joint`] runs: the points that stand in for the guide's draws.
+    points: Option<Param>,
 }
 
 /// The minibatch shuffler: per plate, the epoch's shuffled order of the training rows and the
@@ -137,6 +139,7 @@ impl<'a> Engine<'a> {
             only_plate: None,
             per_row: false,
             analytic: opts.estimator == Estimator::Analytic,
+            points: None,
         };
         (eng, Shuffler { orders, rng })
     }
@@ -279,7 +282,13 @@ impl<'a> Engine<'a> {
         };
         let mut kl_done: Vec<bool> = vec![false; model.latents.len()];
         let autos: Vec<AutoLatent> = self.auto.latents().to_vec();
-        let zetas = self.draw_auto(s, plates, samples, &mut noise_rng, &mut latent_total);
+        let zetas = match &self.points {
+            Some(p) => {
+                let leaf = s.leaf(p);
+                self.at_points(s, &leaf, plates)
+            }
+            None => self.draw_auto(s, plates, samples, &mut noise_rng, &mut latent_total),
+        };
         for (a, zeta) in autos.iter().zip(zetas) {
             let lat = model.latent(a.latent);
             let (x, logdet) = a.bijection.forward(s, &zeta);
@@ -382,6 +391,47 @@ impl<'a> Engine<'a> {
             },
             latents,
         )
+    }
+}
+
+impl Engine<'_> {
+    /// The length of the automatic guide's joint vector: every auto latent's unconstrained
+    /// values, in order.
+    pub(super) fn joint_dim(&self) -> usize {
+        self.auto.latents().iter().map(AutoLatent::len).sum()
+    }
+
+    /// log p(x, T(θ)) + log |J(θ)| at `points` (row-major, one θ of [`Engine::joint_dim`]
+    /// unconstrained values per row), every plate whole; with `grad`, its gradient at each point
+    /// too (row-major likewise; empty otherwise).
+    pub(super) fn log_joint(&mut self, s: &mut Session, points: &[f64], grad: bool) -> (Vec<f64>, Vec<f64>) {
+        let dim = self.joint_dim();
+        let n = points.len() / dim.max(1);
+        if grad {
+            s.begin();
+        } else {
+            s.no_grad();
+        }
+        self.points = Some(s.param(points, &[n, dim]));
+        let plates = self.next_batches_from(0);
+        let (t, _) = self.forward(s, &plates, n, 0, 0, true);
+        let lay = Layout {
+            samples: Some(n),
+            plates: vec![],
+            shape: vec![],
+        };
+        let total = zip(s, ZipFn::Add, &t.loglik, &t.latent);
+        let total = expand(s, &total, &lay);
+        let values = s.values(&total.arr);
+        let grads = if grad {
+            let sum = s.sum(&total.arr);
+            let mut g = s.backward(&sum);
+            s.grad(&mut g, self.points.as_ref().expect("set above"))
+        } else {
+            Vec::new()
+        };
+        self.points = None;
+        (values, grads)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::super::guide::{self, AutoGuide};
+use super::super::guide::{self, AutoGuide, AutoLatent};
 use super::Engine;
 use crate::backend::{Array, Session};
 use crate::graph::{MapFn, PlateId, ZipFn};
@@ -124,29 +124,51 @@ impl Engine<'_> {
                 if self.only_plate.is_none() {
                     push(s, neg_log_q, acc);
                 }
-                latents
-                    .iter()
-                    .map(|a| {
-                        let n = a.len();
-                        let idx: Vec<usize> = (0..samples)
-                            .flat_map(|r| (0..n).map(move |j| r * dim + a.offset + j))
-                            .collect();
-                        let lay = Layout {
-                            samples: Some(samples),
-                            plates: model
-                                .latent(a.latent)
-                                .plates
-                                .iter()
-                                .map(|p| (*p, plates[p.index()].len))
-                                .collect(),
-                            shape: a.unconstrained[a.plates..].to_vec(),
-                        };
-                        let z = s.gather(&zeta, &idx, &lay.dims());
-                        Value::new(z, lay)
-                    })
-                    .collect()
+                self.split_joint(s, &zeta, latents, plates, samples, dim)
             }
         }
+    }
+
+    /// The per-latent values in one joint vector per sample ([samples, dim]): each latent's
+    /// slice, laid out over its plates and shape.
+    fn split_joint(
+        &self,
+        s: &mut Session,
+        zeta: &Array,
+        latents: &[AutoLatent],
+        plates: &[PlateState],
+        samples: usize,
+        dim: usize,
+    ) -> Vec<Value> {
+        let model = self.model;
+        latents
+            .iter()
+            .map(|a| {
+                let n = a.len();
+                let idx: Vec<usize> = (0..samples)
+                    .flat_map(|r| (0..n).map(move |j| r * dim + a.offset + j))
+                    .collect();
+                let lay = Layout {
+                    samples: Some(samples),
+                    plates: model
+                        .latent(a.latent)
+                        .plates
+                        .iter()
+                        .map(|p| (*p, plates[p.index()].len))
+                        .collect(),
+                    shape: a.unconstrained[a.plates..].to_vec(),
+                };
+                let z = s.gather(zeta, &idx, &lay.dims());
+                Value::new(z, lay)
+            })
+            .collect()
+    }
+
+    /// The unconstrained values at given points (one row of `points` per sample) instead of
+    /// draws: the log joint density there is what the pass then computes (no −log q).
+    pub(super) fn at_points(&self, s: &mut Session, points: &Array, plates: &[PlateState]) -> Vec<Value> {
+        let (samples, dim) = (points.shape()[0], points.shape()[1]);
+        self.split_joint(s, points, self.auto.latents(), plates, samples, dim)
     }
 
     /// For a latent in batched plates, the rows of its variational parameters for this batch.
