@@ -116,9 +116,9 @@ const fn choice(
 pub const SPECS: &[Spec] = &[
     choice(
         "method",
-        &["auto", "cavi", "svi"],
+        &["auto", "cavi", "svi", "pathfinder"],
         "auto",
-        "inference: closed-form CAVI where conjugate, gradients otherwise",
+        "inference: closed-form CAVI where conjugate, gradients otherwise (pathfinder: multi-path Pathfinder alone)",
     ),
     choice(
         "guide",
@@ -193,6 +193,19 @@ pub const SPECS: &[Spec] = &[
         1.0,
         DefaultValue::Number(1.0),
         "random initialisations; the best ELBO is kept",
+    ),
+    int(
+        "paths",
+        "paths",
+        1.0,
+        DefaultValue::Number(4.0),
+        "Pathfinder's paths from random starts, pooled by importance resampling (--method pathfinder)",
+    ),
+    choice(
+        "init",
+        &["pathfinder", "origin"],
+        "pathfinder",
+        "where gradient VI starts: the best normal approximation along an L-BFGS path (which also scales each step), or the origin of the unconstrained space",
     ),
     num("clip", "clip", 1e-12, 1e12, DefaultValue::Unset, "gradient norm clipping threshold"),
     num(

@@ -71,7 +71,12 @@ pub fn fit(
 ) -> Result<FitOutput, Diagnostics> {
     let mut out = run(loaded, opts, progress)?;
     if out.status != Status::Diverged {
-        match trust::diagnose(loaded, &out, opts) {
+        // The diagnostics read the guide the fit saved (Pathfinder's is full-rank).
+        let mut o = opts.clone();
+        if out.guide == Some(Guide::FullRank.name()) {
+            o.guide = Guide::FullRank;
+        }
+        match trust::diagnose(loaded, &out, &o) {
             Ok(t) => out.trust = Some(t),
             Err(why) => out.notes.push(format!("fit diagnostics: {why}")),
         }
@@ -110,6 +115,12 @@ fn run(
             true
         }
         MethodChoice::Svi => false,
+        MethodChoice::Pathfinder => {
+            let mut o = opts.clone();
+            o.diagnostic_draws = 0;
+            memory::check(loaded, &o, false).map_err(Diagnostics::from)?;
+            return svi::pathfinder::fit(loaded, opts, progress);
+        }
         // Asking for a guide's covariance is asking for gradients.
         _ if model.settings.word("guide").is_some() => false,
         _ => plan.all_conjugate() && !learnable && !model.latents.is_empty(),

@@ -20,6 +20,8 @@ pub enum MethodChoice {
     Auto,
     Cavi,
     Svi,
+    /// Multi-path Pathfinder alone.
+    Pathfinder,
 }
 
 impl std::str::FromStr for MethodChoice {
@@ -31,7 +33,8 @@ impl std::str::FromStr for MethodChoice {
             "auto" => Ok(MethodChoice::Auto),
             "cavi" => Ok(MethodChoice::Cavi),
             "svi" => Ok(MethodChoice::Svi),
-            other => Err(format!("`{other}` is not a method (auto, cavi, svi)")),
+            "pathfinder" => Ok(MethodChoice::Pathfinder),
+            other => Err(format!("`{other}` is not a method (auto, cavi, svi, pathfinder)")),
         }
     }
 }
@@ -106,6 +109,20 @@ pub struct FitOptions {
     pub holdout: f64,
     /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
     pub diagnostic_draws: usize,
+    /// Pathfinder's paths (`--method pathfinder`, and `auto`'s escalation).
+    pub paths: usize,
+    /// Where gradient VI starts.
+    pub init: Init,
+}
+
+/// Where gradient VI starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// The best normal approximation along an L-BFGS path (single-path Pathfinder), which also
+    /// sets each variational parameter's step scale; the origin where it cannot run.
+    Pathfinder,
+    /// Locations 0 and scales 0.1 in unconstrained space (NumPyro's AutoNormal default).
+    Origin,
 }
 
 impl FitOptions {
@@ -151,6 +168,11 @@ impl FitOptions {
             // Gradient estimates are noisy far above f32's rounding; CAVI always uses f64.
             precision: Precision::F32,
             diagnostic_draws: 1000,
+            paths: number("paths") as usize,
+            init: match word("init") {
+                "origin" => Init::Origin,
+                _ => Init::Pathfinder,
+            },
         }
     }
 }

@@ -13,6 +13,8 @@ use super::{epoch, trust};
 pub enum Method {
     Cavi,
     Svi,
+    /// Multi-path Pathfinder, saved as a full-rank Gaussian.
+    Pathfinder,
 }
 
 impl Method {
@@ -20,6 +22,7 @@ impl Method {
         match self {
             Method::Cavi => "cavi",
             Method::Svi => "svi",
+            Method::Pathfinder => "pathfinder",
         }
     }
 }
@@ -144,6 +147,9 @@ pub struct FitOutput {
     pub trust: Option<trust::Trust>,
     /// Per-epoch reports, for models with a batched plate.
     pub epochs: Vec<epoch::EpochReport>,
+    /// Points at which the model's log density was evaluated, each draw of each step counted
+    /// (gradient fits; 0 for CAVI).
+    pub grad_evals: usize,
 }
 
 /// What an engine reports while it runs.

@@ -264,5 +264,6 @@ pub fn fit(
         loop_s,
         trust: None,
         epochs: Vec::new(),
+        grad_evals: 0,
     })
 }

@@ -55,7 +55,7 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
     let chunk = ((WORK_PER_CHUNK / work) as usize).clamp(1, draws);
     let mut s = Session::new(Precision::F64);
     let (log_w, latent_draws) = match out.method {
-        Method::Svi => {
+        Method::Svi | Method::Pathfinder => {
             let mut o = opts.clone();
             o.precision = Precision::F64;
             crate::infer::svi::log_weights(&mut s, loaded, &o, &out.state, draws, chunk)

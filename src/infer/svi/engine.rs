@@ -397,6 +397,10 @@ impl<'a> Engine<'a> {
 impl Engine<'_> {
     /// The length of the automatic guide's joint vector: every auto latent's unconstrained
     /// values, in order.
+    pub(super) fn auto(&self) -> &AutoGuide {
+        &self.auto
+    }
+
     pub(super) fn joint_dim(&self) -> usize {
         self.auto.latents().iter().map(AutoLatent::len).sum()
     }

@@ -105,5 +105,6 @@ pub(super) fn finish(
         loop_s: 0.0,
         trust: None,
         epochs: Vec::new(),
+        grad_evals: 0,
     }
 }

@@ -33,6 +33,7 @@ mod finish;
 pub mod guide;
 mod objective;
 pub mod optim;
+pub mod pathfinder;
 mod restored;
 mod state;
 mod support;

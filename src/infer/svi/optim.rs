@@ -54,6 +54,9 @@ pub struct Optimizer {
     t: u64,
     /// First and second moment (or accumulator) per tensor.
     state: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Per tensor, a scale for each value's steps (empty: 1): the preconditioner that makes a
+    /// step of `lr` mean a fraction of that value's posterior scale.
+    step_scales: Vec<Vec<f64>>,
 }
 
 /// What a checkpoint keeps of an optimiser: its step count and its moments.
@@ -69,7 +72,15 @@ impl Optimizer {
             config,
             t: 0,
             state: sizes.iter().map(|&n| (vec![0.0; n], vec![0.0; n])).collect(),
+            step_scales: vec![Vec::new(); sizes.len()],
         }
+    }
+
+    /// Scale the steps of tensor `k` value by value. Not saved with the moments: a resumed fit
+    /// computes its preconditioner again, as a pure function of the model, data and seed.
+    pub fn set_step_scales(&mut self, k: usize, scales: Vec<f64>) {
+        assert_eq!(scales.len(), self.state[k].0.len());
+        self.step_scales[k] = scales;
     }
 
     pub fn save(&self) -> OptimizerState {
@@ -124,8 +135,17 @@ impl Optimizer {
             None => 1.0,
         };
         let t = self.t as i32;
-        for ((p, g), (m, v)) in params.iter_mut().zip(grads).zip(&mut self.state) {
-            update(c, t, lr, scale, p, g, m, v);
+        for (((p, g), (m, v)), sc) in params.iter_mut().zip(grads).zip(&mut self.state).zip(&self.step_scales) {
+            if sc.is_empty() {
+                update(c, t, lr, scale, p, g, m, v);
+            } else {
+                // Small tensors (a guide's): the step is taken, then scaled value by value.
+                let before = p.to_vec();
+                update(c, t, lr, scale, p, g, m, v);
+                for ((p, b), s) in p.iter_mut().zip(&before).zip(sc) {
+                    *p = b + (*p - b) * s;
+                }
+            }
         }
     }
 }

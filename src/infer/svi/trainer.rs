@@ -16,13 +16,14 @@ use super::engine::{sample_mean, Engine};
 use super::finish::finish;
 use super::objective::{objectives, Fault, Objective};
 use super::optim::{self, Optimizer};
+use super::pathfinder;
 use super::state::{TrainerState, SNAPSHOT_EVERY};
 use super::support::{check_split, check_supported};
 use crate::backend::{Grads, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::ZipFn;
 use crate::infer::epoch::{self, EpochReport, PerRow, Split};
-use crate::infer::{FitOptions, FitOutput, Progress, Status, StopRule};
+use crate::infer::{FitOptions, FitOutput, Init, Progress, Status, StopRule};
 use crate::interpret::PlateState;
 use crate::Loaded;
 
@@ -46,6 +47,9 @@ pub(super) struct Trainer<'a> {
     /// Steps per epoch, and epochs in all.
     pub(super) per_epoch: usize,
     epochs_total: usize,
+    /// What the start cost (Pathfinder's points), and what it said.
+    start_evals: usize,
+    start_notes: Vec<String>,
     /// When the fit began, and when this run's loop did.
     start: Instant,
     loop_start: Instant,
@@ -63,6 +67,7 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let s = Session::new(opts.precision);
         let (mut eng, shuffler) = Engine::with_shuffler(loaded, opts, &s);
+        let (start_evals, start_notes, step_scales) = initialise(loaded, opts, &s, &mut eng);
         let objectives = objectives(model, &eng.learn);
         let config = optim::Config {
             kind: opts.optimizer,
@@ -74,13 +79,19 @@ impl<'a> Trainer<'a> {
         let optimizers: Vec<Optimizer> = objectives
             .iter()
             .map(|o| {
-                Optimizer::new(
+                let mut opt = Optimizer::new(
                     config.clone(),
                     &o.members
                         .iter()
                         .map(|&i| eng.learn.entries[i].host.len())
                         .collect::<Vec<_>>(),
-                )
+                );
+                for (k, &i) in o.members.iter().enumerate() {
+                    if let Some((_, sc)) = step_scales.iter().find(|(j, _)| *j == i) {
+                        opt.set_step_scales(k, sc.clone());
+                    }
+                }
+                opt
             })
             .collect();
         let steps = opts.steps.unwrap_or(crate::infer::SVI_STEPS);
@@ -108,6 +119,8 @@ impl<'a> Trainer<'a> {
             // only if it scores at least as well as the last iterate.
             horizon: (steps as f64 / 20.0).clamp(10.0, 100.0),
             split,
+            start_evals,
+            start_notes,
             per_epoch,
             epochs_total: steps.div_ceil(per_epoch),
             start,
@@ -371,6 +384,8 @@ impl<'a> Trainer<'a> {
             state,
             opts,
             start,
+            start_evals,
+            start_notes,
             ..
         } = self;
         let mut out = finish(
@@ -385,8 +400,45 @@ impl<'a> Trainer<'a> {
         );
         out.loop_s = loop_s;
         out.epochs = state.epochs;
+        out.notes.extend(start_notes);
         out.notes.extend(state.backoff_notes);
+        out.grad_evals = start_evals + state.step * opts.samples;
         out
+    }
+}
+
+/// Start the automatic guide where single-path Pathfinder puts it (unless asked not to, or it
+/// cannot see the whole posterior): its best normal approximation gives the locations, scales
+/// and each value's step scale. Returns the points it scored, a note, and the step scales by
+/// learnable.
+#[allow(clippy::type_complexity)]
+fn initialise(
+    loaded: &Loaded,
+    opts: &FitOptions,
+    s: &Session,
+    eng: &mut Engine,
+) -> (usize, Vec<String>, Vec<(usize, Vec<f64>)>) {
+    if opts.init != Init::Pathfinder || eng.auto().latents().is_empty() {
+        return (0, Vec::new(), Vec::new());
+    }
+    if let Some(why) = pathfinder::unsupported(eng.model) {
+        return (0, vec![format!("started at the origin ({why})")], Vec::new());
+    }
+    match pathfinder::start(loaded, opts) {
+        Ok(st) => {
+            let mut scales = Vec::new();
+            for (k, values, sc) in pathfinder::initial_guide(eng.auto(), &st.approx) {
+                eng.learn.entries[k].host = values;
+                scales.push((k, sc));
+            }
+            eng.learn.sync(s);
+            let note = format!(
+                "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); steps scaled by its sds",
+                st.iterations, st.grad_evals, st.density_evals, st.fit_elbo
+            );
+            (st.grad_evals + st.density_evals, vec![note], scales)
+        }
+        Err(why) => (0, vec![format!("started at the origin: Pathfinder failed ({why})")], Vec::new()),
     }
 }
 

@@ -1,0 +1,289 @@
+//! Pathfinder on a model: the engine's log joint over the automatic guide's unconstrained
+//! vector as a [`LogDensity`], where that is the whole posterior; the single-path start of a
+//! gradient fit; and `--method pathfinder` (multi-path), whose result is saved as a full-rank
+//! Gaussian so that every after-fit tool reads it like any fit.
+//!
+//! Below the trainer (which calls [`start`]); never imports the trainer, `report/` or the
+//! posterior tools.
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::engine::Engine;
+use super::guide::{softplus_inv, AutoGuide};
+use crate::backend::{Precision, Session};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::graph::Model;
+use crate::infer::pathfinder::{self, Gaussian, LogDensity, PathFit};
+use crate::infer::{FitOptions, FitOutput, Guide, Method, Progress, Status};
+use crate::linalg;
+use crate::Loaded;
+
+/// The model's log joint density (with the bijections' log-Jacobians) over the unconstrained
+/// vector of its latents, in f64, counting the points it scores.
+pub(super) struct ModelDensity<'a> {
+    s: Session,
+    eng: Engine<'a>,
+}
+
+impl<'a> ModelDensity<'a> {
+    pub(super) fn new(loaded: &'a Loaded, opts: &'a FitOptions) -> ModelDensity<'a> {
+        let s = Session::new(Precision::F64);
+        let eng = Engine::new(loaded, opts, &s);
+        ModelDensity { s, eng }
+    }
+}
+
+impl LogDensity for ModelDensity<'_> {
+    fn dim(&self) -> usize {
+        self.eng.joint_dim()
+    }
+
+    fn eval(&mut self, points: &[f64], grad: bool) -> (Vec<f64>, Vec<f64>) {
+        self.eng.log_joint(&mut self.s, points, grad)
+    }
+}
+
+/// Why Pathfinder cannot see the model's whole posterior, if it cannot: it needs every
+/// unknown to be a continuous latent of the automatic guide, every plate whole.
+pub fn unsupported(model: &Model) -> Option<&'static str> {
+    if model.latents.is_empty() {
+        Some("the model has no latent variables")
+    } else if !model.params.is_empty() {
+        Some("the model has params (point estimates are optimised with the guide)")
+    } else if !model.nets.is_empty() {
+        Some("the model has networks")
+    } else if model.guide.is_some() {
+        Some("the model has a guide block")
+    } else if !model.objectives.is_empty() {
+        Some("the model has objectives")
+    } else if model.plates.iter().any(|p| p.batch.is_some()) {
+        Some("a plate is minibatched (Pathfinder needs the whole log density)")
+    } else {
+        None
+    }
+}
+
+/// A gradient fit's starting point: the best normal approximation along one L-BFGS path from
+/// the origin, and what finding it cost.
+pub(super) struct Start {
+    pub(super) approx: Gaussian,
+    pub(super) fit_elbo: f64,
+    pub(super) iterations: usize,
+    pub(super) grad_evals: usize,
+    pub(super) density_evals: usize,
+}
+
+/// Run single-path Pathfinder for a gradient fit's start.
+pub(super) fn start(loaded: &Loaded, opts: &FitOptions) -> Result<Start, String> {
+    let mut ld = ModelDensity::new(loaded, opts);
+    let d = ld.dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9a7f_1d);
+    let set = pathfinder::Settings {
+        draws: 0,
+        ..pathfinder::Settings::default()
+    };
+    let fit = pathfinder::single_path(&mut ld, &vec![0.0; d], &set, &mut rng)?;
+    if !fit.elbo.is_finite() {
+        return Err("no normal approximation along the path has a finite ELBO".into());
+    }
+    Ok(Start {
+        fit_elbo: fit.elbo,
+        iterations: fit.iterations,
+        grad_evals: fit.grad_evals,
+        density_evals: fit.density_evals,
+        approx: fit.approx,
+    })
+}
+
+/// The guide's initial values and step scales from a start: per learnable, its values and the
+/// scale of its steps (one per value), for the auto guide's learnables only.
+pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, Vec<f64>, Vec<f64>)> {
+    let d = start.dim();
+    let marginal = start.sd();
+    let mut out = Vec::new();
+    match auto {
+        AutoGuide::MeanField(latents) => {
+            // The mean-field optimum for a Gaussian target has the conditional sds 1/√Λᵢᵢ.
+            let prec = linalg::spd_inverse(&start.chol, d);
+            for a in latents {
+                let r = a.offset..a.offset + a.len();
+                let sd: Vec<f64> = r.clone().map(|i| 1.0 / prec[i * d + i].sqrt()).collect();
+                out.push((a.loc, start.mean[r.clone()].to_vec(), marginal[r].to_vec()));
+                out.push((
+                    a.scale,
+                    sd.iter().map(|s| softplus_inv(*s)).collect(),
+                    vec![1.0; sd.len()],
+                ));
+            }
+        }
+        AutoGuide::FullRank { loc, off, diag, .. } => {
+            out.push((*loc, start.mean.clone(), marginal.clone()));
+            let mut offv = Vec::new();
+            let mut offs = Vec::new();
+            for i in 0..d {
+                for j in 0..i {
+                    offv.push(start.chol[i * d + j]);
+                    offs.push(marginal[i]);
+                }
+            }
+            out.push((*off, offv, offs));
+            let dg: Vec<f64> = (0..d).map(|i| softplus_inv(start.chol[i * d + i])).collect();
+            out.push((*diag, dg, vec![1.0; d]));
+        }
+    }
+    out
+}
+
+/// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).
+fn moment_match(x: &[f64], log_w: &[f64], d: usize) -> Option<Gaussian> {
+    let n = x.len() / d;
+    let lse = crate::infer::psis::log_sum_exp(log_w);
+    let w: Vec<f64> = log_w.iter().map(|l| (l - lse).exp()).collect();
+    let mut mean = vec![0.0; d];
+    for (r, wi) in x.chunks(d).zip(&w) {
+        mean.iter_mut().zip(r).for_each(|(m, v)| *m += wi * v);
+    }
+    let mut cov = vec![0.0; d * d];
+    for (r, wi) in x.chunks(d).zip(&w) {
+        for i in 0..d {
+            let a = wi * (r[i] - mean[i]);
+            for j in 0..=i {
+                cov[i * d + j] += a * (r[j] - mean[j]);
+            }
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            cov[j * d + i] = cov[i * d + j];
+        }
+    }
+    // Fewer effective draws than dimensions leave the covariance singular: a small ridge.
+    let ess = 1.0 / w.iter().map(|v| v * v).sum::<f64>();
+    let ridge = if ess < 2.0 * d as f64 { 1e-6 } else { 0.0 };
+    for i in 0..d {
+        cov[i * d + i] += ridge * cov[i * d + i].max(1e-12) + 1e-300;
+    }
+    let _ = n;
+    linalg::cholesky(&cov, d).map(|chol| Gaussian { mean, chol })
+}
+
+/// `--method pathfinder`: multi-path Pathfinder, saved as the full-rank Gaussian with the
+/// moments of its importance-weighted pooled draws.
+pub fn fit(
+    loaded: &Loaded,
+    opts: &FitOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<FitOutput, Diagnostics> {
+    let model = &loaded.model;
+    if let Some(why) = unsupported(model) {
+        return Err(Diagnostics::from(
+            Diagnostic::new("vi::pathfinder::unsupported", format!("Pathfinder cannot fit this model: {why}"))
+                .help("fit it by gradients with `--method svi`"),
+        ));
+    }
+    let start = Instant::now();
+    let mut full = opts.clone();
+    full.guide = Guide::FullRank;
+    let mut ld = ModelDensity::new(loaded, &full);
+    let d = ld.dim();
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9a7f_1d);
+    let starts: Vec<Vec<f64>> = (0..opts.paths.max(1))
+        .map(|_| pathfinder::random_start(&mut rng, d))
+        .collect();
+    let set = pathfinder::Settings::default();
+    let multi = pathfinder::multi_path(&mut ld, &starts, &set, set.draws, &mut rng).map_err(|e| {
+        Diagnostics::from(
+            Diagnostic::new("vi::pathfinder::failed", format!("Pathfinder found no approximation: {e}"))
+                .help("check the model's supports and priors, or fit it with `--method svi --init origin`"),
+        )
+    })?;
+    let (mut xs, mut lw) = (Vec::new(), Vec::new());
+    for p in &multi.paths {
+        xs.extend_from_slice(&p.x);
+        lw.extend(p.log_p.iter().zip(&p.log_q).map(|(a, b)| {
+            let w = a - b;
+            if w.is_finite() {
+                w
+            } else {
+                f64::NEG_INFINITY
+            }
+        }));
+    }
+    let approx = moment_match(&xs, &lw, d)
+        .or_else(|| best_path(&multi.paths).map(|p| p.approx.clone()))
+        .ok_or_else(|| {
+            Diagnostics::from(
+                Diagnostic::new("vi::pathfinder::failed", "Pathfinder's draws have no covariance")
+                    .help("fit it with `--method svi`"),
+            )
+        })?;
+    let grad_evals: usize = multi.paths.iter().map(|p| p.grad_evals).sum();
+    let density_evals: usize = multi.paths.iter().map(|p| p.density_evals).sum();
+    let iterations: usize = multi.paths.iter().map(|p| p.iterations).sum();
+    let elbos: Vec<f64> = multi.paths.iter().map(|p| p.elbo).collect();
+    for (k, p) in multi.paths.iter().enumerate() {
+        progress(Progress::Step {
+            step: k + 1,
+            total: multi.paths.len(),
+            elbo: p.elbo,
+            unit: "path",
+        });
+    }
+    // Saved as the full-rank guide, so that sample, eval and the diagnostics read it as one.
+    let mut s = Session::new(Precision::F64);
+    let mut eng = Engine::new(loaded, &full, &s);
+    let mut values: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
+    for (k, v, _) in initial_guide(eng.auto(), &approx) {
+        values[k] = v;
+    }
+    eng.learn.upload(&s, &values);
+    let best = elbos.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut out = super::finish::finish(
+        &mut s,
+        &mut eng,
+        &values,
+        &full,
+        elbos.clone(),
+        Status::Converged,
+        iterations,
+        start,
+    );
+    out.method = Method::Pathfinder;
+    out.elbo = best;
+    out.guide = Some(Guide::FullRank.name());
+    out.grad_evals = grad_evals + density_evals;
+    out.loop_s = start.elapsed().as_secs_f64();
+    let ended: Vec<&str> = multi.paths.iter().map(|p| end_word(p.end)).collect();
+    out.notes.push(format!(
+        "multi-path Pathfinder: {} paths from random starts ({} L-BFGS iterations, {} gradient and {} density evaluations; paths ended {}); pooled draws' Pareto k̂ {:.2}; saved as the Gaussian with their importance-weighted moments",
+        multi.paths.len(),
+        iterations,
+        grad_evals,
+        density_evals,
+        ended.join(", "),
+        multi.khat,
+    ));
+    out.reasons = model
+        .latents
+        .iter()
+        .map(|l| format!("{}: Pathfinder (a full-rank Gaussian on its unconstrained value)", l.name))
+        .collect();
+    Ok(out)
+}
+
+fn best_path(paths: &[PathFit]) -> Option<&PathFit> {
+    paths.iter().max_by(|a, b| a.elbo.total_cmp(&b.elbo))
+}
+
+fn end_word(e: pathfinder::lbfgs::End) -> &'static str {
+    use pathfinder::lbfgs::End;
+    match e {
+        End::Converged => "converged",
+        End::LineSearchFailed => "at a line search without gain",
+        End::IterationLimit => "at the iteration limit",
+        End::BadStart => "at a start without density",
+    }
+}
