@@ -150,6 +150,36 @@ pub struct FitOutput {
     /// Points at which the model's log density was evaluated, each draw of each step counted
     /// (gradient fits; 0 for CAVI).
     pub grad_evals: usize,
+    /// Set when `auto` fitted a richer family after a poor first fit.
+    pub escalation: Option<Escalation>,
+}
+
+/// What `auto` did after a first fit whose diagnostics read poor: which richer family it
+/// tried, both importance-weighted bounds, and which fit it kept.
+#[derive(Clone, Debug)]
+pub struct Escalation {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub from_iw_bound: f64,
+    pub to_iw_bound: f64,
+    pub kept: &'static str,
+}
+
+impl FitOutput {
+    /// How far to trust the fit, in one word: `poor` when it diverged or stalled or its k̂
+    /// reads poor, else the k̂ reading (`good`, `usable`); `None` when no diagnostics ran on a
+    /// fit that ended well.
+    pub fn trust_level(&self) -> Option<&'static str> {
+        match self.status {
+            Status::Diverged | Status::Stalled => return Some("poor"),
+            _ => {}
+        }
+        self.trust.as_ref().map(|t| match t.reading {
+            "good" => "good",
+            "usable" => "usable",
+            _ => "poor",
+        })
+    }
 }
 
 /// What an engine reports while it runs.

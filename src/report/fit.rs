@@ -148,6 +148,12 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "method": out.method.name(),
         "status": out.status.name(),
         "converged": out.status == crate::infer::Status::Converged,
+        "trust": out.trust_level(),
+        "gradient_evaluations": out.grad_evals,
+        "escalation": out.escalation.as_ref().map(|e| json!({
+            "from": e.from, "to": e.to, "kept": e.kept,
+            "from_iw_bound": finite(e.from_iw_bound), "to_iw_bound": finite(e.to_iw_bound),
+        })),
         "iterations": out.iterations,
         "elbo": finite(out.elbo),
         "time_s": out.time_s,

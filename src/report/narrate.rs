@@ -20,6 +20,8 @@ pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
     lines.extend(out.reasons.iter().map(|r| Line::Out(format!("  {r}"))));
     let unit = if out.method == Method::Cavi {
         "sweeps"
+    } else if out.method == Method::Pathfinder {
+        "L-BFGS iterations"
     } else {
         "steps"
     };
@@ -43,6 +45,22 @@ pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
             out.elbo
         ),
     }));
+    if let Some(level) = out.trust_level() {
+        let last = lines.last_mut().expect("the status line");
+        if let Line::Out(l) = last {
+            l.push_str(&format!("; trust: {level}"));
+        }
+    }
+    if let Some(e) = &out.escalation {
+        lines.push(Line::Out(format!(
+            "the {} fit read poor, so a {} fit was tried: importance-weighted bounds {:.4} and {:.4}; kept the {} fit",
+            e.from.replace('_', "-"),
+            e.to.replace('_', "-"),
+            e.from_iw_bound,
+            e.to_iw_bound,
+            e.kept.replace('_', "-")
+        )));
+    }
     if out.status == Status::Stalled {
         lines.push(Line::Warn(format!(
             "warning: the ELBO was still rising at the step limit; raise `--steps` (or `--lr`), \
@@ -77,6 +95,14 @@ pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
     }
     if !out.latents.is_empty() || !out.params.is_empty() {
         lines.push(Line::Out(String::new()));
+        if let Some(level) = out.trust_level() {
+            let why = if level == "poor" {
+                " (do not rely on these numbers: see the warnings above)"
+            } else {
+                ""
+            };
+            lines.push(Line::Out(format!("posterior (trust: {level}){why}")));
+        }
         let table = super::fit::posterior_table(out);
         lines.push(Line::Out(table.strip_suffix('\n').unwrap_or(&table).to_string()));
     }

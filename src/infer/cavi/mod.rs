@@ -265,5 +265,6 @@ pub fn fit(
         trust: None,
         epochs: Vec::new(),
         grad_evals: 0,
+        escalation: None,
     })
 }

@@ -106,5 +106,6 @@ pub(super) fn finish(
         trust: None,
         epochs: Vec::new(),
         grad_evals: 0,
+        escalation: None,
     }
 }

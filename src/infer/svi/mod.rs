@@ -89,7 +89,10 @@ pub fn fit(
             elbo,
             unit: "step",
         });
-        let converged = t.state.stop.update(elbo);
+        let converged = t.state.stop.active() && step % crate::infer::stop::WINDOW == 0 && {
+            let score = t.score_average();
+            t.state.stop.observe(score)
+        };
         if step % t.per_epoch == 0 || step == t.steps || converged {
             t.report_epoch(progress);
         }

@@ -46,6 +46,8 @@ pub(super) struct TrainerState {
     pub(super) backoff_notes: Vec<String>,
     /// Loop seconds of the runs before this one (a resumed fit's).
     pub(super) loop_s: f64,
+    /// Points the stop rule's scores evaluated. Not saved: a resumed fit counts its own.
+    pub(super) stop_evals: usize,
     /// The values before the last step: what a diverged fit keeps. Not saved: a resumed fit
     /// starts it from `params`.
     pub(super) last_good: Vec<Vec<f64>>,
@@ -83,6 +85,7 @@ impl TrainerState {
             backoffs: 0,
             backoff_notes: Vec::new(),
             loop_s: 0.0,
+            stop_evals: 0,
             snapshots,
         }
     }
@@ -103,6 +106,7 @@ impl TrainerState {
             backoffs,
             backoff_notes,
             loop_s: _,
+            stop_evals: _,
             last_good: _,
             snapshots: _,
         } = self;

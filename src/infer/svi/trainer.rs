@@ -29,6 +29,8 @@ use crate::Loaded;
 
 /// Draws used to choose between the averaged and the last parameters.
 const COMPARE_DRAWS: usize = 100;
+/// Draws of the stop rule's score at the end of each window.
+const STOP_DRAWS: usize = 16;
 
 pub(super) struct Trainer<'a> {
     pub(super) s: Session,
@@ -350,6 +352,23 @@ impl<'a> Trainer<'a> {
         self.output(status, loop_s)
     }
 
+    /// The stop rule's score: the ELBO of the tail-averaged parameters under the same draws
+    /// and rows at every call (common random numbers), so that differences between calls are
+    /// the parameters' progress rather than Monte-Carlo noise.
+    pub(super) fn score_average(&mut self) -> f64 {
+        let seed = self.opts.seed ^ 0x5c0e;
+        self.eng.learn.upload(&self.s, &self.state.average);
+        let plates = self.eng.next_batches_from(0);
+        self.s.no_grad();
+        let (t, _) = self.eng.forward(&mut self.s, &plates, STOP_DRAWS, seed, self.state.step, true);
+        let e = crate::interpret::zip(&mut self.s, ZipFn::Add, &t.loglik, &t.latent);
+        let m = sample_mean(&mut self.s, &e);
+        let score = self.s.value(&m);
+        self.state.stop_evals += STOP_DRAWS;
+        self.upload();
+        score
+    }
+
     fn keep_the_better_of_average_and_last(&mut self) {
         let (step, seed) = (self.state.step, self.opts.seed);
         let last = self.state.params.clone();
@@ -402,7 +421,7 @@ impl<'a> Trainer<'a> {
         out.epochs = state.epochs;
         out.notes.extend(start_notes);
         out.notes.extend(state.backoff_notes);
-        out.grad_evals = start_evals + state.step * opts.samples;
+        out.grad_evals = start_evals + state.step * opts.samples + state.stop_evals;
         out
     }
 }
