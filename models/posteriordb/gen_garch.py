@@ -22,7 +22,8 @@ HEADER = """\
 # * The recursion sigma[t] = sqrt(alpha0 + alpha1 * (y[t-1] - mu)^2 + beta1 * sigma[t-1]^2)
 #   cannot be written as one statement (the language has no recursion or loop-carried value),
 #   so it is unrolled: one `let v<t>` per time step for the variance sigma[t]^2, gathered into
-#   one vector. The model therefore only fits data with T = {T} rows (a shape error otherwise).
+#   one vector. The model therefore only fits data with T = {T} rows: T is a const here, and
+#   data of another length is refused when it is bound.
 # * Stan's flat priors: mu ~ Normal(0, 100), alpha0 ~ HalfNormal(10), as in np_models.py.
 # * Stan's (alpha1, beta1) is uniform on the triangle 0 < beta1 < 1 - alpha1, a bound that
 #   depends on another parameter; as in np_models.py it is written alpha1 ~ Beta(1, 2) (the
@@ -31,6 +32,7 @@ HEADER = """\
 #   alpha1 and u.
 # * sigma1 (Stan's data) is read from the scalars file.
 
+const T = {T}
 data y: real[T] from "{data}"
 data sigma1: positive from "data/garch-garch11_scalars.csv"
 
