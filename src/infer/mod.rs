@@ -70,18 +70,81 @@ pub fn fit(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<FitOutput, Diagnostics> {
     let mut out = run(loaded, opts, progress)?;
-    if out.status != Status::Diverged {
-        // The diagnostics read the guide the fit saved (Pathfinder's is full-rank).
+    diagnose(loaded, opts, &mut out);
+    if let Some(richer) = escalation(loaded, opts, &out) {
         let mut o = opts.clone();
-        if out.guide == Some(Guide::FullRank.name()) {
-            o.guide = Guide::FullRank;
-        }
-        match trust::diagnose(loaded, &out, &o) {
-            Ok(t) => out.trust = Some(t),
-            Err(why) => out.notes.push(format!("fit diagnostics: {why}")),
+        o.guide = Guide::FullRank;
+        let second = if richer == "full_rank" {
+            run(loaded, &o, progress)
+        } else {
+            svi::pathfinder::fit(loaded, &o, progress)
+        };
+        if let Ok(mut second) = second {
+            diagnose(loaded, opts, &mut second);
+            let bound = |f: &FitOutput| f.trust.as_ref().map_or(f64::NEG_INFINITY, |t| t.iw_bound);
+            let (a, b) = (bound(&out), bound(&second));
+            let keep_second = second.status != Status::Diverged && b > a;
+            let from = out.guide.unwrap_or("mean_field");
+            let e = Escalation {
+                from,
+                to: richer,
+                from_iw_bound: a,
+                to_iw_bound: b,
+                kept: if keep_second { richer } else { from },
+            };
+            if keep_second {
+                second.time_s += out.time_s;
+                second.grad_evals += out.grad_evals;
+                out = second;
+            } else {
+                out.time_s += second.time_s;
+                out.grad_evals += second.grad_evals;
+            }
+            out.escalation = Some(e);
         }
     }
     Ok(out)
+}
+
+/// Run the diagnostics on a fit, reading the guide it saved (Pathfinder's is full-rank).
+fn diagnose(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
+    if out.status == Status::Diverged {
+        return;
+    }
+    let mut o = opts.clone();
+    if out.guide == Some(Guide::FullRank.name()) {
+        o.guide = Guide::FullRank;
+    }
+    match trust::diagnose(loaded, out, &o) {
+        Ok(t) => out.trust = Some(t),
+        Err(why) => out.notes.push(format!("fit diagnostics: {why}")),
+    }
+}
+
+/// Unconstrained values up to which `auto` escalates to a full-rank Gaussian (its factor has
+/// d(d+1)/2 values); above, to multi-path Pathfinder.
+pub const FULL_RANK_MAX: usize = 200;
+
+/// The richer family `auto` tries after a mean-field gradient fit whose k̂ does not read good, if any: only
+/// when the method and the guide were left to it and Pathfinder can see the whole posterior.
+fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<&'static str> {
+    let model = &loaded.model;
+    let asked = opts.method != MethodChoice::Auto
+        || model.settings.word("guide").is_some()
+        || opts.guide != Guide::MeanField
+        || opts.init != Init::Pathfinder;
+    if asked || out.method != Method::Svi || out.trust_level() == Some("good") || out.trust.is_none() {
+        return None;
+    }
+    if out.status == Status::Interrupted || svi::pathfinder::unsupported(model).is_some() {
+        return None;
+    }
+    let dim: usize = model
+        .latents
+        .iter()
+        .map(|l| model.full_shape(&l.plates, &l.shape).iter().product::<usize>())
+        .sum();
+    Some(if dim <= FULL_RANK_MAX { "full_rank" } else { "pathfinder" })
 }
 
 fn run(
