@@ -9,7 +9,7 @@
 //! and extrapolates it over [`HORIZON`] more windows: the fit has converged when that
 //! extrapolated rise is under `max(DELTA, tol · |ELBO|)`. Since the rise slows as a fit
 //! approaches its optimum, a linear extrapolation of the recent rate overstates what is left:
-//! the rule errs on the side of running on. `examples/stop_rule_calibration.rs` measures its
+//! the rule errs on the side of running on. `benches/stop_calibration.py` measures its
 //! false stops and its delay on every example and posteriordb model.
 
 /// Steps per window.
@@ -73,45 +73,6 @@ impl StopRule {
         self.scores.push(score);
         let threshold = DELTA.max(self.tol * score.abs());
         self.extrapolated_rise() <= threshold
-    }
-}
-
-/// The previous rule, kept for comparison: the relative change between consecutive window
-/// means is below `tol` twice in a row.
-#[derive(Clone, Debug)]
-pub struct RelativeRule {
-    tol: f64,
-    current: Vec<f64>,
-    previous: Option<f64>,
-    hits: usize,
-}
-
-impl RelativeRule {
-    pub fn new(tol: f64) -> RelativeRule {
-        RelativeRule {
-            tol,
-            current: Vec::new(),
-            previous: None,
-            hits: 0,
-        }
-    }
-
-    pub fn update(&mut self, elbo: f64) -> bool {
-        self.current.push(elbo);
-        if self.current.len() < WINDOW {
-            return false;
-        }
-        let mean = self.current.iter().sum::<f64>() / self.current.len() as f64;
-        self.current.clear();
-        if let Some(p) = self.previous {
-            if (mean - p).abs() / mean.abs().max(1e-12) < self.tol {
-                self.hits += 1;
-            } else {
-                self.hits = 0;
-            }
-        }
-        self.previous = Some(mean);
-        self.hits >= 2
     }
 }
 
