@@ -110,7 +110,11 @@ fn a_converged_fit_gains_nothing_from_20000_more_steps() {
                 format!("{}[{}]", a.name, j + 1)
             };
             let (_, rs) = reference("earnings-logearn_height", &name);
-            assert!((ma - mb).abs() < 0.1 * rs, "{name} moved {:.3} sds", (ma - mb).abs() / rs);
+            assert!(
+                (ma - mb).abs() < 0.1 * rs,
+                "{name} moved {:.3} sds",
+                (ma - mb).abs() / rs
+            );
         }
     }
 }

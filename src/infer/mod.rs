@@ -144,7 +144,11 @@ fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<&'s
         .iter()
         .map(|l| model.full_shape(&l.plates, &l.shape).iter().product::<usize>())
         .sum();
-    Some(if dim <= FULL_RANK_MAX { "full_rank" } else { "pathfinder" })
+    Some(if dim <= FULL_RANK_MAX {
+        "full_rank"
+    } else {
+        "pathfinder"
+    })
 }
 
 fn run(

@@ -98,10 +98,16 @@ mod tests {
             let at = stop_at(&mut StopRule::new(1e-4), &t).expect("stops on a plateau");
             // What 200 more windows would still gain, where it stopped.
             let left = t[(at - 1 + 200).min(t.len() - 1)] - t[at - 1];
-            assert!(left < 1.0, "τ {tau}: stopped at window {at} with {left} nats to go");
+            assert!(
+                left < 1.0,
+                "τ {tau}: stopped at window {at} with {left} nats to go"
+            );
             // And not absurdly late: within a few multiples of the time to 1 nat.
             let within = (tau * 100f64.ln()).ceil() as usize;
-            assert!(at < 3 * within + 3 * SPAN, "τ {tau}: stopped late, at {at} (1 nat at {within})");
+            assert!(
+                at < 3 * within + 3 * SPAN,
+                "τ {tau}: stopped late, at {at} (1 nat at {within})"
+            );
         }
     }
 

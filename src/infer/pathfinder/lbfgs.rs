@@ -212,11 +212,11 @@ mod tests {
             let mut g = Vec::new();
             for p in points.chunks(d) {
                 let mut v = 0.0;
-                for j in 0..d {
-                    let z = (p[j] - self.m[j]) / self.sd[j];
+                for ((x, m), sd) in p.iter().zip(&self.m).zip(&self.sd) {
+                    let z = (x - m) / sd;
                     v -= 0.5 * z * z;
                     if grad {
-                        g.push(-z / self.sd[j]);
+                        g.push(-z / sd);
                     }
                 }
                 f.push(v);

@@ -382,7 +382,12 @@ mod tests {
         // Σ = [[s0², ρ s0 s1], [ρ s0 s1, s1²]], s0 = 6, s1 = 0.06, ρ = −0.99.
         let (s0, s1, r) = (6.0f64, 0.06f64, -0.99f64);
         let det = s0 * s0 * s1 * s1 * (1.0 - r * r);
-        let prec = vec![s1 * s1 / det, -r * s0 * s1 / det, -r * s0 * s1 / det, s0 * s0 / det];
+        let prec = vec![
+            s1 * s1 / det,
+            -r * s0 * s1 / det,
+            -r * s0 * s1 / det,
+            s0 * s0 / det,
+        ];
         Correlated {
             m: vec![26.0, 0.6],
             prec,
@@ -395,8 +400,16 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let fit = single_path(&mut ld, &[0.0, 0.0], &Settings::default(), &mut rng).unwrap();
         let sd = fit.approx.sd();
-        assert!((fit.approx.mean[0] - 26.0).abs() < 0.1 * 6.0, "{:?}", fit.approx.mean);
-        assert!((fit.approx.mean[1] - 0.6).abs() < 0.1 * 0.06, "{:?}", fit.approx.mean);
+        assert!(
+            (fit.approx.mean[0] - 26.0).abs() < 0.1 * 6.0,
+            "{:?}",
+            fit.approx.mean
+        );
+        assert!(
+            (fit.approx.mean[1] - 0.6).abs() < 0.1 * 0.06,
+            "{:?}",
+            fit.approx.mean
+        );
         assert!((sd[0] / 6.0 - 1.0).abs() < 0.25, "{sd:?}");
         assert!((sd[1] / 0.06 - 1.0).abs() < 0.25, "{sd:?}");
         assert!(fit.grad_evals < 400, "{} gradient evaluations", fit.grad_evals);

@@ -135,7 +135,12 @@ impl Optimizer {
             None => 1.0,
         };
         let t = self.t as i32;
-        for (((p, g), (m, v)), sc) in params.iter_mut().zip(grads).zip(&mut self.state).zip(&self.step_scales) {
+        for (((p, g), (m, v)), sc) in params
+            .iter_mut()
+            .zip(grads)
+            .zip(&mut self.state)
+            .zip(&self.step_scales)
+        {
             if sc.is_empty() {
                 update(c, t, lr, scale, p, g, m, v);
             } else {

@@ -80,7 +80,7 @@ pub(super) struct Start {
 pub(super) fn start(loaded: &Loaded, opts: &FitOptions) -> Result<Start, String> {
     let mut ld = ModelDensity::new(loaded, opts);
     let d = ld.dim();
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9a7f_1d);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x009a_7f1d);
     let set = pathfinder::Settings {
         draws: 0,
         ..pathfinder::Settings::default()
@@ -123,11 +123,9 @@ pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, V
             out.push((*loc, start.mean.clone(), marginal.clone()));
             let mut offv = Vec::new();
             let mut offs = Vec::new();
-            for i in 0..d {
-                for j in 0..i {
-                    offv.push(start.chol[i * d + j]);
-                    offs.push(marginal[i]);
-                }
+            for (i, m) in marginal.iter().enumerate() {
+                offv.extend_from_slice(&start.chol[i * d..i * d + i]);
+                offs.extend(std::iter::repeat_n(*m, i));
             }
             out.push((*off, offv, offs));
             let dg: Vec<f64> = (0..d).map(|i| softplus_inv(start.chol[i * d + i])).collect();
@@ -180,8 +178,11 @@ pub fn fit(
     let model = &loaded.model;
     if let Some(why) = unsupported(model) {
         return Err(Diagnostics::from(
-            Diagnostic::new("vi::pathfinder::unsupported", format!("Pathfinder cannot fit this model: {why}"))
-                .help("fit it by gradients with `--method svi`"),
+            Diagnostic::new(
+                "vi::pathfinder::unsupported",
+                format!("Pathfinder cannot fit this model: {why}"),
+            )
+            .help("fit it by gradients with `--method svi`"),
         ));
     }
     let start = Instant::now();
@@ -189,15 +190,18 @@ pub fn fit(
     full.guide = Guide::FullRank;
     let mut ld = ModelDensity::new(loaded, &full);
     let d = ld.dim();
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x9a7f_1d);
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x009a_7f1d);
     let starts: Vec<Vec<f64>> = (0..opts.paths.max(1))
         .map(|_| pathfinder::random_start(&mut rng, d))
         .collect();
     let set = pathfinder::Settings::default();
     let multi = pathfinder::multi_path(&mut ld, &starts, &set, set.draws, &mut rng).map_err(|e| {
         Diagnostics::from(
-            Diagnostic::new("vi::pathfinder::failed", format!("Pathfinder found no approximation: {e}"))
-                .help("check the model's supports and priors, or fit it with `--method svi --init origin`"),
+            Diagnostic::new(
+                "vi::pathfinder::failed",
+                format!("Pathfinder found no approximation: {e}"),
+            )
+            .help("check the model's supports and priors, or fit it with `--method svi --init origin`"),
         )
     })?;
     let (mut xs, mut lw) = (Vec::new(), Vec::new());
@@ -269,7 +273,12 @@ pub fn fit(
     out.reasons = model
         .latents
         .iter()
-        .map(|l| format!("{}: Pathfinder (a full-rank Gaussian on its unconstrained value)", l.name))
+        .map(|l| {
+            format!(
+                "{}: Pathfinder (a full-rank Gaussian on its unconstrained value)",
+                l.name
+            )
+        })
         .collect();
     Ok(out)
 }

@@ -360,7 +360,9 @@ impl<'a> Trainer<'a> {
         self.eng.learn.upload(&self.s, &self.state.average);
         let plates = self.eng.next_batches_from(0);
         self.s.no_grad();
-        let (t, _) = self.eng.forward(&mut self.s, &plates, STOP_DRAWS, seed, self.state.step, true);
+        let (t, _) = self
+            .eng
+            .forward(&mut self.s, &plates, STOP_DRAWS, seed, self.state.step, true);
         let e = crate::interpret::zip(&mut self.s, ZipFn::Add, &t.loglik, &t.latent);
         let m = sample_mean(&mut self.s, &e);
         let score = self.s.value(&m);
@@ -457,7 +459,11 @@ fn initialise(
             );
             (st.grad_evals + st.density_evals, vec![note], scales)
         }
-        Err(why) => (0, vec![format!("started at the origin: Pathfinder failed ({why})")], Vec::new()),
+        Err(why) => (
+            0,
+            vec![format!("started at the origin: Pathfinder failed ({why})")],
+            Vec::new(),
+        ),
     }
 }
 
