@@ -33,7 +33,9 @@ For each model and seed (python3 standard library only):
     are expected there.)
  C  for the first --floor-seeds seeds (default 3), `--tol 0 --steps n+EXTRA/2`: how far the
     means still move between C and B, where nothing is left to gain (optimiser jitter in flat
-    directions): the floor the 0.1-sd criterion should be read against.
+    directions): the floor the 0.1-sd criterion should be read against. The table's last
+    column counts the false stops left when a move must also exceed the model's largest
+    C->B move.
 
 A false stop: A converged and B's ELBO exceeds A's by more than 1 nat, or some mean moved by
 more than 0.1 sd. The ELBO compared is `elbo_at_final_params.mean` (1000 draws of q at the final
@@ -64,6 +66,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.dont_write_bytecode = True  # no benches/__pycache__ from importing posteriordb.py
 sys.path.insert(0, HERE)
 import posteriordb as pdb  # noqa: E402  (MODELS, DERIVED, read_latent_draws, mean_sd)
 
