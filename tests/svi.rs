@@ -336,3 +336,38 @@ fn a_full_rank_guide_over_one_value_fits_the_exact_posterior() {
     assert!((m - mean).abs() < 0.1 * sd, "mean {m} vs exact {mean} (sd {sd})");
     assert!((s / sd - 1.0).abs() < 0.15, "sd {s} vs exact {sd}");
 }
+
+/// The Pathfinder start on 450 latents (past its dense inverse Hessians, so diagonal ones):
+/// y_j ~ Normal(z_j, 1), z_j ~ Normal(0, 1) has the exact posterior N(y_j / 2, 1/2) per j,
+/// and the default fit gets there quickly and says it converged.
+#[test]
+fn the_pathfinder_start_handles_hundreds_of_latents() {
+    let dir = std::env::temp_dir().join(format!("vi-pf-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ys: Vec<f64> = (0..450).map(|j| ((j * 37) % 29) as f64 / 4.0 - 3.5).collect();
+    let mut csv = String::from("y\n");
+    for y in &ys {
+        csv.push_str(&format!("{y}\n"));
+    }
+    let path = dir.join("many.csv");
+    std::fs::write(&path, csv).unwrap();
+    let model = format!(
+        "data y: real[J] from \"{}\"\nfor j in 1..J {{\n    z[j] ~ Normal(0, 1)\n    y[j] ~ Normal(z[j], 1)\n}}\n",
+        path.display()
+    );
+    let started = std::time::Instant::now();
+    let out = fit(&load_text(&model), |_| {});
+    assert_eq!(out.status, vi::infer::Status::Converged);
+    assert!(
+        out.notes.iter().any(|n| n.contains("Pathfinder")),
+        "{:?}",
+        out.notes
+    );
+    let z = out.latents.iter().find(|l| l.name == "z").unwrap();
+    for (j, (m, s)) in z.mean.iter().zip(&z.sd).enumerate() {
+        assert!((m - ys[j] / 2.0).abs() < 0.15, "z[{j}]: {m} vs {}", ys[j] / 2.0);
+        assert!((s / 0.5f64.sqrt() - 1.0).abs() < 0.2, "z[{j}] sd {s}");
+    }
+    assert!(started.elapsed().as_secs_f64() < 60.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

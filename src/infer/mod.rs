@@ -139,11 +139,7 @@ fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<&'s
     if out.status == Status::Interrupted || svi::pathfinder::unsupported(model).is_some() {
         return None;
     }
-    let dim: usize = model
-        .latents
-        .iter()
-        .map(|l| model.full_shape(&l.plates, &l.shape).iter().product::<usize>())
-        .sum();
+    let dim = svi::pathfinder::unconstrained_len(model);
     Some(if dim <= FULL_RANK_MAX {
         "full_rank"
     } else {

@@ -29,8 +29,14 @@ pub trait LogDensity {
     fn eval(&mut self, points: &[f64], grad: bool) -> (Vec<f64>, Vec<f64>);
 }
 
+/// The most dimensions Pathfinder runs on (its Gaussians are stored densely).
+pub const MAX_DIM: usize = 1000;
+
 /// Dimensions up to which the inverse Hessian is formed as a dense matrix.
-pub const DENSE_MAX: usize = 600;
+pub const DENSE_MAX: usize = 300;
+
+/// Scored iterates per pass of the model.
+const ITERATES_PER_PASS: usize = 20;
 
 /// A Gaussian over the unconstrained vector: mean and lower Cholesky factor of the covariance.
 #[derive(Clone, Debug)]
@@ -119,46 +125,85 @@ pub struct PathFit {
     pub density_evals: usize,
 }
 
-/// The inverse Hessian of −log p at each iterate after the first (dense, or its diagonal in a
-/// dense matrix's place when over [`DENSE_MAX`]).
-fn inverse_hessians(path: &lbfgs::Path, history: usize) -> Vec<Vec<f64>> {
-    let it = &path.iterates;
-    let d = it[0].x.len();
-    let mut diag = vec![1.0; d];
-    let mut pairs: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
-    let mut out = Vec::new();
-    for k in 1..it.len() {
-        let s: Vec<f64> = it[k].x.iter().zip(&it[k - 1].x).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = it[k - 1].g.iter().zip(&it[k].g).map(|(a, b)| a - b).collect();
-        if lbfgs::usable(&s, &y) {
-            // Gilbert & Lemaréchal (1989), eq. 4.9: a diagonal that absorbs every pair.
-            let a: f64 = y.iter().zip(&diag).map(|(y, a)| y * a * y).sum();
-            let b = dot(&y, &s);
-            let c: f64 = s.iter().zip(&diag).map(|(s, a)| s * s / a).sum();
-            let next: Vec<f64> = (0..d)
-                .map(|i| b / (a / diag[i] + y[i] * y[i] - (a / c) * (s[i] / diag[i]).powi(2)))
-                .collect();
-            if next.iter().all(|v| v.is_finite() && *v > 0.0) {
-                diag = next;
+/// The inverse Hessian of −log p at iterates along the path, one at a time: a
+/// Gilbert–Lemaréchal diagonal that absorbs every curvature pair so far, then (up to
+/// [`DENSE_MAX`] dimensions) BFGS updates by the last `history` pairs, as a dense matrix.
+struct InverseHessians<'p> {
+    path: &'p lbfgs::Path,
+    history: usize,
+    diag: Vec<f64>,
+    pairs: Vec<(Vec<f64>, Vec<f64>)>,
+    /// The next iterate whose pair is absorbed.
+    next: usize,
+}
+
+impl<'p> InverseHessians<'p> {
+    fn new(path: &'p lbfgs::Path, history: usize) -> InverseHessians<'p> {
+        let d = path.iterates[0].x.len();
+        InverseHessians {
+            path,
+            history,
+            diag: vec![1.0; d],
+            pairs: Vec::new(),
+            next: 1,
+        }
+    }
+
+    /// Absorb the pairs up to iterate `k` (increasing calls), and form the matrix there.
+    fn at(&mut self, k: usize) -> Vec<f64> {
+        let it = &self.path.iterates;
+        let d = self.diag.len();
+        while self.next <= k {
+            let j = self.next;
+            let s: Vec<f64> = it[j].x.iter().zip(&it[j - 1].x).map(|(a, b)| a - b).collect();
+            let y: Vec<f64> = it[j - 1].g.iter().zip(&it[j].g).map(|(a, b)| a - b).collect();
+            if lbfgs::usable(&s, &y) {
+                // Gilbert & Lemaréchal (1989), eq. 4.9.
+                let a: f64 = y.iter().zip(&self.diag).map(|(y, a)| y * a * y).sum();
+                let b = dot(&y, &s);
+                let c: f64 = s.iter().zip(&self.diag).map(|(s, a)| s * s / a).sum();
+                let next: Vec<f64> = (0..d)
+                    .map(|i| b / (a / self.diag[i] + y[i] * y[i] - (a / c) * (s[i] / self.diag[i]).powi(2)))
+                    .collect();
+                if next.iter().all(|v| v.is_finite() && *v > 0.0) {
+                    self.diag = next;
+                }
+                self.pairs.push((s, y));
+                if self.pairs.len() > self.history {
+                    self.pairs.remove(0);
+                }
             }
-            pairs.push((s, y));
-            if pairs.len() > history {
-                pairs.remove(0);
-            }
+            self.next += 1;
         }
         let mut h = vec![0.0; d * d];
         for i in 0..d {
-            h[i * d + i] = diag[i];
+            h[i * d + i] = self.diag[i];
         }
         if d <= DENSE_MAX {
-            for (s, y) in &pairs {
+            for (s, y) in &self.pairs {
                 bfgs_update(&mut h, s, y, d);
             }
         }
-        out.push(h);
+        h
     }
-    out
 }
+
+/// Iterates whose approximations are scored: all of them up to [`SCORED_MAX`], else that many
+/// spread along the path (the last ones, where the approximations are best, always among them).
+fn scored_iterates(n: usize) -> Vec<usize> {
+    if n <= SCORED_MAX {
+        return (1..=n).collect();
+    }
+    let tail = SCORED_MAX / 4;
+    let spread = SCORED_MAX - tail;
+    let mut ks: Vec<usize> = (0..spread).map(|i| 1 + i * (n - tail) / spread).collect();
+    ks.extend(n - tail + 1..=n);
+    ks.dedup();
+    ks
+}
+
+/// The most iterates scored along one path.
+const SCORED_MAX: usize = 120;
 
 /// H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ.
 fn bfgs_update(h: &mut [f64], s: &[f64], y: &[f64], d: usize) {
@@ -201,55 +246,72 @@ pub fn single_path(
         return Err("the log density is not finite at the starting point".into());
     }
     let mut density_evals = 0;
-    let hs = inverse_hessians(&path, set.lbfgs.history);
-    // Every iterate's approximation, scored by the ELBO of a few draws, all in one pass.
-    let mut approxes = Vec::new();
-    for (k, h) in hs.iter().enumerate() {
-        let it = &path.iterates[k + 1];
-        let Some(chol) = chol_jittered(h, d) else { continue };
-        let step = linalg::mat_vec(h, &it.g, d);
-        let mean: Vec<f64> = it.x.iter().zip(&step).map(|(x, s)| x + s).collect();
-        if mean.iter().all(|m| m.is_finite()) {
-            approxes.push((k + 1, Gaussian { mean, chol }));
+    let k = set.elbo_draws.max(1);
+    let mut hs = InverseHessians::new(&path, set.lbfgs.history);
+    // Each scored iterate's approximation and its ELBO from `k` draws, a batch of iterates per
+    // pass; only the best approximation so far is kept.
+    let mut best: Option<(f64, usize, Gaussian)> = None;
+    let candidates = scored_iterates(path.iterates.len() - 1);
+    for batch in candidates.chunks(ITERATES_PER_PASS) {
+        let mut approxes = Vec::with_capacity(batch.len());
+        let mut pts = Vec::with_capacity(batch.len() * k * d);
+        let mut lqs = Vec::with_capacity(batch.len() * k);
+        for &j in batch {
+            let h = hs.at(j);
+            let it = &path.iterates[j];
+            let chol = if d <= DENSE_MAX {
+                let Some(l) = chol_jittered(&h, d) else { continue };
+                l
+            } else {
+                // Diagonal: its factor is its square root.
+                h.iter().map(|v| v.max(0.0).sqrt()).collect()
+            };
+            let step = linalg::mat_vec(&h, &it.g, d);
+            let mean: Vec<f64> = it.x.iter().zip(&step).map(|(x, s)| x + s).collect();
+            if !mean.iter().all(|m| m.is_finite()) {
+                continue;
+            }
+            let g = Gaussian { mean, chol };
+            let (x, lq) = g.draw(rng, k);
+            pts.extend(x);
+            lqs.extend(lq);
+            approxes.push((j, g));
+        }
+        if approxes.is_empty() {
+            continue;
+        }
+        let lps = eval_chunked(ld, &pts, d);
+        density_evals += lqs.len();
+        for (a, (j, g)) in approxes.into_iter().enumerate() {
+            let lw: Vec<f64> = (0..k).map(|i| lps[a * k + i] - lqs[a * k + i]).collect();
+            // A draw with no density makes the whole approximation worthless (ELBO −∞).
+            let elbo = if lw.iter().all(|w| w.is_finite()) {
+                lw.iter().sum::<f64>() / k as f64
+            } else {
+                f64::NEG_INFINITY
+            };
+            if best.as_ref().is_none_or(|(e, _, _)| elbo > *e) {
+                best = Some((elbo, j, g));
+            }
         }
     }
-    if approxes.is_empty() {
+    let (elbo, chosen, approx) = best.unwrap_or_else(|| {
         // No curvature was learned (a flat or one-step path): a unit Gaussian at the last point.
         let x = path.iterates.last().expect("the start").x.clone();
         let mut chol = vec![0.0; d * d];
         (0..d).for_each(|i| chol[i * d + i] = 1.0);
-        approxes.push((path.iterates.len() - 1, Gaussian { mean: x, chol }));
-    }
-    let k = set.elbo_draws.max(1);
-    let mut pts = Vec::with_capacity(approxes.len() * k * d);
-    let mut lqs = Vec::with_capacity(approxes.len() * k);
-    for (_, g) in &approxes {
-        let (x, lq) = g.draw(rng, k);
-        pts.extend(x);
-        lqs.extend(lq);
-    }
-    let lps = eval_chunked(ld, &pts, d);
-    density_evals += lqs.len();
-    let mut best = (f64::NEG_INFINITY, 0);
-    for (a, _) in approxes.iter().enumerate() {
-        let lw: Vec<f64> = (0..k).map(|j| lps[a * k + j] - lqs[a * k + j]).collect();
-        // A draw with no density makes the whole approximation worthless (ELBO −∞).
-        let elbo = if lw.iter().all(|w| w.is_finite()) {
-            lw.iter().sum::<f64>() / k as f64
-        } else {
-            f64::NEG_INFINITY
-        };
-        if elbo > best.0 {
-            best = (elbo, a);
-        }
-    }
-    let (chosen, approx) = approxes.swap_remove(best.1);
+        (
+            f64::NEG_INFINITY,
+            path.iterates.len() - 1,
+            Gaussian { mean: x, chol },
+        )
+    });
     let (x, log_q) = approx.draw(rng, set.draws);
     let log_p = eval_chunked(ld, &x, d);
     density_evals += set.draws;
     Ok(PathFit {
         approx,
-        elbo: best.0,
+        elbo,
         chosen,
         iterations: path.iterates.len() - 1,
         end: path.end,

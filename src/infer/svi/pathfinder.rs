@@ -61,9 +61,28 @@ pub fn unsupported(model: &Model) -> Option<&'static str> {
         Some("the model has objectives")
     } else if model.plates.iter().any(|p| p.batch.is_some()) {
         Some("a plate is minibatched (Pathfinder needs the whole log density)")
+    } else if unconstrained_len(model) > pathfinder::MAX_DIM {
+        Some("the model has more unconstrained values than Pathfinder's dense Gaussians hold (1000)")
     } else {
         None
     }
+}
+
+/// How many unconstrained values the model's latents have (a simplex of K has K − 1).
+pub fn unconstrained_len(model: &Model) -> usize {
+    model
+        .latents
+        .iter()
+        .map(|l| {
+            let shape = model.full_shape(&l.plates, &l.shape);
+            let n: usize = shape.iter().product();
+            if l.support == crate::dist::Domain::Simplex {
+                n - n / shape.last().copied().unwrap_or(1).max(1)
+            } else {
+                n
+            }
+        })
+        .sum()
 }
 
 /// A gradient fit's starting point: the best normal approximation along one L-BFGS path from

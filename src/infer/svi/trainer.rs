@@ -42,8 +42,6 @@ pub(super) struct Trainer<'a> {
     pub(super) steps: usize,
     /// The stop rule's tolerance.
     pub(super) tol: f64,
-    /// The tail average's horizon, in steps.
-    horizon: f64,
     /// The held-out rows, if any.
     split: Option<Split>,
     /// Steps per epoch, and epochs in all.
@@ -115,15 +113,6 @@ impl<'a> Trainer<'a> {
             objectives,
             steps,
             tol,
-            // Tail averaging: an exponential moving average of the iterates removes the
-            // optimiser's jitter around the optimum; at the end it is kept only if it scores at
-            // least as well as the last iterate (networks, whose weights do not average, keep
-            // the last). Its horizon grows with the fit, half the steps so far: the stop rule
-            // scores the average, so a lagging average only delays the stop, and a long one
-            // leaves a few hundredths of a posterior sd of jitter where a 100-step one leaves
-            // a tenth or more. It depends on the step alone, so `--tol 0 --steps n` repeats a
-            // fit that stopped at n.
-            horizon: f64::INFINITY,
             split,
             start_evals,
             start_notes,
@@ -252,7 +241,7 @@ impl<'a> Trainer<'a> {
             }
         }
         self.eng.learn.upload(&self.s, &st.params);
-        let w = 1.0 / horizon_at(self.horizon, st.step);
+        let w = 1.0 / average_horizon(st.step);
         for (avg, p) in st.average.iter_mut().zip(&st.params) {
             for (a, x) in avg.iter_mut().zip(p) {
                 *a += w * (x - *a);
@@ -432,11 +421,16 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The tail average's horizon after `step` steps: a fixed one, or (infinite) half the steps
-/// so far, at least 10.
-fn horizon_at(fixed: f64, step: usize) -> f64 {
-    let grown = (step as f64 / 2.0).max(10.0);
-    fixed.min(grown).min(step as f64 + 1.0)
+/// The tail average's horizon after `step` steps: half the steps so far (at least 10).
+///
+/// Tail averaging (an exponential moving average of the iterates) removes the optimiser's
+/// jitter around the optimum; at the end it is kept only if it scores at least as well as the
+/// last iterate (networks, whose weights do not average, keep the last). The stop rule scores
+/// the average, so a lagging average only delays the stop, and one over half the fit leaves a
+/// few hundredths of a posterior sd of jitter where a 100-step one left a tenth or more. It
+/// depends on the step alone, so `--tol 0 --steps n` repeats a fit that stopped at n.
+fn average_horizon(step: usize) -> f64 {
+    (step as f64 / 2.0).max(10.0).min(step as f64 + 1.0)
 }
 
 /// Start the automatic guide where single-path Pathfinder puts it (unless asked not to, or it
@@ -453,8 +447,8 @@ fn initialise(
     if opts.init != Init::Pathfinder || eng.auto().latents().is_empty() {
         return (0, Vec::new(), Vec::new());
     }
-    if let Some(why) = pathfinder::unsupported(eng.model) {
-        return (0, vec![format!("started at the origin ({why})")], Vec::new());
+    if pathfinder::unsupported(eng.model).is_some() {
+        return (0, Vec::new(), Vec::new());
     }
     match pathfinder::start(loaded, opts) {
         Ok(st) => {
