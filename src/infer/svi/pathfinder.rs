@@ -117,11 +117,9 @@ pub(super) fn start(loaded: &Loaded, opts: &FitOptions) -> Result<Start, String>
     })
 }
 
-/// The guide's initial values and step scales from a start: per learnable, its values and the
-/// scale of its steps (one per value), for the auto guide's learnables only.
-pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, Vec<f64>, Vec<f64>)> {
+/// The guide's initial values from a start, per learnable of the automatic guide.
+pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, Vec<f64>)> {
     let d = start.dim();
-    let marginal = start.sd();
     let mut out = Vec::new();
     match auto {
         AutoGuide::MeanField(latents) => {
@@ -129,29 +127,72 @@ pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, V
             let prec = linalg::spd_inverse(&start.chol, d);
             for a in latents {
                 let r = a.offset..a.offset + a.len();
-                let sd: Vec<f64> = r.clone().map(|i| 1.0 / prec[i * d + i].sqrt()).collect();
-                out.push((a.loc, start.mean[r.clone()].to_vec(), marginal[r].to_vec()));
+                out.push((a.loc, start.mean[r.clone()].to_vec()));
                 out.push((
                     a.scale,
-                    sd.iter().map(|s| softplus_inv(*s)).collect(),
-                    vec![1.0; sd.len()],
+                    r.map(|i| softplus_inv(1.0 / prec[i * d + i].sqrt())).collect(),
                 ));
             }
         }
         AutoGuide::FullRank { loc, off, diag, .. } => {
-            out.push((*loc, start.mean.clone(), marginal.clone()));
-            let mut offv = Vec::new();
-            let mut offs = Vec::new();
-            for (i, m) in marginal.iter().enumerate() {
-                offv.extend_from_slice(&start.chol[i * d..i * d + i]);
-                offs.extend(std::iter::repeat_n(*m, i));
-            }
-            out.push((*off, offv, offs));
-            let dg: Vec<f64> = (0..d).map(|i| softplus_inv(start.chol[i * d + i])).collect();
-            out.push((*diag, dg, vec![1.0; d]));
+            out.push((*loc, start.mean.clone()));
+            let offv = (0..d)
+                .flat_map(|i| start.chol[i * d..i * d + i].to_vec())
+                .collect();
+            out.push((*off, offv));
+            out.push((
+                *diag,
+                (0..d).map(|i| softplus_inv(start.chol[i * d + i])).collect(),
+            ));
         }
     }
     out
+}
+
+/// The scale of each step of the guide's location-like learnables, from the guide as it
+/// stands (`values`, one per learnable) and a floor per value of the joint vector (the start's
+/// marginal sds; empty for none): the larger of the two, so that a step of `lr` is that
+/// fraction of a posterior sd. A location moves in units of its sd (for full rank, the marginal
+/// sd, which the off-diagonal entries of its row share); the raw scales move on a log scale
+/// already. Following the guide as it learns keeps a start that under-estimated a spread from
+/// freezing its location; the floor keeps a mean-field guide's conditional sds (smaller than the
+/// marginal ones where latents are correlated) from slowing it down.
+pub(super) fn step_scales(auto: &AutoGuide, values: &[Vec<f64>], floor: &[f64]) -> Vec<(usize, Vec<f64>)> {
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let at_least = |i: usize, s: f64| floor.get(i).map_or(s, |f| s.max(*f));
+    match auto {
+        AutoGuide::MeanField(latents) => latents
+            .iter()
+            .map(|a| {
+                let sc = values[a.scale]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| at_least(a.offset + j, softplus(*r)))
+                    .collect();
+                (a.loc, sc)
+            })
+            .collect(),
+        AutoGuide::FullRank {
+            dim, loc, off, diag, ..
+        } => {
+            let d = *dim;
+            let (o, g) = (&values[*off], &values[*diag]);
+            let mut k = 0;
+            let mut sd = Vec::with_capacity(d);
+            let mut off_sc = Vec::with_capacity(o.len());
+            for i in 0..d {
+                let row = &o[k..k + i];
+                k += i;
+                let s = at_least(
+                    i,
+                    (row.iter().map(|v| v * v).sum::<f64>() + softplus(g[i]).powi(2)).sqrt(),
+                );
+                off_sc.extend(std::iter::repeat_n(s, i));
+                sd.push(s);
+            }
+            vec![(*loc, sd), (*off, off_sc)]
+        }
+    }
 }
 
 /// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).
@@ -259,7 +300,7 @@ pub fn fit(
     let mut s = Session::new(Precision::F64);
     let mut eng = Engine::new(loaded, &full, &s);
     let mut values: Vec<Vec<f64>> = eng.learn.entries.iter().map(|e| e.host.clone()).collect();
-    for (k, v, _) in initial_guide(eng.auto(), &approx) {
+    for (k, v) in initial_guide(eng.auto(), &approx) {
         values[k] = v;
     }
     eng.learn.upload(&s, &values);

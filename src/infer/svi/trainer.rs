@@ -50,6 +50,9 @@ pub(super) struct Trainer<'a> {
     /// What the start cost (Pathfinder's points), and what it said.
     start_evals: usize,
     start_notes: Vec<String>,
+    /// After a Pathfinder start, its marginal sds: the guide's location steps are scaled by the
+    /// larger of these and the guide's own sds.
+    preconditioned: Option<Vec<f64>>,
     /// When the fit began, and when this run's loop did.
     start: Instant,
     loop_start: Instant,
@@ -67,7 +70,7 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let s = Session::new(opts.precision);
         let (mut eng, shuffler) = Engine::with_shuffler(loaded, opts, &s);
-        let (start_evals, start_notes, step_scales) = initialise(loaded, opts, &s, &mut eng);
+        let (start_evals, start_notes, preconditioned) = initialise(loaded, opts, &s, &mut eng);
         let objectives = objectives(model, &eng.learn);
         let config = optim::Config {
             kind: opts.optimizer,
@@ -79,19 +82,13 @@ impl<'a> Trainer<'a> {
         let optimizers: Vec<Optimizer> = objectives
             .iter()
             .map(|o| {
-                let mut opt = Optimizer::new(
+                Optimizer::new(
                     config.clone(),
                     &o.members
                         .iter()
                         .map(|&i| eng.learn.entries[i].host.len())
                         .collect::<Vec<_>>(),
-                );
-                for (k, &i) in o.members.iter().enumerate() {
-                    if let Some((_, sc)) = step_scales.iter().find(|(j, _)| *j == i) {
-                        opt.set_step_scales(k, sc.clone());
-                    }
-                }
-                opt
+                )
             })
             .collect();
         let steps = opts.steps.unwrap_or(crate::infer::SVI_STEPS);
@@ -116,6 +113,7 @@ impl<'a> Trainer<'a> {
             split,
             start_evals,
             start_notes,
+            preconditioned,
             per_epoch,
             epochs_total: steps.div_ceil(per_epoch),
             start,
@@ -127,6 +125,9 @@ impl<'a> Trainer<'a> {
     pub(super) fn resume(&mut self, ck: &Checkpoint) -> Result<(), Diagnostics> {
         self.state.resume(ck, &self.eng.learn, self.opts.backoff > 0)?;
         self.upload();
+        if self.preconditioned.is_some() {
+            self.refresh_step_scales();
+        }
         self.loop_start = Instant::now();
         Ok(())
     }
@@ -154,6 +155,9 @@ impl<'a> Trainer<'a> {
     pub(super) fn step(&mut self) -> Result<f64, Fault> {
         let step_start = Instant::now();
         let step = self.state.step;
+        if self.preconditioned.is_some() && step % crate::infer::stop::WINDOW == 0 {
+            self.refresh_step_scales();
+        }
         let model = self.eng.model;
         let plates: Vec<PlateState> = self.eng.next_batches(&mut self.state.shuffler);
         let noise_seed = self
@@ -345,6 +349,20 @@ impl<'a> Trainer<'a> {
         self.output(status, loop_s)
     }
 
+    /// Scale the guide's location steps by its sds as they stand (every window: the guide's
+    /// sds move slowly).
+    fn refresh_step_scales(&mut self) {
+        let floor = self.preconditioned.as_deref().unwrap_or(&[]);
+        let scales = pathfinder::step_scales(self.eng.auto(), &self.state.params, floor);
+        for (o, opt) in self.objectives.iter().zip(&mut self.state.optimizers) {
+            for (k, &i) in o.members.iter().enumerate() {
+                if let Some((_, sc)) = scales.iter().find(|(j, _)| *j == i) {
+                    opt.set_step_scales(k, sc.clone());
+                }
+            }
+        }
+    }
+
     /// The stop rule's score: the ELBO of the tail-averaged parameters under the same draws
     /// and rows at every call (common random numbers), so that differences between calls are
     /// the parameters' progress rather than Monte-Carlo noise.
@@ -434,40 +452,37 @@ fn average_horizon(step: usize) -> f64 {
 }
 
 /// Start the automatic guide where single-path Pathfinder puts it (unless asked not to, or it
-/// cannot see the whole posterior): its best normal approximation gives the locations, scales
-/// and each value's step scale. Returns the points it scored, a note, and the step scales by
-/// learnable.
-#[allow(clippy::type_complexity)]
+/// cannot see the whole posterior): its best normal approximation gives the locations and
+/// scales. Returns the points it scored, a note, and (when it started there) its marginal sds,
+/// which scale the guide's steps.
 fn initialise(
     loaded: &Loaded,
     opts: &FitOptions,
     s: &Session,
     eng: &mut Engine,
-) -> (usize, Vec<String>, Vec<(usize, Vec<f64>)>) {
-    if opts.init != Init::Pathfinder || eng.auto().latents().is_empty() {
-        return (0, Vec::new(), Vec::new());
-    }
-    if pathfinder::unsupported(eng.model).is_some() {
-        return (0, Vec::new(), Vec::new());
+) -> (usize, Vec<String>, Option<Vec<f64>>) {
+    if opts.init != Init::Pathfinder
+        || eng.auto().latents().is_empty()
+        || pathfinder::unsupported(eng.model).is_some()
+    {
+        return (0, Vec::new(), None);
     }
     match pathfinder::start(loaded, opts) {
         Ok(st) => {
-            let mut scales = Vec::new();
-            for (k, values, sc) in pathfinder::initial_guide(eng.auto(), &st.approx) {
+            for (k, values) in pathfinder::initial_guide(eng.auto(), &st.approx) {
                 eng.learn.entries[k].host = values;
-                scales.push((k, sc));
             }
             eng.learn.sync(s);
             let note = format!(
-                "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); steps scaled by its sds",
+                "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); each location's steps scaled by the larger of its sd and the guide's",
                 st.iterations, st.grad_evals, st.density_evals, st.fit_elbo
             );
-            (st.grad_evals + st.density_evals, vec![note], scales)
+            (st.grad_evals + st.density_evals, vec![note], Some(st.approx.sd()))
         }
         Err(why) => (
             0,
             vec![format!("started at the origin: Pathfinder failed ({why})")],
-            Vec::new(),
+            None,
         ),
     }
 }
