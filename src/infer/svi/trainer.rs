@@ -155,7 +155,7 @@ impl<'a> Trainer<'a> {
     pub(super) fn step(&mut self) -> Result<f64, Fault> {
         let step_start = Instant::now();
         let step = self.state.step;
-        if self.preconditioned.is_some() && step % crate::infer::stop::WINDOW == 0 {
+        if self.preconditioned.is_some() && step.is_multiple_of(crate::infer::stop::WINDOW) {
             self.refresh_step_scales();
         }
         let model = self.eng.model;
