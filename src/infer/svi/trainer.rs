@@ -337,8 +337,8 @@ impl<'a> Trainer<'a> {
         st.epochs.push(report);
     }
 
-    /// The fit's result, ended with `status` (not diverged): the tail average where it scores
-    /// at least as well as the last iterate, the guide's summaries and the tensors to save.
+    /// The fit's result, ended with `status` (not diverged): the tail average unless it scores
+    /// clearly worse than the last iterate, the guide's summaries and the tensors to save.
     pub(super) fn finish(mut self, status: Status) -> FitOutput {
         let loop_s = self.loop_seconds();
         // Custom objectives (adversarial ones) have no single score to compare: they keep the
@@ -400,9 +400,12 @@ impl<'a> Trainer<'a> {
         }
         self.upload();
         let at_average = score(&mut self.eng, &mut self.s);
-        // A NaN score for the average also falls back to the last iterate.
-        let average_is_better = at_average >= at_last;
-        if !average_is_better {
+        // The average unless it scores clearly worse: within the stop rule's DELTA the two
+        // are as good, and the average carries far less of the optimiser's jitter (picking
+        // the last iterate on a tie would put that jitter back into the answer). A NaN score
+        // for the average also falls back to the last iterate.
+        let keep_average = at_average >= at_last - crate::infer::stop::DELTA;
+        if !keep_average {
             self.state.params = last;
             self.upload();
         }
@@ -442,7 +445,7 @@ impl<'a> Trainer<'a> {
 /// The tail average's horizon after `step` steps: half the steps so far (at least 10).
 ///
 /// Tail averaging (an exponential moving average of the iterates) removes the optimiser's
-/// jitter around the optimum; at the end it is kept only if it scores at least as well as the
+/// jitter around the optimum; at the end it is kept unless it scores clearly worse than the
 /// last iterate (networks, whose weights do not average, keep the last). The stop rule scores
 /// the average, so a lagging average only delays the stop, and one over half the fit leaves a
 /// few hundredths of a posterior sd of jitter where a 100-step one left a tenth or more. It
