@@ -600,3 +600,22 @@ fn learning_rate_back_off_survives_what_stops_a_plain_fit() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--method pathfinder` on a model it cannot see whole (networks) is refused with a located
+/// diagnostic, exit 1, before anything is fitted.
+#[test]
+fn pathfinder_refuses_a_model_with_networks_at_the_network() {
+    let out = vi(&[
+        "fit",
+        "models/vae.vi",
+        "--method",
+        "pathfinder",
+        "--out",
+        "/tmp/vi-pf-refused",
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("vi::pathfinder::unsupported"), "{err}");
+    assert!(err.contains("models/vae.vi:13:1"), "{err}");
+    assert!(err.contains("help:"), "{err}");
+}

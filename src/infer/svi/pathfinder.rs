@@ -68,6 +68,17 @@ pub fn unsupported(model: &Model) -> Option<&'static str> {
     }
 }
 
+/// Where the model says what [`unsupported`] refuses: the first param, network, guide
+/// statement, objective or minibatched plate.
+fn what_stops_pathfinder(model: &Model) -> Option<crate::span::Span> {
+    (model.params.iter().map(|p| p.span))
+        .chain(model.nets.iter().map(|n| n.span))
+        .chain(model.guide.iter().flatten().map(|g| g.span))
+        .chain(model.objectives.iter().map(|o| o.span))
+        .chain(model.plates.iter().filter(|p| p.batch.is_some()).map(|p| p.span))
+        .next()
+}
+
 /// How many unconstrained values the model's latents have (a simplex of K has K − 1).
 pub fn unconstrained_len(model: &Model) -> usize {
     model
@@ -237,13 +248,20 @@ pub fn fit(
 ) -> Result<FitOutput, Diagnostics> {
     let model = &loaded.model;
     if let Some(why) = unsupported(model) {
-        return Err(Diagnostics::from(
-            Diagnostic::new(
-                "vi::pathfinder::unsupported",
-                format!("Pathfinder cannot fit this model: {why}"),
-            )
-            .help("fit it by gradients with `--method svi`"),
-        ));
+        let mut d = Diagnostic::new(
+            "vi::pathfinder::unsupported",
+            format!("Pathfinder cannot fit this model: {why}"),
+        )
+        .help("fit it by gradients with `--method svi`");
+        if let Some(span) = what_stops_pathfinder(model) {
+            d = d
+                .primary(
+                    span,
+                    "Pathfinder needs every unknown to be a latent of the automatic guide",
+                )
+                .with_source(&model.source);
+        }
+        return Err(Diagnostics::from(d));
     }
     let start = Instant::now();
     let mut full = opts.clone();
