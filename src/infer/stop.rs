@@ -5,10 +5,10 @@
 //! at the end of every window of [`WINDOW`] steps the fit scores its tail-averaged parameters
 //! with the same draws and the same rows each time (common random numbers): the differences
 //! between those scores are the parameters' progress, nearly free of Monte-Carlo noise. The
-//! rule takes the rise per window over the last half of the scores (at least [`SPAN`] windows,
-//! and no stop before [`MIN_WINDOWS`])
-//! and extrapolates it over [`HORIZON`] more windows: the fit has converged when that
-//! extrapolated rise is under `max(DELTA, tol · |ELBO|)`. Since the rise slows as a fit
+//! rule takes the rise per window over the last half of the scores (their least-squares slope
+//! plus two of its standard errors, over at least [`SPAN`] windows, and no stop before
+//! [`MIN_WINDOWS`]) and extrapolates it over [`HORIZON`] more windows: the fit has converged
+//! when that bound on what is left is under `max(DELTA, tol · |ELBO|)`. Since the rise slows as a fit
 //! approaches its optimum, a linear extrapolation of the recent rate overstates what is left:
 //! the rule errs on the side of running on. `benches/stop_calibration.py` measures its
 //! false stops and its delay on every example and posteriordb model.
@@ -22,8 +22,11 @@ pub const SPAN: usize = 5;
 pub const MIN_WINDOWS: usize = 20;
 /// Windows ahead over which the recent rate is extrapolated: 20,000 steps.
 pub const HORIZON: f64 = 200.0;
-/// Nats of extrapolated rise that still count as converged.
-pub const DELTA: f64 = 0.1;
+/// Nats of extrapolated rise (its upper bound) that still count as converged: half the nat
+/// that the calibration counts as a false stop.
+pub const DELTA: f64 = 0.5;
+/// Standard errors of the slope added for its upper bound.
+const Z: f64 = 2.0;
 
 /// The stop rule, fed one common-random-numbers score per window.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -52,18 +55,38 @@ impl StopRule {
         self.tol > 0.0
     }
 
-    /// The rise extrapolated over the horizon from the scores so far (∞ before there are
+    /// The upper bound on the rise extrapolated over the horizon from the scores so far (∞ before there are
     /// enough of them; a non-finite score counts as still moving).
     pub fn extrapolated_rise(&self) -> f64 {
         let k = self.scores.len();
         if k < MIN_WINDOWS.max(SPAN + 1) {
             return f64::INFINITY;
         }
+        // The least-squares slope of the last half of the scores: a third of the noise of the
+        // difference of its two ends.
         let span = (k / 2).max(SPAN);
-        let (last, first) = (self.scores[k - 1], self.scores[k - 1 - span]);
-        let rate = (last - first) / span as f64;
-        if rate.is_finite() {
-            rate * HORIZON
+        let ys = &self.scores[k - 1 - span..];
+        let n = ys.len() as f64;
+        let xbar = (n - 1.0) / 2.0;
+        let ybar = ys.iter().sum::<f64>() / n;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, y) in ys.iter().enumerate() {
+            let dx = i as f64 - xbar;
+            sxy += dx * (y - ybar);
+            sxx += dx * dx;
+        }
+        let rate = sxy / sxx;
+        // Its standard error from the residuals: the bound is on what the scores allow, so a
+        // noisy stretch cannot pass for a flat one.
+        let rss: f64 = ys
+            .iter()
+            .enumerate()
+            .map(|(i, y)| (y - ybar - rate * (i as f64 - xbar)).powi(2))
+            .sum();
+        let se = (rss / (n - 2.0).max(1.0) / sxx).sqrt();
+        let bound = (rate + Z * se) * HORIZON;
+        if bound.is_finite() {
+            bound
         } else {
             f64::INFINITY
         }

@@ -30,7 +30,7 @@ use crate::Loaded;
 /// Draws used to choose between the averaged and the last parameters.
 const COMPARE_DRAWS: usize = 100;
 /// Draws of the stop rule's score at the end of each window.
-const STOP_DRAWS: usize = 16;
+const STOP_DRAWS: usize = 128;
 
 pub(super) struct Trainer<'a> {
     pub(super) s: Session,
@@ -400,11 +400,10 @@ impl<'a> Trainer<'a> {
         }
         self.upload();
         let at_average = score(&mut self.eng, &mut self.s);
-        // The average unless it scores clearly worse: within the stop rule's DELTA the two
-        // are as good, and the average carries far less of the optimiser's jitter (picking
+        // The average unless it scores clearly worse: within 0.1 nat the two are as good, and the average carries far less of the optimiser's jitter (picking
         // the last iterate on a tie would put that jitter back into the answer). A NaN score
         // for the average also falls back to the last iterate.
-        let keep_average = at_average >= at_last - crate::infer::stop::DELTA;
+        let keep_average = at_average >= at_last - 0.1;
         if !keep_average {
             self.state.params = last;
             self.upload();
