@@ -208,7 +208,6 @@ pub(super) fn step_scales(auto: &AutoGuide, values: &[Vec<f64>], floor: &[f64]) 
 
 /// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).
 fn moment_match(x: &[f64], log_w: &[f64], d: usize) -> Option<Gaussian> {
-    let n = x.len() / d;
     let lse = crate::infer::psis::log_sum_exp(log_w);
     let w: Vec<f64> = log_w.iter().map(|l| (l - lse).exp()).collect();
     let mut mean = vec![0.0; d];
@@ -235,7 +234,6 @@ fn moment_match(x: &[f64], log_w: &[f64], d: usize) -> Option<Gaussian> {
     for i in 0..d {
         cov[i * d + i] += ridge * cov[i * d + i].max(1e-12) + 1e-300;
     }
-    let _ = n;
     linalg::cholesky(&cov, d).map(|chol| Gaussian { mean, chol })
 }
 
