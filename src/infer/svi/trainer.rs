@@ -23,13 +23,15 @@ use crate::backend::{Grads, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::ZipFn;
 use crate::infer::epoch::{self, EpochReport, PerRow, Split};
+use crate::infer::memory::{work_per_draw, WORK_PER_CHUNK};
 use crate::infer::{FitOptions, FitOutput, Init, Progress, Status, StopRule};
 use crate::interpret::PlateState;
 use crate::Loaded;
 
 /// Draws used to choose between the averaged and the last parameters.
 const COMPARE_DRAWS: usize = 100;
-/// Draws of the stop rule's score at the end of each window.
+/// Most draws of the stop rule's score at the end of each window; fewer (down to 8) where a
+/// draw evaluates many values, so that one score stays within a few chunks' work.
 const STOP_DRAWS: usize = 128;
 
 pub(super) struct Trainer<'a> {
@@ -50,6 +52,8 @@ pub(super) struct Trainer<'a> {
     /// What the start cost (Pathfinder's points), and what it said.
     start_evals: usize,
     start_notes: Vec<String>,
+    /// Draws of each stop-rule score.
+    stop_draws: usize,
     /// After a Pathfinder start, its marginal sds: the guide's location steps are scaled by the
     /// larger of these and the guide's own sds.
     preconditioned: Option<Vec<f64>>,
@@ -114,6 +118,7 @@ impl<'a> Trainer<'a> {
             start_evals,
             start_notes,
             preconditioned,
+            stop_draws: ((4.0 * WORK_PER_CHUNK / work_per_draw(model)) as usize).clamp(8, STOP_DRAWS),
             per_epoch,
             epochs_total: steps.div_ceil(per_epoch),
             start,
@@ -373,11 +378,11 @@ impl<'a> Trainer<'a> {
         self.s.no_grad();
         let (t, _) = self
             .eng
-            .forward(&mut self.s, &plates, STOP_DRAWS, seed, self.state.step, true);
+            .forward(&mut self.s, &plates, self.stop_draws, seed, self.state.step, true);
         let e = crate::interpret::zip(&mut self.s, ZipFn::Add, &t.loglik, &t.latent);
         let m = sample_mean(&mut self.s, &e);
         let score = self.s.value(&m);
-        self.state.stop_evals += STOP_DRAWS;
+        self.state.stop_evals += self.stop_draws;
         self.upload();
         score
     }
