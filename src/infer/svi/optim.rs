@@ -141,16 +141,7 @@ impl Optimizer {
             .zip(&mut self.state)
             .zip(&self.step_scales)
         {
-            if sc.is_empty() {
-                update(c, t, lr, scale, p, g, m, v);
-            } else {
-                // Small tensors (a guide's): the step is taken, then scaled value by value.
-                let before = p.to_vec();
-                update(c, t, lr, scale, p, g, m, v);
-                for ((p, b), s) in p.iter_mut().zip(&before).zip(sc) {
-                    *p = b + (*p - b) * s;
-                }
-            }
+            update(c, t, lr, scale, p, g, m, v, sc);
         }
     }
 }
@@ -158,19 +149,35 @@ impl Optimizer {
 /// Tensors above this size are updated in parallel chunks.
 const PARALLEL_CHUNK: usize = 1 << 15;
 
-/// One tensor's update, written as zipped slices so that it vectorises; large tensors are cut
-/// into chunks updated in parallel.
+/// One tensor's update (`sc`: its step scales, or empty), written as zipped slices so that it
+/// vectorises; large tensors are cut into chunks updated in parallel.
 #[allow(clippy::too_many_arguments)]
-fn update(c: &Config, t: i32, lr: f64, scale: f64, p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]) {
+fn update(
+    c: &Config,
+    t: i32,
+    lr: f64,
+    scale: f64,
+    p: &mut [f64],
+    g: &[f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    sc: &[f64],
+) {
     use rayon::prelude::*;
-    if p.len() > PARALLEL_CHUNK {
-        p.par_chunks_mut(PARALLEL_CHUNK)
-            .zip(g.par_chunks(PARALLEL_CHUNK))
-            .zip(m.par_chunks_mut(PARALLEL_CHUNK))
-            .zip(v.par_chunks_mut(PARALLEL_CHUNK))
-            .for_each(|(((p, g), m), v)| update_chunk(c, t, lr, scale, p, g, m, v));
+    if p.len() <= PARALLEL_CHUNK {
+        return update_chunk(c, t, lr, scale, p, g, m, v, sc);
+    }
+    let chunks = p
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(g.par_chunks(PARALLEL_CHUNK))
+        .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+        .zip(v.par_chunks_mut(PARALLEL_CHUNK));
+    if sc.is_empty() {
+        chunks.for_each(|(((p, g), m), v)| update_chunk(c, t, lr, scale, p, g, m, v, &[]));
     } else {
-        update_chunk(c, t, lr, scale, p, g, m, v);
+        chunks
+            .zip(sc.par_chunks(PARALLEL_CHUNK))
+            .for_each(|((((p, g), m), v), sc)| update_chunk(c, t, lr, scale, p, g, m, v, sc));
     }
 }
 
@@ -184,41 +191,54 @@ fn update_chunk(
     g: &[f64],
     m: &mut [f64],
     v: &mut [f64],
+    sc: &[f64],
 ) {
-    let all = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
     match c.kind {
         Kind::Adam => {
             let (b1, b2, eps) = (0.9, 0.999, 1e-8);
             // lr · m̂ / (√v̂ + ε) with m̂ = m / (1 − b1ᵗ), v̂ = v / (1 − b2ᵗ).
             let step = lr / (1.0 - f64::powi(b1, t));
             let root_c2 = (1.0 - f64::powi(b2, t)).sqrt();
-            for ((p, g), (m, v)) in all {
-                let gi = g * scale;
+            climb(p, g, m, v, sc, scale, |gi, m, v| {
                 *m = b1 * *m + (1.0 - b1) * gi;
                 *v = b2 * *v + (1.0 - b2) * gi * gi;
-                *p += step * *m / (v.sqrt() / root_c2 + eps);
-            }
+                step * *m / (v.sqrt() / root_c2 + eps)
+            });
         }
-        Kind::Adagrad => {
-            for ((p, g), (_, v)) in all {
-                let gi = g * scale;
-                *v += gi * gi;
-                *p += lr * gi / (v.sqrt() + 1e-10);
-            }
+        Kind::Adagrad => climb(p, g, m, v, sc, scale, |gi, _, v| {
+            *v += gi * gi;
+            lr * gi / (v.sqrt() + 1e-10)
+        }),
+        Kind::RmsProp => climb(p, g, m, v, sc, scale, |gi, _, v| {
+            *v = 0.9 * *v + 0.1 * gi * gi;
+            lr * gi / (v.sqrt() + 1e-8)
+        }),
+        Kind::Sgd => climb(p, g, m, v, sc, scale, |gi, m, _| {
+            *m = c.momentum * *m + gi;
+            lr * *m
+        }),
+    }
+}
+
+/// Add each value's increment `inc(g · scale, m, v)`, times its step scale where it has one.
+#[inline(always)]
+fn climb(
+    p: &mut [f64],
+    g: &[f64],
+    m: &mut [f64],
+    v: &mut [f64],
+    sc: &[f64],
+    scale: f64,
+    inc: impl Fn(f64, &mut f64, &mut f64) -> f64,
+) {
+    let all = p.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
+    if sc.is_empty() {
+        for ((p, g), (m, v)) in all {
+            *p += inc(g * scale, m, v);
         }
-        Kind::RmsProp => {
-            for ((p, g), (_, v)) in all {
-                let gi = g * scale;
-                *v = 0.9 * *v + 0.1 * gi * gi;
-                *p += lr * gi / (v.sqrt() + 1e-8);
-            }
-        }
-        Kind::Sgd => {
-            for ((p, g), (m, _)) in all {
-                let gi = g * scale;
-                *m = c.momentum * *m + gi;
-                *p += lr * *m;
-            }
+    } else {
+        for (((p, g), (m, v)), s) in all.zip(sc) {
+            *p += s * inc(g * scale, m, v);
         }
     }
 }
@@ -251,5 +271,27 @@ mod tests {
             }
             assert!((x[0] - 3.0).abs() < 1e-2, "{kind:?}: {}", x[0]);
         }
+    }
+
+    /// A step scale multiplies that value's step and no other's.
+    #[test]
+    fn step_scales_scale_each_values_step() {
+        let config = Config {
+            kind: Kind::Adam,
+            lr: 0.1,
+            decay: 0.0,
+            momentum: 0.0,
+            clip: None,
+        };
+        let mut plain = Optimizer::new(config.clone(), &[2]);
+        let mut scaled = Optimizer::new(config, &[2]);
+        scaled.set_step_scales(0, vec![0.25, 1.0]);
+        let (mut a, mut b) = (vec![0.0, 0.0], vec![0.0, 0.0]);
+        for _ in 0..3 {
+            plain.step(&mut [&mut a], &[vec![1.0, -2.0]]);
+            scaled.step(&mut [&mut b], &[vec![1.0, -2.0]]);
+        }
+        assert!((b[0] - 0.25 * a[0]).abs() < 1e-12, "{a:?} {b:?}");
+        assert!((b[1] - a[1]).abs() < 1e-12, "{a:?} {b:?}");
     }
 }
