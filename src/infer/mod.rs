@@ -74,10 +74,9 @@ pub fn fit(
     if let Some(richer) = escalation(loaded, opts, &out) {
         let mut o = opts.clone();
         o.guide = Guide::FullRank;
-        let second = if richer == "full_rank" {
-            run(loaded, &o, progress)
-        } else {
-            svi::pathfinder::fit(loaded, &o, progress)
+        let second = match richer {
+            Richer::FullRank => run(loaded, &o, progress),
+            Richer::Pathfinder => svi::pathfinder::fit(loaded, &o, progress),
         };
         if let Ok(mut second) = second {
             diagnose(loaded, opts, &mut second);
@@ -87,10 +86,10 @@ pub fn fit(
             let from = out.guide.unwrap_or("mean_field");
             let e = Escalation {
                 from,
-                to: richer,
+                to: richer.name(),
                 from_iw_bound: a,
                 to_iw_bound: b,
-                kept: if keep_second { richer } else { from },
+                kept: if keep_second { richer.name() } else { from },
             };
             if keep_second {
                 second.time_s += out.time_s;
@@ -121,13 +120,30 @@ fn diagnose(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
     }
 }
 
+/// The richer family `auto` escalates to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Richer {
+    FullRank,
+    Pathfinder,
+}
+
+impl Richer {
+    /// As `summary.json`'s `escalation` names it.
+    fn name(self) -> &'static str {
+        match self {
+            Richer::FullRank => Guide::FullRank.name(),
+            Richer::Pathfinder => Method::Pathfinder.name(),
+        }
+    }
+}
+
 /// Unconstrained values up to which `auto` escalates to a full-rank Gaussian (its factor has
 /// d(d+1)/2 values); above, to multi-path Pathfinder.
 pub const FULL_RANK_MAX: usize = 200;
 
 /// The richer family `auto` tries after a mean-field gradient fit whose k̂ does not read good, if any: only
 /// when the method and the guide were left to it and Pathfinder can see the whole posterior.
-fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<&'static str> {
+fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<Richer> {
     let model = &loaded.model;
     let asked = opts.method != MethodChoice::Auto
         || model.settings.word("guide").is_some()
@@ -141,9 +157,9 @@ fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<&'s
     }
     let dim = svi::pathfinder::unconstrained_len(model);
     Some(if dim <= FULL_RANK_MAX {
-        "full_rank"
+        Richer::FullRank
     } else {
-        "pathfinder"
+        Richer::Pathfinder
     })
 }
 

@@ -195,47 +195,18 @@ pub fn ascend(ld: &mut dyn LogDensity, x0: &[f64], set: &Settings) -> Path {
 mod tests {
     use super::*;
 
-    /// log N(x | m, diag(sd²)) with very different scales (an intercept of 26 beside a slope
-    /// of sd 0.001).
-    struct Quadratic {
-        m: Vec<f64>,
-        sd: Vec<f64>,
-    }
-
-    impl LogDensity for Quadratic {
-        fn dim(&self) -> usize {
-            self.m.len()
-        }
-        fn eval(&mut self, points: &[f64], grad: bool) -> (Vec<f64>, Vec<f64>) {
-            let d = self.m.len();
-            let mut f = Vec::new();
-            let mut g = Vec::new();
-            for p in points.chunks(d) {
-                let mut v = 0.0;
-                for ((x, m), sd) in p.iter().zip(&self.m).zip(&self.sd) {
-                    let z = (x - m) / sd;
-                    v -= 0.5 * z * z;
-                    if grad {
-                        g.push(-z / sd);
-                    }
-                }
-                f.push(v);
-            }
-            (f, g)
-        }
-    }
+    use crate::infer::pathfinder::fixtures::Correlated;
 
     #[test]
     fn it_finds_the_mode_of_a_badly_scaled_gaussian() {
-        let mut q = Quadratic {
-            m: vec![26.0, 0.6, -3.0],
-            sd: vec![5.0, 0.001, 1.0],
-        };
+        // An intercept of 26 beside a slope of sd 0.001.
+        let sd = [5.0, 0.001, 1.0];
+        let mut q = Correlated::diagonal(vec![26.0, 0.6, -3.0], &sd);
         let path = ascend(&mut q, &[0.0, 0.0, 0.0], &Settings::default());
         assert_eq!(path.end, End::Converged, "{:?}", path.end);
         let x = &path.iterates.last().unwrap().x;
         for j in 0..3 {
-            assert!((x[j] - q.m[j]).abs() < 0.01 * q.sd[j], "{x:?}");
+            assert!((x[j] - q.m[j]).abs() < 0.01 * sd[j], "{x:?}");
         }
         assert!(path.iterates.len() < 100, "{} iterations", path.iterates.len());
     }

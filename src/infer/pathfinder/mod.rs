@@ -407,15 +407,28 @@ pub fn multi_path(
     })
 }
 
+/// Densities the tests of this room climb and approximate.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::SeedableRng;
+pub(super) mod fixtures {
+    use super::{dot, LogDensity};
+    use crate::linalg;
 
-    /// A correlated, badly scaled Gaussian: log N(x | m, Σ) with Σ given by its precision.
-    struct Correlated {
-        m: Vec<f64>,
-        prec: Vec<f64>,
+    /// A Gaussian, badly scaled or correlated: log N(x | m, Σ) with Σ given by its precision.
+    pub struct Correlated {
+        pub m: Vec<f64>,
+        pub prec: Vec<f64>,
+    }
+
+    impl Correlated {
+        /// Independent coordinates with these sds.
+        pub fn diagonal(m: Vec<f64>, sd: &[f64]) -> Correlated {
+            let d = m.len();
+            let mut prec = vec![0.0; d * d];
+            for (i, s) in sd.iter().enumerate() {
+                prec[i * d + i] = 1.0 / (s * s);
+            }
+            Correlated { m, prec }
+        }
     }
 
     impl LogDensity for Correlated {
@@ -437,6 +450,14 @@ mod tests {
             (f, g)
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    use super::fixtures::Correlated;
 
     /// The kid-IQ regression's shape: an intercept near 26 and a slope near 0.6 whose
     /// posterior correlation is −0.99.

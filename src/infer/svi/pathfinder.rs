@@ -19,6 +19,7 @@ use crate::graph::Model;
 use crate::infer::pathfinder::{self, Gaussian, LogDensity, PathFit};
 use crate::infer::{FitOptions, FitOutput, Guide, Method, Progress, Status};
 use crate::linalg;
+use crate::transform::Bijection;
 use crate::Loaded;
 
 /// The model's log joint density (with the bijections' log-Jacobians) over the unconstrained
@@ -79,19 +80,18 @@ fn what_stops_pathfinder(model: &Model) -> Option<crate::span::Span> {
         .next()
 }
 
-/// How many unconstrained values the model's latents have (a simplex of K has K − 1).
+/// How many unconstrained values the model's latents have (their bijections' shapes: a
+/// simplex of K has K − 1).
 pub fn unconstrained_len(model: &Model) -> usize {
     model
         .latents
         .iter()
         .map(|l| {
             let shape = model.full_shape(&l.plates, &l.shape);
-            let n: usize = shape.iter().product();
-            if l.support == crate::dist::Domain::Simplex {
-                n - n / shape.last().copied().unwrap_or(1).max(1)
-            } else {
-                n
-            }
+            Bijection::for_domain(l.support)
+                .map_or(shape.clone(), |b| b.unconstrained_shape(&shape))
+                .iter()
+                .product::<usize>()
         })
         .sum()
 }
