@@ -134,15 +134,18 @@ pub(super) fn initial_guide(auto: &AutoGuide, start: &Gaussian) -> Vec<(usize, V
     let mut out = Vec::new();
     match auto {
         AutoGuide::MeanField(latents) => {
-            // The mean-field optimum for a Gaussian target has the conditional sds 1/√Λᵢᵢ.
-            let prec = linalg::spd_inverse(&start.chol, d);
+            // The mean-field optimum for a Gaussian target has the conditional sds 1/√Λᵢᵢ; a
+            // diagonal start (past the dense size) has them on its diagonal, no inverse needed.
+            let conditional: Vec<f64> = if d <= crate::infer::pathfinder::DENSE_MAX {
+                let prec = linalg::spd_inverse(&start.chol, d);
+                (0..d).map(|i| 1.0 / prec[i * d + i].sqrt()).collect()
+            } else {
+                (0..d).map(|i| start.chol[i * d + i]).collect()
+            };
             for a in latents {
                 let r = a.offset..a.offset + a.len();
                 out.push((a.loc, start.mean[r.clone()].to_vec()));
-                out.push((
-                    a.scale,
-                    r.map(|i| softplus_inv(1.0 / prec[i * d + i].sqrt())).collect(),
-                ));
+                out.push((a.scale, conditional[r].iter().map(|s| softplus_inv(*s)).collect()));
             }
         }
         AutoGuide::FullRank { loc, off, diag, .. } => {
