@@ -207,6 +207,12 @@ pub const SPECS: &[Spec] = &[
         "pathfinder",
         "where gradient VI starts: the best normal approximation along an L-BFGS path (which also scales each step), or the origin of the unconstrained space",
     ),
+    choice(
+        "reparam",
+        &["auto", "none"],
+        "auto",
+        "auto: a latent whose loc-scale prior has a latent scale (`theta ~ Normal(mu, tau)`) is fitted in non-centred form, as (theta - mu) / tau; none: every latent as written",
+    ),
     num("clip", "clip", 1e-12, 1e12, DefaultValue::Unset, "gradient norm clipping threshold"),
     num(
         "decay",

@@ -25,6 +25,7 @@ pub use options::*;
 pub use output::*;
 pub use posterior::{eval, pictures, sample, trust};
 pub use stop::StopRule;
+pub use svi::reparam::Reparam;
 pub use svi::{checkpoint, guide, optim};
 
 use crate::backend::{Array, Session};
@@ -80,15 +81,21 @@ pub fn fit(
         };
         if let Ok(mut second) = second {
             diagnose(loaded, opts, &mut second);
-            let bound = |f: &FitOutput| f.trust.as_ref().map_or(f64::NEG_INFINITY, |t| t.iw_bound);
-            let (a, b) = (bound(&out), bound(&second));
-            let keep_second = second.status != Status::Diverged && b > a;
+            let keep_second = second.status != Status::Diverged && closer(&out, &second);
+            let bound = |f: &FitOutput| {
+                f.trust.as_ref().map_or((f64::NEG_INFINITY, f64::INFINITY), |t| {
+                    (t.iw_bound, t.iw_bound_se)
+                })
+            };
+            let ((a, se_a), (b, se_b)) = (bound(&out), bound(&second));
             let from = out.guide.unwrap_or("mean_field");
             let e = Escalation {
                 from,
                 to: richer.name(),
                 from_iw_bound: a,
                 to_iw_bound: b,
+                from_iw_bound_se: se_a,
+                to_iw_bound_se: se_b,
                 kept: if keep_second { richer.name() } else { from },
             };
             if keep_second {
@@ -103,6 +110,33 @@ pub fn fit(
         }
     }
     Ok(out)
+}
+
+/// Whether the richer fit `b` is closer to the posterior than `a`, beyond the estimates'
+/// noise: better by twice the combined standard error on the ELBO (KL(q ‖ p) up to log Z, the
+/// objective both climbed) or on the importance-weighted bound, and not worse by as much on
+/// the other. With k̂ poor, two bounds a few tenths of a nat apart do not say which is closer.
+fn closer(a: &FitOutput, b: &FitOutput) -> bool {
+    let (Some(ta), Some(tb)) = (&a.trust, &b.trust) else {
+        return b.trust.is_some();
+    };
+    // +1 when b is higher beyond the noise, −1 when lower, 0 within it.
+    let verdict = |x: f64, se_x: f64, y: f64, se_y: f64| -> i32 {
+        if !x.is_finite() || !y.is_finite() {
+            return i32::from(y.is_finite()) - i32::from(x.is_finite());
+        }
+        let noise = 2.0 * se_x.hypot(se_y);
+        if y - x > noise {
+            1
+        } else if x - y > noise {
+            -1
+        } else {
+            0
+        }
+    };
+    let elbo = verdict(ta.elbo, ta.elbo_se, tb.elbo, tb.elbo_se);
+    let iw = verdict(ta.iw_bound, ta.iw_bound_se, tb.iw_bound, tb.iw_bound_se);
+    elbo.max(iw) == 1 && elbo.min(iw) >= 0
 }
 
 /// Run the diagnostics on a fit, reading the guide it saved (Pathfinder's is full-rank).
@@ -230,12 +264,16 @@ fn run(
         .iter()
         .map(|v| {
             let guided = model.guide_site(v.latent).map(|g| g.dist.family);
+            let name = &model.latent(v.latent).name;
             let how = match guided {
                 Some(f) => format!("the guide's {f}"),
+                None if out.noncentred.contains(name) => format!(
+                    "a {} Gaussian on its non-centred value, ({name} - loc) / scale of its prior",
+                    opts.guide.label()
+                ),
                 None => format!("a {} Gaussian on its unconstrained value", opts.guide.label()),
             };
             if v.q.is_some() {
-                let name = &model.latent(v.latent).name;
                 let why = if opts.method == MethodChoice::Svi {
                     "as `--method svi` asks"
                 } else if model.settings.word("guide").is_some() {

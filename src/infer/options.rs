@@ -6,6 +6,7 @@
 use crate::backend::Precision;
 use crate::settings::{per_engine, Settings};
 
+use super::svi::reparam::Reparam;
 use super::{checkpoint, epoch, optim};
 
 /// Defaults of the two engines, from the settings table.
@@ -113,6 +114,8 @@ pub struct FitOptions {
     pub paths: usize,
     /// Where gradient VI starts.
     pub init: Init,
+    /// Whether hierarchical latents are fitted in non-centred form.
+    pub reparam: Reparam,
 }
 
 /// Where gradient VI starts.
@@ -172,6 +175,10 @@ impl FitOptions {
             init: match word("init") {
                 "origin" => Init::Origin,
                 _ => Init::Pathfinder,
+            },
+            reparam: match word("reparam") {
+                "none" => Reparam::None,
+                _ => Reparam::Auto,
             },
         }
     }

@@ -152,6 +152,10 @@ pub struct FitOutput {
     pub grad_evals: usize,
     /// Set when `auto` fitted a richer family after a poor first fit.
     pub escalation: Option<Escalation>,
+    /// Gradient fits: the non-centring choice (`auto`, `none`), saved with the fit.
+    pub reparam: Option<&'static str>,
+    /// The latents fitted in non-centred form.
+    pub noncentred: Vec<String>,
 }
 
 /// What `auto` did after a first fit whose diagnostics read poor: which richer family it
@@ -162,6 +166,10 @@ pub struct Escalation {
     pub to: &'static str,
     pub from_iw_bound: f64,
     pub to_iw_bound: f64,
+    /// The bounds' standard errors: the richer fit is kept when it is better by more than
+    /// twice their combined error.
+    pub from_iw_bound_se: f64,
+    pub to_iw_bound_se: f64,
     pub kept: &'static str,
 }
 

@@ -153,7 +153,9 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "escalation": out.escalation.as_ref().map(|e| json!({
             "from": e.from, "to": e.to, "kept": e.kept,
             "from_iw_bound": finite(e.from_iw_bound), "to_iw_bound": finite(e.to_iw_bound),
+            "from_iw_bound_se": finite(e.from_iw_bound_se), "to_iw_bound_se": finite(e.to_iw_bound_se),
         })),
+        "noncentred": out.noncentred,
         "iterations": out.iterations,
         "elbo": finite(out.elbo),
         "time_s": out.time_s,
@@ -251,6 +253,9 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
     meta.insert("method".to_string(), out.method.name().to_string());
     if let Some(g) = out.guide {
         meta.insert("guide".to_string(), g.to_string());
+    }
+    if let Some(r) = out.reparam {
+        meta.insert("reparam".to_string(), r.to_string());
     }
     write_atomic(
         &dir.join("params.safetensors"),

@@ -53,12 +53,19 @@ pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
     }
     if let Some(e) = &out.escalation {
         lines.push(Line::Out(format!(
-            "the {} fit read poor, so a {} fit was tried: importance-weighted bounds {:.4} and {:.4}; kept the {} fit",
+            "the {} fit's k-hat did not read good, so a {} fit was tried: importance-weighted bounds {:.4} ± {:.4} and {:.4} ± {:.4}; kept the {} fit{}",
             e.from.replace('_', "-"),
             e.to.replace('_', "-"),
             e.from_iw_bound,
+            e.from_iw_bound_se,
             e.to_iw_bound,
-            e.kept.replace('_', "-")
+            e.to_iw_bound_se,
+            e.kept.replace('_', "-"),
+            if e.kept == e.from {
+                " (the richer fit must be better beyond twice the combined standard error on the ELBO or the bound, and not worse on the other)"
+            } else {
+                ""
+            }
         )));
     }
     if out.status == Status::Stalled {

@@ -266,5 +266,7 @@ pub fn fit(
         epochs: Vec::new(),
         grad_evals: 0,
         escalation: None,
+        reparam: None,
+        noncentred: Vec::new(),
     })
 }

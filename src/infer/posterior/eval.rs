@@ -71,6 +71,7 @@ pub fn evaluate(
     let model = &loaded.model;
     let mut opts = FitOptions::from_settings(&model.settings, model);
     opts.guide = crate::infer::Guide::from_saved(meta);
+    opts.reparam = crate::infer::Reparam::from_saved(meta);
     opts.precision = Precision::F32;
     opts.seed = seed;
     let n = crate::infer::epoch::batched_plate(model).map_or(0, |(_, n, _)| n);

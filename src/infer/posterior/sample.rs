@@ -57,6 +57,7 @@ pub fn draw(
     } else {
         let mut opts = FitOptions::from_settings(&model.settings, model);
         opts.guide = crate::infer::Guide::from_saved(meta);
+        opts.reparam = crate::infer::Reparam::from_saved(meta);
         opts.precision = Precision::F64;
         opts.seed = seed;
         let r = crate::infer::svi::draw_guide(&mut s, loaded, &opts, state, n).map_err(Diagnostics::from)?;

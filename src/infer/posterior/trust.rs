@@ -24,8 +24,9 @@ pub struct Trust {
     pub draws: usize,
     pub khat: f64,
     pub reading: &'static str,
-    /// log (1/S) Σ w_s over the same draws.
+    /// log (1/S) Σ w_s over the same draws, and its standard error.
     pub iw_bound: f64,
+    pub iw_bound_se: f64,
     /// The ELBO at the final parameters, (1/S) Σ log w_s, and its standard error.
     pub elbo: f64,
     pub elbo_se: f64,
@@ -88,6 +89,7 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
         khat: smoothed.khat,
         reading: psis::reading(smoothed.khat, draws),
         iw_bound: psis::iw_bound(&log_w),
+        iw_bound_se: psis::iw_bound_se(&log_w),
         psis_means,
     })
 }

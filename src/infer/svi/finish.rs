@@ -107,5 +107,13 @@ pub(super) fn finish(
         epochs: Vec::new(),
         grad_evals: 0,
         escalation: None,
+        reparam: Some(opts.reparam.name()),
+        noncentred: eng
+            .auto()
+            .latents()
+            .iter()
+            .filter(|a| a.noncentred.is_some())
+            .map(|a| model.latent(a.latent).name.clone())
+            .collect(),
     }
 }

@@ -12,6 +12,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::reparam::{self, NonCentred, Reparam};
 use crate::backend::{Array, Param, Session};
 use crate::graph::{Group, Init, LatentId, Model, NetId, ParamId};
 use crate::interpret::Value;
@@ -116,6 +117,8 @@ pub struct AutoLatent {
     pub scale: usize,
     /// Full-rank: this latent's offset and length in the joint vector.
     pub offset: usize,
+    /// Fitted as its standardised value (see [`super::reparam`]); the bijection is bypassed.
+    pub noncentred: Option<NonCentred>,
 }
 
 impl AutoLatent {
@@ -250,12 +253,17 @@ pub fn init_auto(
     model: &Model,
     latents: &[LatentId],
     full_rank: bool,
+    reparam: Reparam,
     learn: &mut Learnables,
 ) -> AutoGuide {
     let mut autos = Vec::new();
     let mut offset = 0;
-    for &l in latents {
+    for (k, &l) in latents.iter().enumerate() {
         let lat = model.latent(l);
+        let noncentred = match reparam {
+            Reparam::Auto => reparam::choose(model, l, &latents[..k]),
+            Reparam::None => None,
+        };
         let b = Bijection::for_domain(lat.support).expect("continuous latents only");
         let shape: Vec<usize> = lat.shape.iter().map(|d| d.value().expect("bound")).collect();
         let mut unconstrained: Vec<usize> = lat
@@ -292,6 +300,7 @@ pub fn init_auto(
             loc,
             scale,
             offset,
+            noncentred,
         });
         offset += n;
     }

@@ -34,6 +34,7 @@ pub mod guide;
 mod objective;
 pub mod optim;
 pub mod pathfinder;
+pub mod reparam;
 mod restored;
 mod state;
 mod support;

@@ -353,8 +353,13 @@ pub fn fit(
         .latents
         .iter()
         .map(|l| {
+            let value = if out.noncentred.contains(&l.name) {
+                "non-centred"
+            } else {
+                "unconstrained"
+            };
             format!(
-                "{}: Pathfinder (a full-rank Gaussian on its unconstrained value)",
+                "{}: Pathfinder (a full-rank Gaussian on its {value} value)",
                 l.name
             )
         })
