@@ -16,8 +16,8 @@ Any flag this script does not know is passed to `vinf fit` (`--method svi`, `--g
 For each model: `vinf fit models/posteriordb/NAME.vi --out DIR` (wall time of the whole command:
 parsing, the fit, its diagnostics and the files), then DIR/summary.json (status, PSIS k-hat and
 its reading, steps, `gradient_evaluations` where the engine reports it), then `vinf sample
--n DRAWS` (default 1000), Stan's transformed parameters computed from the draws (eight schools'
-theta, radon's alpha, seeds' sigma, garch's beta1), and the suite's metric against
+-n DRAWS` (default 1000; Stan's transformed parameters, eight schools' theta, radon's alpha,
+seeds' sigma and garch's beta1, are the models' derived quantities there), and the suite's metric against
 models/posteriordb/reference.json, exactly as ../shared/bench/anchors/posteriordb/common.py's
 `compare`: the largest |mean - ref mean| / ref sd over the parameters (and which), and the range
 of sd / ref sd. Under 0.3 is good for mean-field VI, over 1 a wrong answer; an sd ratio under
@@ -63,22 +63,6 @@ MODELS = {
 CENTRED_VARIANTS = {"eight_schools_centered", "radon_hierarchical_intercept_centered"}
 
 
-def affine(loc, scale, z):
-    """Per draw, loc + scale * z: scalar latents loc and scale, a vector latent z (draws are
-    lists of rows, one row per draw)."""
-    return [[m[0] + s[0] * x for x in row] for m, s, row in zip(loc, scale, z)]
-
-
-# Stan's transformed parameters, from the draws of the .vi models' latents
-DERIVED = {
-    "eight_schools_noncentered": lambda d: {"theta": affine(d["mu"], d["tau"], d["theta_trans"])},
-    "radon_hierarchical_intercept_noncentered":
-        lambda d: {"alpha": affine(d["mu_alpha"], d["sigma_alpha"], d["alpha_raw"])},
-    "seeds": lambda d: {"sigma": [[1.0 / math.sqrt(t[0]) if t[0] > 0 else math.nan] for t in d["tau"]]},
-    "garch11": lambda d: {"beta1": [[(1.0 - a[0]) * u[0]] for a, u in zip(d["alpha1"], d["u"])]},
-}
-
-
 def mean_sd(x):
     """numpy's mean and std(ddof=1), NaN and inf propagating as there."""
     m = sum(x) / len(x)
@@ -116,8 +100,8 @@ def compare(draws, ref_params, skip=()):
 
 
 def read_latent_draws(path):
-    """`vinf sample`'s long CSV (draw,variable,kind,index,value) -> {latent: S rows of its K
-    elements}, in the order the file gives them (row-major; K = 1 for a scalar). Predictive
+    """`vinf sample`'s long CSV (draw,variable,kind,index,value) -> {latent or derived
+    quantity: S rows of its K elements}, in the order the file gives them (row-major; K = 1 for a scalar). Predictive
     rows, which are most of the file, are skipped without being split."""
     vals, order = {}, {}
     with open(path) as f:
@@ -125,7 +109,7 @@ def read_latent_draws(path):
         if header != ["draw", "variable", "kind", "index", "value"]:
             raise ValueError(f"{path}: unexpected header {header}")
         for line in f:
-            if ",latent," not in line:
+            if ",latent," not in line and ",derived," not in line:
                 continue
             draw, var, _, idx, value = line.rstrip("\n").split(",", 4)
             pos = order.setdefault(var, {}).setdefault(idx, len(order[var]))
@@ -201,8 +185,6 @@ def run_vi(name, refs, a, passthrough, out_root):
     draws = read_latent_draws(draws_csv)
     if not a.keep:
         os.remove(draws_csv)
-    if name in DERIVED:
-        draws.update(DERIVED[name](draws))
     missing = sorted({k.split("[")[0] for k in refs} - set(draws))
     if missing:
         r["error"] = f"no draws of {', '.join(missing)}"

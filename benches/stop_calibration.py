@@ -68,7 +68,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.dont_write_bytecode = True  # no benches/__pycache__ from importing posteriordb.py
 sys.path.insert(0, HERE)
-import posteriordb as pdb  # noqa: E402  (MODELS, DERIVED, read_latent_draws, mean_sd)
+import posteriordb as pdb  # noqa: E402  (MODELS, read_latent_draws, mean_sd)
 
 EXAMPLES = ["eight_schools", "linreg", "logreg", "beta_bernoulli", "poisson_gamma"]
 PDB = list(pdb.MODELS)
@@ -141,8 +141,6 @@ def ref_means(a, name, seed, out):
         raise RuntimeError(f"vinf sample {name}: exit {p.returncode}: {pdb.headline(p.stderr)}")
     draws = pdb.read_latent_draws(csv)
     os.remove(csv)
-    if name in pdb.DERIVED:
-        draws.update(pdb.DERIVED[name](draws))
     means = {}
     for ref in REFS[pdb.MODELS[name]]["params"]:
         if "[" in ref:

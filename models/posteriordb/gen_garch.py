@@ -28,8 +28,7 @@ HEADER = """\
 # * Stan's (alpha1, beta1) is uniform on the triangle 0 < beta1 < 1 - alpha1, a bound that
 #   depends on another parameter; as in np_models.py it is written alpha1 ~ Beta(1, 2) (the
 #   triangle's marginal), u ~ Uniform(0, 1), beta1 = (1 - alpha1) * u, which is the same
-#   distribution. beta1 is derived: benches/posteriordb.py computes it from the draws of
-#   alpha1 and u.
+#   distribution. beta1, a `let` of latents alone, is reported as a derived quantity.
 # * sigma1 (Stan's data) is read from the scalars file.
 
 const T = {T}

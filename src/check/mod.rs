@@ -43,7 +43,8 @@ pub fn check(
     if !diags.is_empty() {
         return Err(diags);
     }
-    Ok(Model {
+    let lets = std::mem::take(&mut c.lets);
+    let mut model = Model {
         name: name.to_string(),
         source: source.clone(),
         data: c.data,
@@ -56,10 +57,26 @@ pub fn check(
         sites: c.sites,
         guide: c.guide,
         terms: c.terms,
+        derived: Vec::new(),
         objectives: c.objectives,
         settings: c.settings,
         warnings: c.warnings.with_source(source).0,
-    })
+    };
+    model.derived = derived_quantities(&model, lets);
+    Ok(model)
+}
+
+/// The `let`s that are derived quantities: they read some latent and no data, and are not a
+/// latent under another name.
+fn derived_quantities(model: &Model, lets: Vec<(String, NodeId, Span)>) -> Vec<crate::graph::Derived> {
+    lets.into_iter()
+        .filter(|(_, id, _)| {
+            !matches!(model.node(*id).op, crate::graph::Op::Latent(_))
+                && !model.latents_of(*id).is_empty()
+                && !model.reads_data(*id)
+        })
+        .map(|(name, value, span)| crate::graph::Derived { name, value, span })
+        .collect()
 }
 
 /// What a global name stands for.
@@ -167,6 +184,9 @@ struct Checker<'d> {
     /// Data already observed, with the span of the observation.
     observed: HashMap<DataId, Span>,
     terms: Vec<Term>,
+    /// The model program's `let`s, in order: the derived quantities are those of them that
+    /// read latents and no data.
+    lets: Vec<(String, NodeId, Span)>,
     objectives: Vec<Objective>,
     /// The spans of each objective's group names, for overlap messages.
     objective_spans: Vec<Vec<Span>>,
@@ -206,6 +226,7 @@ impl<'d> Checker<'d> {
             guide_drawn: HashMap::new(),
             observed: HashMap::new(),
             terms: Vec::new(),
+            lets: Vec::new(),
             objectives: Vec::new(),
             objective_spans: Vec::new(),
             settings: Settings::default(),
@@ -391,6 +412,9 @@ impl<'d> Checker<'d> {
                 let free = self.claim(name, Some(scope));
                 match self.expr(value, scope) {
                     Some(id) if free => {
+                        if scope.program == Program::Model {
+                            self.lets.push((name.name.clone(), id, name.span));
+                        }
                         let frame = scope.frames.last_mut().expect("a scope has a frame");
                         frame.lets.push((name.name.clone(), id, name.span));
                     }

@@ -432,6 +432,16 @@ pub enum Target {
     },
 }
 
+/// A derived quantity: a `let` of the model whose value is a function of latents (and consts,
+/// params) but of no data, like Stan's transformed parameters (`let theta = mu + tau * z`).
+/// Its plates and shape are its node's type.
+#[derive(Clone, Debug)]
+pub struct Derived {
+    pub name: String,
+    pub value: NodeId,
+    pub span: Span,
+}
+
 /// One `~` statement.
 #[derive(Clone, Debug)]
 pub struct Site {
@@ -601,6 +611,8 @@ pub struct Model {
     /// The guide block's `~` statements, if the model has one.
     pub guide: Option<Vec<Site>>,
     pub terms: Vec<Term>,
+    /// The model's derived quantities, reported like latents from draws of q.
+    pub derived: Vec<Derived>,
     pub objectives: Vec<Objective>,
     pub settings: Settings,
     /// What the checker could not prove but did not refuse (an argument's support, a power of
@@ -677,6 +689,13 @@ impl Model {
     /// The direct inputs of a node.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
         op_inputs(&self.node(id).op)
+    }
+
+    /// Whether a node reads any data (directly or through its inputs).
+    pub fn reads_data(&self, id: NodeId) -> bool {
+        self.ancestors(id)
+            .into_iter()
+            .any(|n| matches!(self.node(n).op, Op::Data(_)))
     }
 
     /// The latents a node depends on.

@@ -109,7 +109,37 @@ pub fn fit(
             out.escalation = Some(e);
         }
     }
+    summarise_derived(loaded, opts, &mut out);
     Ok(out)
+}
+
+/// Derived quantities with more values than this are left to `vinf sample` (as latents are).
+const DERIVED_SUMMARY_ELEMENTS: usize = 10_000;
+
+/// Summaries of the model's derived quantities from 1000 draws of the fitted q (none for
+/// models with networks, whose codes are not summarised either).
+fn summarise_derived(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
+    let model = &loaded.model;
+    if model.derived.is_empty() || !model.nets.is_empty() || out.state.is_empty() {
+        return;
+    }
+    const DRAWS: usize = 1000;
+    match sample::derived_draws(loaded, out, DRAWS, opts.seed ^ 0xde71) {
+        Ok(draws) => {
+            out.derived = draws
+                .iter()
+                .filter(|d| d.shape.iter().product::<usize>() <= DERIVED_SUMMARY_ELEMENTS)
+                .map(|d| {
+                    let per = d.shape.iter().product::<usize>().max(1);
+                    LatentSummary::from_draws(&d.name, d.shape.clone(), &d.values, DRAWS, per)
+                })
+                .collect();
+        }
+        Err(e) => out.notes.push(format!(
+            "derived quantities: not summarised ({})",
+            e.0.first().map_or(String::new(), |d| d.message.clone())
+        )),
+    }
 }
 
 /// Whether the richer fit `b` is closer to the posterior than `a`, beyond the estimates'

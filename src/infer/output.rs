@@ -156,6 +156,8 @@ pub struct FitOutput {
     pub reparam: Option<&'static str>,
     /// The latents fitted in non-centred form.
     pub noncentred: Vec<String>,
+    /// The model's derived quantities, summarised from draws of q like the latents.
+    pub derived: Vec<LatentSummary>,
 }
 
 /// What `auto` did after a first fit whose diagnostics read poor: which richer family it
@@ -174,6 +176,21 @@ pub struct Escalation {
 }
 
 impl FitOutput {
+    /// What `params.safetensors` records beside the tensors, for the after-fit tools to read
+    /// them as they were fitted: the model's name, the method, the guide and the non-centring.
+    pub fn saved_metadata(&self, model: &str) -> std::collections::HashMap<String, String> {
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("model".to_string(), model.to_string());
+        meta.insert("method".to_string(), self.method.name().to_string());
+        if let Some(g) = self.guide {
+            meta.insert("guide".to_string(), g.to_string());
+        }
+        if let Some(r) = self.reparam {
+            meta.insert("reparam".to_string(), r.to_string());
+        }
+        meta
+    }
+
     /// How far to trust the fit, in one word: `poor` when it diverged or stalled or its k̂
     /// reads poor, else the k̂ reading (`good`, `usable`); `None` when no diagnostics ran on a
     /// fit that ended well.

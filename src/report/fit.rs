@@ -79,6 +79,27 @@ pub fn posterior_table(out: &FitOutput) -> String {
         }
     }
     let columns = rows[0].len();
+    for d in &out.derived {
+        let n = d.mean.len();
+        for k in 0..n.min(ROWS_PER_LATENT) {
+            let mut row = vec![
+                format!("{}{} (derived)", d.name, index_text(&d.shape, k)),
+                num(d.mean[k]),
+            ];
+            if with_psis {
+                row.push(String::new());
+            }
+            row.extend([num(d.sd[k]), num(d.q05[k]), num(d.q95[k])]);
+            rows.push(row);
+        }
+        if n > ROWS_PER_LATENT {
+            notes.push(format!(
+                "{}: {} more elements in summary.json",
+                d.name,
+                n - ROWS_PER_LATENT
+            ));
+        }
+    }
     for p in &out.params {
         for k in 0..p.values.len().min(ROWS_PER_LATENT) {
             let mut row = vec![
@@ -136,6 +157,11 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         };
         latents.insert(l.name.clone(), entry);
     }
+    let derived: Map<String, Json> = out
+        .derived
+        .iter()
+        .map(|d| (d.name.clone(), latent_json(d)))
+        .collect();
     let mut params = Map::new();
     for p in &out.params {
         params.insert(
@@ -169,6 +195,7 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "diagnostic_draws": out.trust.as_ref().map(|t| t.draws),
         "epochs": out.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
         "latents": latents,
+        "derived": derived,
         "params": params,
         "notes": out.notes,
     })
@@ -248,15 +275,7 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
         write_atomic(&dir.join("epochs.csv"), epochs_csv(out).as_bytes())?;
         written.push("epochs.csv".into());
     }
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("model".to_string(), model.name.clone());
-    meta.insert("method".to_string(), out.method.name().to_string());
-    if let Some(g) = out.guide {
-        meta.insert("guide".to_string(), g.to_string());
-    }
-    if let Some(r) = out.reparam {
-        meta.insert("reparam".to_string(), r.to_string());
-    }
+    let meta = out.saved_metadata(&model.name);
     write_atomic(
         &dir.join("params.safetensors"),
         &safetensors_bytes(&out.state, &out.params, meta)?,

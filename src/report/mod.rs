@@ -107,6 +107,33 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
         out.push_str(&table(&rows));
     }
 
+    if !model.derived.is_empty() {
+        // Fits summarise no codes or derived values of models with networks (see infer::fit).
+        let _ = if model.nets.is_empty() {
+            writeln!(out, "derived (reported from draws of q)")
+        } else {
+            writeln!(out, "derived (written by vinf sample)")
+        };
+        let rows: Vec<Vec<String>> = model
+            .derived
+            .iter()
+            .map(|d| {
+                let ty = &model.node(d.value).ty;
+                let reads: Vec<&str> = model
+                    .latents_of(d.value)
+                    .iter()
+                    .map(|l| model.latent(*l).name.as_str())
+                    .collect();
+                vec![
+                    format!("{}{}", d.name, plate_vars(&ty.plates)),
+                    format!("{}", ShapeDisplay(&ty.shape)),
+                    format!("of {}", reads.join(", ")),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&rows));
+    }
+
     if !model.params.is_empty() {
         let _ = writeln!(out, "params");
         let rows: Vec<Vec<String>> = model

@@ -268,5 +268,6 @@ pub fn fit(
         escalation: None,
         reparam: None,
         noncentred: Vec::new(),
+        derived: Vec::new(),
     })
 }

@@ -33,7 +33,19 @@ fn dims(d: &[Dim]) -> Vec<usize> {
     d.iter().map(|x| x.value().expect("bound")).collect()
 }
 
-/// Draw `n` times from the fit saved as `state` (with its metadata `meta`).
+/// Draws of the latents (laid out `[n, plates..., shape]`), the params and the networks' layers.
+type Posterior = (
+    Vec<Option<Value>>,
+    Vec<Option<Value>>,
+    Vec<Vec<(crate::backend::Array, crate::backend::Array)>>,
+);
+
+/// Derived quantities with more values per draw than this are not drawn (a network's output
+/// over every row would be): a fit summarises and `vinf sample` writes the rest.
+pub const DERIVED_ELEMENTS: usize = 100_000;
+
+/// Draw `n` times from the fit saved as `state` (with its metadata `meta`): the latents, the
+/// derived quantities, and every observed statement's replicated data.
 pub fn draw(
     loaded: &Loaded,
     state: &[NamedTensor],
@@ -46,24 +58,7 @@ pub fn draw(
     s.no_grad();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let plates = PlateState::whole(model);
-    let method = meta.get("method").map(String::as_str).unwrap_or("svi");
-    let (latents, params, nets) = if method == "cavi" {
-        let lat = cavi_draws(&s, loaded, state, n, &mut rng)?;
-        (
-            lat,
-            vec![None; model.params.len()],
-            vec![Vec::new(); model.nets.len()],
-        )
-    } else {
-        let mut opts = FitOptions::from_settings(&model.settings, model);
-        opts.guide = crate::infer::Guide::from_saved(meta);
-        opts.reparam = crate::infer::Reparam::from_saved(meta);
-        opts.precision = Precision::F64;
-        opts.seed = seed;
-        let r = crate::infer::svi::draw_guide(&mut s, loaded, &opts, state, n).map_err(Diagnostics::from)?;
-        (r.latents, r.params, r.nets)
-    };
-
+    let (latents, params, nets) = posterior(&mut s, loaded, state, meta, n, seed, &mut rng)?;
     let mut out = Vec::new();
     for (k, l) in model.latents.iter().enumerate() {
         if let Some(v) = &latents[k] {
@@ -77,8 +72,6 @@ pub fn draw(
             });
         }
     }
-
-    // Replicated data: every observed statement drawn at the latent draws.
     let (data, data_host) = crate::infer::upload_data(&s, loaded);
     let mut noise = |shape: &[usize]| -> Vec<f64> {
         let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0xd1ce);
@@ -90,6 +83,98 @@ pub fn draw(
     ev.latents = latents;
     ev.params = params;
     ev.nets = nets;
+    out.extend(derived(&mut s, &mut ev, n));
+    out.extend(replicates(&mut s, &mut ev, n, &mut rng));
+    Ok(out)
+}
+
+/// Draws of the derived quantities only, from a fit's output (its tensors and what it saves):
+/// what the fit's summary reports of them.
+pub fn derived_draws(
+    loaded: &Loaded,
+    out: &crate::infer::FitOutput,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<Drawn>, Diagnostics> {
+    let model = &loaded.model;
+    let mut s = Session::new(Precision::F64);
+    s.no_grad();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let meta = out.saved_metadata(&model.name);
+    let (latents, params, nets) = posterior(&mut s, loaded, &out.state, &meta, n, seed, &mut rng)?;
+    let (data, data_host) = crate::infer::upload_data(&s, loaded);
+    let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("derived quantities draw no noise") };
+    let mut ev = Evaluator::new(
+        model,
+        &data,
+        &data_host,
+        PlateState::whole(model),
+        Some(n),
+        &mut noise,
+    );
+    ev.latents = latents;
+    ev.params = params;
+    ev.nets = nets;
+    Ok(derived(&mut s, &mut ev, n))
+}
+
+/// Each derived quantity at the draws in `ev`, laid out `[n, plates..., shape]`.
+fn derived(s: &mut Session, ev: &mut Evaluator, n: usize) -> Vec<Drawn> {
+    let model = ev.model;
+    let mut out = Vec::new();
+    for d in &model.derived {
+        let ty = &model.node(d.value).ty;
+        let lay = ev.layout_of(&ty.plates, &ty.shape, Some(n));
+        let shape: Vec<usize> = lay.dims()[1..].to_vec();
+        if shape.iter().product::<usize>() > DERIVED_ELEMENTS {
+            continue;
+        }
+        let v = ev.eval(s, d.value);
+        let v = expand(s, &v, &lay);
+        out.push(Drawn {
+            name: d.name.clone(),
+            kind: "derived",
+            shape,
+            values: s.values(&v.arr),
+        });
+    }
+    out
+}
+
+/// Draws of the latents, params and networks from a saved fit.
+fn posterior(
+    s: &mut Session,
+    loaded: &Loaded,
+    state: &[NamedTensor],
+    meta: &HashMap<String, String>,
+    n: usize,
+    seed: u64,
+    rng: &mut ChaCha8Rng,
+) -> Result<Posterior, Diagnostics> {
+    let model = &loaded.model;
+    let method = meta.get("method").map(String::as_str).unwrap_or("svi");
+    if method == "cavi" {
+        let lat = cavi_draws(s, loaded, state, n, rng)?;
+        return Ok((
+            lat,
+            vec![None; model.params.len()],
+            vec![Vec::new(); model.nets.len()],
+        ));
+    }
+    let mut opts = FitOptions::from_settings(&model.settings, model);
+    opts.guide = crate::infer::Guide::from_saved(meta);
+    opts.reparam = crate::infer::Reparam::from_saved(meta);
+    opts.precision = Precision::F64;
+    opts.seed = seed;
+    let r = crate::infer::svi::draw_guide(s, loaded, &opts, state, n).map_err(Diagnostics::from)?;
+    Ok((r.latents, r.params, r.nets))
+}
+
+/// Replicated data: every observed statement drawn at the draws in `ev`.
+fn replicates(s: &mut Session, ev: &mut Evaluator, n: usize, rng: &mut ChaCha8Rng) -> Vec<Drawn> {
+    let model = ev.model;
+    let plates = PlateState::whole(model);
+    let mut out = Vec::new();
     for site in &model.sites {
         let Target::Data { data, .. } = site.target else {
             continue;
@@ -109,7 +194,7 @@ pub fn draw(
         let mut widths = Vec::new();
         let batch_shape: Vec<usize> = value_shape[..value_shape.len() - d.family.event_rank()].to_vec();
         for (arg, spec) in d.args.iter().zip(specs) {
-            let v = ev.eval(&mut s, *arg);
+            let v = ev.eval(s, *arg);
             let ev_shape = v.lay.shape[v.lay.shape.len() - spec.event_rank..].to_vec();
             let mut target = Layout {
                 shape: batch_shape.clone(),
@@ -117,7 +202,7 @@ pub fn draw(
             };
             target.shape.extend(ev_shape.iter().copied());
             let target = joint_layout(&target, &v.lay);
-            let e = expand(&mut s, &v, &target);
+            let e = expand(s, &v, &target);
             widths.push(ev_shape.iter().product::<usize>());
             rows.push(s.values(&e.arr));
         }
@@ -139,9 +224,9 @@ pub fn draw(
                 .collect();
             if d.family.event_rank() == 0 && d.family != Family::Categorical {
                 let p: Vec<f64> = params.iter().map(|x| x[0]).collect();
-                values.push(draw_scalar(d.family, d.pz, &p, &mut rng));
+                values.push(draw_scalar(d.family, d.pz, &p, rng));
             } else {
-                values.extend(draw_vector(d.family, d.pz, &params, event, &mut rng));
+                values.extend(draw_vector(d.family, d.pz, &params, event, rng));
             }
         }
         let mut shape: Vec<usize> = site_lay.plates.iter().map(|p| p.1).collect();
@@ -153,7 +238,7 @@ pub fn draw(
             values,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Posterior draws from CAVI's saved q factors (`q.NAME.mean`, `q.NAME.shape`, ...).

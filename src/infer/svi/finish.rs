@@ -115,5 +115,6 @@ pub(super) fn finish(
             .filter(|a| a.noncentred.is_some())
             .map(|a| model.latent(a.latent).name.clone())
             .collect(),
+        derived: Vec::new(),
     }
 }
