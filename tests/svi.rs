@@ -85,8 +85,14 @@ fn minibatches_are_unbiased() {
     assert!((s - sd).abs() < 0.25 * sd, "sd {s} vs exact {sd}");
 }
 
-/// The exact posterior of linear-regression weights with a known noise precision.
+/// The exact posterior of linear-regression weights with a known noise precision, under
+/// standard normal priors.
 fn exact_linreg(tau: f64) -> (Vec<f64>, Vec<f64>, usize) {
+    exact_linreg_with(1.0, tau)
+}
+
+/// The same under Normal(0, 1 / prior_precision) priors (0: flat).
+fn exact_linreg_with(prior_precision: f64, tau: f64) -> (Vec<f64>, Vec<f64>, usize) {
     let mut r = csv::Reader::from_path("models/data/linreg.csv").unwrap();
     let rows: Vec<Vec<f64>> = r
         .records()
@@ -96,7 +102,7 @@ fn exact_linreg(tau: f64) -> (Vec<f64>, Vec<f64>, usize) {
     let mut lam = vec![0.0; d * d];
     let mut h = vec![0.0; d];
     for i in 0..d {
-        lam[i * d + i] = 1.0;
+        lam[i * d + i] = prior_precision;
     }
     for row in &rows {
         for i in 0..d {
@@ -370,4 +376,37 @@ fn the_pathfinder_start_handles_hundreds_of_latents() {
     }
     assert!(started.elapsed().as_secs_f64() < 60.0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Flat priors (Stan's default) on regression weights: a warning that the posterior must be
+/// proper, and at default settings the exact posterior N((X'X)^-1 X'y, (τ X'X)^-1).
+#[test]
+fn flat_priors_warn_and_fit_the_exact_posterior() {
+    let model = r#"
+        data X: real[N, D] from "data/linreg.csv"
+        data y: real[N] from "data/linreg.csv"
+        w ~ Flat() [D]
+        for i in 1..N {
+            y[i] ~ Normal(dot(X[i], w), precision = 4.0)
+        }
+    "#;
+    let loaded = load_text(model);
+    let codes: Vec<&str> = loaded.model.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(codes, ["vi::prior::improper"]);
+    let mut opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    opts.seed = 2;
+    let out = infer::fit(&loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()));
+    let (mean, cov, d) = exact_linreg_with(0.0, 4.0);
+    let w = out.latents.iter().find(|l| l.name == "w").expect("w summarised");
+    for i in 0..d {
+        let sd = cov[i * d + i].sqrt();
+        assert!(
+            (w.mean[i] - mean[i]).abs() < 0.1 * sd,
+            "w[{i}]: {} vs {} (sd {sd})",
+            w.mean[i],
+            mean[i]
+        );
+        let ratio = w.sd[i] / sd;
+        assert!((ratio - 1.0).abs() < 0.1, "w[{i}] sd {} vs {sd}", w.sd[i]);
+    }
 }

@@ -24,7 +24,7 @@ HEADER = """\
 #   so it is unrolled: one `let v<t>` per time step for the variance sigma[t]^2, gathered into
 #   one vector. The model therefore only fits data with T = {T} rows: T is a const here, and
 #   data of another length is refused when it is bound.
-# * Stan's flat priors: mu ~ Normal(0, 100), alpha0 ~ HalfNormal(10), as in np_models.py.
+# * Stan's flat priors: mu ~ Flat(), alpha0 ~ HalfFlat() (np_models.py: Normal(0, 100), HalfNormal(10)).
 # * Stan's (alpha1, beta1) is uniform on the triangle 0 < beta1 < 1 - alpha1, a bound that
 #   depends on another parameter; as in np_models.py it is written alpha1 ~ Beta(1, 2) (the
 #   triangle's marginal), u ~ Uniform(0, 1), beta1 = (1 - alpha1) * u, which is the same
@@ -35,8 +35,8 @@ const T = {T}
 data y: real[T] from "{data}"
 data sigma1: positive from "data/garch-garch11_scalars.csv"
 
-mu ~ Normal(0, 100)
-alpha0 ~ HalfNormal(10)
+mu ~ Flat()
+alpha0 ~ HalfFlat()
 alpha1 ~ Beta(1, 2)
 u ~ Uniform(0, 1)
 let beta1 = (1 - alpha1) * u

@@ -110,6 +110,20 @@ impl Checker<'_> {
                     return None;
                 }
                 let app = self.dist_call(call, scope)?;
+                if app.family.is_improper() {
+                    self.error(
+                        Diagnostic::new(
+                            "vi::dist::improper_draw",
+                            format!("cannot draw from {}", app.family),
+                        )
+                        .primary(app.span, "an improper density")
+                        .help(format!(
+                            "{} is a prior for a latent (`beta ~ {}()`); draw from a proper distribution",
+                            app.family, app.family
+                        )),
+                    );
+                    return None;
+                }
                 let ty = Ty::real(scope.plates(), app.value_shape());
                 let ty = Ty {
                     elem: super::elem_of(app.family.support(), None),

@@ -39,6 +39,7 @@ pub fn check(
 ) -> Result<Model, Diagnostics> {
     let mut c = Checker::new(data);
     c.program(program);
+    c.warn_improper();
     let diags = c.diags.with_source(source);
     if !diags.is_empty() {
         return Err(diags);
@@ -187,6 +188,8 @@ struct Checker<'d> {
     /// The model program's `let`s, in order: the derived quantities are those of them that
     /// read latents and no data.
     lets: Vec<(String, NodeId, Span)>,
+    /// Latents with improper priors, for one warning at the end.
+    improper: Vec<(String, Span)>,
     objectives: Vec<Objective>,
     /// The spans of each objective's group names, for overlap messages.
     objective_spans: Vec<Vec<Span>>,
@@ -227,6 +230,7 @@ impl<'d> Checker<'d> {
             observed: HashMap::new(),
             terms: Vec::new(),
             lets: Vec::new(),
+            improper: Vec::new(),
             objectives: Vec::new(),
             objective_spans: Vec::new(),
             settings: Settings::default(),

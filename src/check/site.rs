@@ -28,6 +28,9 @@ impl Checker<'_> {
             }
             return;
         };
+        if app.family.is_improper() && !self.improper_allowed(&lhs, scope.program, &app) {
+            return;
+        }
         match (lhs, scope.program) {
             (Lhs::Fresh(name, indices), Program::Model) => {
                 self.declare_latent(&name, indices, app, span, scope)
@@ -67,6 +70,58 @@ impl Checker<'_> {
                 );
             }
         }
+    }
+
+    /// An improper density (Flat, HalfFlat) is a prior only: a latent drawn from it is a
+    /// warning (the posterior must be proper, which no diagnostic of a fit detects); a guide
+    /// or an observation of it is an error.
+    fn improper_allowed(&mut self, lhs: &Lhs, program: Program, app: &DistApp) -> bool {
+        let family = app.family;
+        match (lhs, program) {
+            (Lhs::Fresh(name, _), Program::Model) => {
+                self.improper.push((name.name.clone(), app.span));
+                true
+            }
+            (Lhs::Fresh(..) | Lhs::Latent(..), Program::Guide) => {
+                self.error(
+                    Diagnostic::new("vi::dist::improper_guide", format!("a guide cannot be {family}"))
+                        .primary(app.span, "not a distribution to draw from")
+                        .help("a guide draws from a proper distribution: use Normal (or LogNormal for a positive latent), or leave the latent to the automatic guide"),
+                );
+                false
+            }
+            _ => {
+                self.error(
+                    Diagnostic::new("vi::dist::improper_likelihood", format!("{family} is not a likelihood"))
+                        .primary(app.span, "an improper density")
+                        .help(format!("{family} is a prior for a latent (`beta ~ {family}()`); observe data with a proper distribution")),
+                );
+                false
+            }
+        }
+    }
+
+    /// One warning for every latent with an improper prior, pointing at each.
+    pub(super) fn warn_improper(&mut self) {
+        let Some((first, span)) = self.improper.first().cloned() else {
+            return;
+        };
+        let names: Vec<String> = self.improper.iter().map(|(n, _)| format!("`{n}`")).collect();
+        let mut d = Diagnostic::new(
+            "vi::prior::improper",
+            if names.len() == 1 {
+                format!("`{first}` has an improper prior")
+            } else {
+                format!("{} have improper priors", names.join(", "))
+            },
+        )
+        .primary(span, "integrates to infinity");
+        for (_, s) in self.improper.iter().skip(1) {
+            d = d.secondary(*s, "improper too");
+        }
+        self.warn(d.help(
+            "the posterior is proper only if the data identify these latents, and a fit cannot tell (its ELBO and k-hat look fine either way): give them proper priors, wide on the data's scale, unless you know the posterior is proper",
+        ));
     }
 
     fn classify<'a>(&self, target: &'a ast::Expr, scope: &Scope) -> Lhs<'a> {

@@ -280,6 +280,8 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
             let r = sub(s, &gn, &g);
             add(s, &r, &t)
         }
+        // An improper uniform density: constant, taken as 0 (its support is the bijection's).
+        (Flat | HalfFlat, _) => scale(s, x, 0.0),
     }
 }
 

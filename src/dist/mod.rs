@@ -131,6 +131,10 @@ pub enum Family {
     Poisson,
     Categorical,
     Multinomial,
+    /// The improper uniform density over the reals (Stan's default prior): log density 0.
+    Flat,
+    /// The improper uniform density over the positive reals.
+    HalfFlat,
 }
 
 /// One named parameter of a parameterisation.
@@ -246,11 +250,12 @@ const CATEGORICAL: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Standard, &[pv("p", Simplex, 1)]),
     (Parameterization::Logits, &[pv("logits", Real, 1)]),
 ];
+const FLAT: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[])];
 const MULTINOMIAL: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[p("n", Count), pv("p", Simplex, 1)])];
 
 impl Family {
-    pub const ALL: [Family; 19] = [
+    pub const ALL: [Family; 21] = [
         Family::Normal,
         Family::HalfNormal,
         Family::LogNormal,
@@ -270,6 +275,8 @@ impl Family {
         Family::Poisson,
         Family::Categorical,
         Family::Multinomial,
+        Family::Flat,
+        Family::HalfFlat,
     ];
 
     pub fn name(self) -> &'static str {
@@ -293,6 +300,8 @@ impl Family {
             Family::Poisson => "Poisson",
             Family::Categorical => "Categorical",
             Family::Multinomial => "Multinomial",
+            Family::Flat => "Flat",
+            Family::HalfFlat => "HalfFlat",
         }
     }
 
@@ -333,6 +342,7 @@ impl Family {
             Family::Poisson => POISSON,
             Family::Categorical => CATEGORICAL,
             Family::Multinomial => MULTINOMIAL,
+            Family::Flat | Family::HalfFlat => FLAT,
         }
     }
 
@@ -352,13 +362,15 @@ impl Family {
             | Family::Cauchy
             | Family::Laplace
             | Family::MvNormal
-            | Family::Uniform => Real,
+            | Family::Uniform
+            | Family::Flat => Real,
             Family::HalfNormal
             | Family::LogNormal
             | Family::Gamma
             | Family::InverseGamma
             | Family::Exponential
-            | Family::HalfCauchy => Positive,
+            | Family::HalfCauchy
+            | Family::HalfFlat => Positive,
             Family::Beta => Unit,
             Family::Dirichlet => Simplex,
             Family::Bernoulli => Binary,
@@ -373,6 +385,12 @@ impl Family {
             Family::Dirichlet | Family::MvNormal | Family::Multinomial => 1,
             _ => 0,
         }
+    }
+
+    /// Whether the density is improper (integrates to infinity): a prior only, never a
+    /// likelihood, a guide or something to draw from.
+    pub fn is_improper(self) -> bool {
+        matches!(self, Family::Flat | Family::HalfFlat)
     }
 
     /// Whether draws can be written as a differentiable function of parameter-free noise.

@@ -60,6 +60,9 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
         (F::Dirichlet | F::MvNormal | F::Categorical | F::Multinomial, _) => {
             unreachable!("vector families draw with draw_vector")
         }
+        // Nothing draws from an improper density: the checker refuses it as a likelihood, a
+        // guide and a `draw`.
+        (F::Flat | F::HalfFlat, _) => nan,
     }
 }
 
