@@ -209,6 +209,36 @@ pub(super) fn step_scales(auto: &AutoGuide, values: &[Vec<f64>], floor: &[f64]) 
     }
 }
 
+/// The dense preconditioner of a mean-field guide's locations: their learnables in joint
+/// order, and the start's Cholesky factor with each row stretched where the guide's sd has
+/// outgrown the start's marginal sd (the floor rule of [`step_scales`], for whole rows). None
+/// for a full-rank guide (its own factor is fitted) and above [`pathfinder::DENSE_MAX`]
+/// values, where the start's factor is diagonal and the step scales already say everything.
+pub(super) fn whitening(
+    auto: &AutoGuide,
+    values: &[Vec<f64>],
+    start: &Gaussian,
+) -> Option<(Vec<usize>, Vec<f64>)> {
+    let AutoGuide::MeanField(latents) = auto else {
+        return None;
+    };
+    let d = start.dim();
+    if d > pathfinder::DENSE_MAX || latents.iter().map(|a| a.len()).sum::<usize>() != d {
+        return None;
+    }
+    let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    let marginal = start.sd();
+    let mut chol = start.chol.clone();
+    for a in latents {
+        for (j, raw) in values[a.scale].iter().enumerate() {
+            let i = a.offset + j;
+            let stretch = (softplus(*raw) / marginal[i]).max(1.0);
+            chol[i * d..(i + 1) * d].iter_mut().for_each(|l| *l *= stretch);
+        }
+    }
+    Some((latents.iter().map(|a| a.loc).collect(), chol))
+}
+
 /// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).
 fn moment_match(x: &[f64], log_w: &[f64], d: usize) -> Option<Gaussian> {
     let lse = crate::infer::psis::log_sum_exp(log_w);

@@ -56,7 +56,7 @@ pub(super) struct Trainer<'a> {
     stop_draws: usize,
     /// After a Pathfinder start, its marginal sds: the guide's location steps are scaled by the
     /// larger of these and the guide's own sds.
-    preconditioned: Option<Vec<f64>>,
+    preconditioned: Option<crate::infer::pathfinder::Gaussian>,
     /// When the fit began, and when this run's loop did.
     start: Instant,
     loop_start: Instant,
@@ -357,12 +357,23 @@ impl<'a> Trainer<'a> {
     /// Scale the guide's location steps by its sds as they stand (every window: the guide's
     /// sds move slowly).
     fn refresh_step_scales(&mut self) {
-        let floor = self.preconditioned.as_deref().unwrap_or(&[]);
-        let scales = pathfinder::step_scales(self.eng.auto(), &self.state.params, floor);
+        let Some(start) = &self.preconditioned else { return };
+        let floor = start.sd();
+        let scales = pathfinder::step_scales(self.eng.auto(), &self.state.params, &floor);
+        let whitening = pathfinder::whitening(self.eng.auto(), &self.state.params, start);
         for (o, opt) in self.objectives.iter().zip(&mut self.state.optimizers) {
             for (k, &i) in o.members.iter().enumerate() {
                 if let Some((_, sc)) = scales.iter().find(|(j, _)| *j == i) {
                     opt.set_step_scales(k, sc.clone());
+                }
+            }
+            if let Some((locs, chol)) = &whitening {
+                let members: Option<Vec<usize>> = locs
+                    .iter()
+                    .map(|l| o.members.iter().position(|m| m == l))
+                    .collect();
+                if let Some(members) = members {
+                    opt.set_whitening(members, chol.clone());
                 }
             }
         }
@@ -460,14 +471,14 @@ fn average_horizon(step: usize) -> f64 {
 
 /// Start the automatic guide where single-path Pathfinder puts it (unless asked not to, or it
 /// cannot see the whole posterior): its best normal approximation gives the locations and
-/// scales. Returns the points it scored, a note, and (when it started there) its marginal sds,
-/// which scale the guide's steps.
+/// scales. Returns the points it scored, a note, and (when it started there) the approximation,
+/// whose marginal sds scale the guide's steps and whose factor whitens a mean-field guide's.
 fn initialise(
     loaded: &Loaded,
     opts: &FitOptions,
     s: &Session,
     eng: &mut Engine,
-) -> (usize, Vec<String>, Option<Vec<f64>>) {
+) -> (usize, Vec<String>, Option<crate::infer::pathfinder::Gaussian>) {
     if opts.init != Init::Pathfinder
         || eng.auto().latents().is_empty()
         || pathfinder::unsupported(eng.model).is_some()
@@ -484,7 +495,7 @@ fn initialise(
                 "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); each location's steps scaled by the larger of its sd and the guide's",
                 st.iterations, st.grad_evals, st.density_evals, st.fit_elbo
             );
-            (st.grad_evals + st.density_evals, vec![note], Some(st.approx.sd()))
+            (st.grad_evals + st.density_evals, vec![note], Some(st.approx))
         }
         Err(why) => (
             0,
