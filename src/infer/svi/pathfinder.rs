@@ -222,10 +222,10 @@ pub(super) fn whitening(
     let AutoGuide::MeanField(latents) = auto else {
         return None;
     };
-    let d = start.dim();
-    if d > pathfinder::DENSE_MAX || latents.iter().map(|a| a.len()).sum::<usize>() != d {
+    if !whitens(auto, start) {
         return None;
     }
+    let d = start.dim();
     let softplus = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
     let marginal = start.sd();
     let mut chol = start.chol.clone();
@@ -237,6 +237,14 @@ pub(super) fn whitening(
         }
     }
     Some((latents.iter().map(|a| a.loc).collect(), chol))
+}
+
+/// Whether [`whitening`] applies: a mean-field guide over the start's values, at most
+/// [`pathfinder::DENSE_MAX`] of them.
+pub(super) fn whitens(auto: &AutoGuide, start: &Gaussian) -> bool {
+    let d = start.dim();
+    matches!(auto, AutoGuide::MeanField(latents)
+        if d <= pathfinder::DENSE_MAX && latents.iter().map(|a| a.len()).sum::<usize>() == d)
 }
 
 /// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).

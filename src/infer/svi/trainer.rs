@@ -491,8 +491,13 @@ fn initialise(
                 eng.learn.entries[k].host = values;
             }
             eng.learn.sync(s);
+            let steps = if pathfinder::whitens(eng.auto(), &st.approx) {
+                "the locations stepped jointly in coordinates whitened by its Cholesky factor"
+            } else {
+                "each location's steps scaled by the larger of its sd and the guide's"
+            };
             let note = format!(
-                "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); each location's steps scaled by the larger of its sd and the guide's",
+                "started from Pathfinder's best normal approximation ({} L-BFGS iterations, {} gradient and {} density evaluations, ELBO {:.4}); {steps}",
                 st.iterations, st.grad_evals, st.density_evals, st.fit_elbo
             );
             (st.grad_evals + st.density_evals, vec![note], Some(st.approx))
