@@ -38,6 +38,42 @@ fn num(x: f64) -> String {
     }
 }
 
+/// A summary's rows of the posterior table (at most [`ROWS_PER_LATENT`]; a note for the rest):
+/// name and index (with `suffix`), mean, the PSIS mean where the table has the column, sd, 5%,
+/// 95%.
+fn summary_rows(
+    l: &crate::infer::LatentSummary,
+    suffix: &str,
+    corrected: Option<&Vec<f64>>,
+    with_psis: bool,
+    rows: &mut Vec<Vec<String>>,
+    notes: &mut Vec<String>,
+) {
+    let n = l.mean.len();
+    for k in 0..n.min(ROWS_PER_LATENT) {
+        let mut row = vec![
+            format!("{}{}{suffix}", l.name, index_text(&l.shape, k)),
+            num(l.mean[k]),
+        ];
+        if with_psis {
+            row.push(
+                corrected
+                    .and_then(|m| m.get(k))
+                    .map_or(String::new(), |v| num(*v)),
+            );
+        }
+        row.extend([num(l.sd[k]), num(l.q05[k]), num(l.q95[k])]);
+        rows.push(row);
+    }
+    if n > ROWS_PER_LATENT {
+        notes.push(format!(
+            "{}: {} more elements in summary.json",
+            l.name,
+            n - ROWS_PER_LATENT
+        ));
+    }
+}
+
 /// The posterior table: name (with index), mean, sd, 5% and 95%.
 pub fn posterior_table(out: &FitOutput) -> String {
     // The PSIS-corrected means sit beside q's own, so that a poor k-hat shows where q is off.
@@ -56,49 +92,11 @@ pub fn posterior_table(out: &FitOutput) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     let mut notes = Vec::new();
     for l in &out.latents {
-        let n = l.mean.len();
-        let corrected = psis_means(&l.name);
-        for k in 0..n.min(ROWS_PER_LATENT) {
-            let mut row = vec![format!("{}{}", l.name, index_text(&l.shape, k)), num(l.mean[k])];
-            if with_psis {
-                row.push(
-                    corrected
-                        .and_then(|m| m.get(k))
-                        .map_or(String::new(), |v| num(*v)),
-                );
-            }
-            row.extend([num(l.sd[k]), num(l.q05[k]), num(l.q95[k])]);
-            rows.push(row);
-        }
-        if n > ROWS_PER_LATENT {
-            notes.push(format!(
-                "{}: {} more elements in summary.json",
-                l.name,
-                n - ROWS_PER_LATENT
-            ));
-        }
+        summary_rows(l, "", psis_means(&l.name), with_psis, &mut rows, &mut notes);
     }
     let columns = rows[0].len();
     for d in &out.derived {
-        let n = d.mean.len();
-        for k in 0..n.min(ROWS_PER_LATENT) {
-            let mut row = vec![
-                format!("{}{} (derived)", d.name, index_text(&d.shape, k)),
-                num(d.mean[k]),
-            ];
-            if with_psis {
-                row.push(String::new());
-            }
-            row.extend([num(d.sd[k]), num(d.q05[k]), num(d.q95[k])]);
-            rows.push(row);
-        }
-        if n > ROWS_PER_LATENT {
-            notes.push(format!(
-                "{}: {} more elements in summary.json",
-                d.name,
-                n - ROWS_PER_LATENT
-            ));
-        }
+        summary_rows(d, " (derived)", None, with_psis, &mut rows, &mut notes);
     }
     for p in &out.params {
         for k in 0..p.values.len().min(ROWS_PER_LATENT) {

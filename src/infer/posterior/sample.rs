@@ -53,6 +53,30 @@ pub fn draw(
     n: usize,
     seed: u64,
 ) -> Result<Vec<Drawn>, Diagnostics> {
+    draws(loaded, state, meta, n, seed, true)
+}
+
+/// Draws of the derived quantities only, from a fit's output (its tensors and what it saves):
+/// what the fit's summary reports of them.
+pub fn derived_draws(
+    loaded: &Loaded,
+    out: &crate::infer::FitOutput,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<Drawn>, Diagnostics> {
+    let meta = out.saved_metadata(&loaded.model.name);
+    draws(loaded, &out.state, &meta, n, seed, false)
+}
+
+/// The derived quantities' draws, after the latents' and before the replicates' when `all`.
+fn draws(
+    loaded: &Loaded,
+    state: &[NamedTensor],
+    meta: &HashMap<String, String>,
+    n: usize,
+    seed: u64,
+    all: bool,
+) -> Result<Vec<Drawn>, Diagnostics> {
     let model = &loaded.model;
     let mut s = Session::new(Precision::F64);
     s.no_grad();
@@ -61,7 +85,7 @@ pub fn draw(
     let (latents, params, nets) = posterior(&mut s, loaded, state, meta, n, seed, &mut rng)?;
     let mut out = Vec::new();
     for (k, l) in model.latents.iter().enumerate() {
-        if let Some(v) = &latents[k] {
+        if let (true, Some(v)) = (all, &latents[k]) {
             let mut shape: Vec<usize> = l.plates.iter().map(|p| plates[p.index()].len).collect();
             shape.extend(dims(&l.shape));
             out.push(Drawn {
@@ -79,43 +103,15 @@ pub fn draw(
             .map(|_| StandardNormal.sample(&mut r))
             .collect()
     };
-    let mut ev = Evaluator::new(model, &data, &data_host, plates.clone(), Some(n), &mut noise);
+    let mut ev = Evaluator::new(model, &data, &data_host, plates, Some(n), &mut noise);
     ev.latents = latents;
     ev.params = params;
     ev.nets = nets;
     out.extend(derived(&mut s, &mut ev, n));
-    out.extend(replicates(&mut s, &mut ev, n, &mut rng));
+    if all {
+        out.extend(replicates(&mut s, &mut ev, n, &mut rng));
+    }
     Ok(out)
-}
-
-/// Draws of the derived quantities only, from a fit's output (its tensors and what it saves):
-/// what the fit's summary reports of them.
-pub fn derived_draws(
-    loaded: &Loaded,
-    out: &crate::infer::FitOutput,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<Drawn>, Diagnostics> {
-    let model = &loaded.model;
-    let mut s = Session::new(Precision::F64);
-    s.no_grad();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let meta = out.saved_metadata(&model.name);
-    let (latents, params, nets) = posterior(&mut s, loaded, &out.state, &meta, n, seed, &mut rng)?;
-    let (data, data_host) = crate::infer::upload_data(&s, loaded);
-    let mut noise = |_: &[usize]| -> Vec<f64> { unreachable!("derived quantities draw no noise") };
-    let mut ev = Evaluator::new(
-        model,
-        &data,
-        &data_host,
-        PlateState::whole(model),
-        Some(n),
-        &mut noise,
-    );
-    ev.latents = latents;
-    ev.params = params;
-    ev.nets = nets;
-    Ok(derived(&mut s, &mut ev, n))
 }
 
 /// Each derived quantity at the draws in `ev`, laid out `[n, plates..., shape]`.
