@@ -453,4 +453,44 @@ mod tests {
         assert!(whitened < 0.3, "whitened: {whitened}");
         assert!(plain > 1.0, "value by value: {plain}");
     }
+
+    /// A whitened optimiser saved after some steps and restored (the whitening set again, as
+    /// a resumed fit does) continues exactly as one that never stopped.
+    #[test]
+    fn a_restored_whitened_optimiser_continues_where_it_stopped() {
+        let config = Config {
+            kind: Kind::Adam,
+            lr: 0.1,
+            decay: 0.0,
+            momentum: 0.0,
+            clip: None,
+        };
+        let chol = vec![2.0, 0.0, -0.5, 0.3];
+        let grad = |x: &[f64]| vec![vec![-(x[0] - 1.0)], vec![-(x[1] + 2.0)]];
+        let fresh = || {
+            let mut o = Optimizer::new(config.clone(), &[1, 1]);
+            o.set_whitening(vec![0, 1], chol.clone());
+            o
+        };
+        let mut whole = fresh();
+        let (mut a, mut b) = (vec![0.0], vec![0.0]);
+        for _ in 0..20 {
+            let g = grad(&[a[0], b[0]]);
+            whole.step(&mut [&mut a, &mut b], &g);
+        }
+        let mut first = fresh();
+        let (mut c, mut d) = (vec![0.0], vec![0.0]);
+        for _ in 0..10 {
+            let g = grad(&[c[0], d[0]]);
+            first.step(&mut [&mut c, &mut d], &g);
+        }
+        let mut resumed = Optimizer::new(config.clone(), &[1, 1]);
+        assert!(resumed.restore(first.save()));
+        resumed.set_whitening(vec![0, 1], chol.clone());
+        for _ in 0..10 {
+            let g = grad(&[c[0], d[0]]);
+            resumed.step(&mut [&mut c, &mut d], &g);
+        }
+        assert_eq!((a[0], b[0]), (c[0], d[0]));
+    }
 }

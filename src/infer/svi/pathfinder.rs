@@ -240,12 +240,21 @@ pub(super) fn whitening(
 }
 
 /// Whether [`whitening`] applies: a mean-field guide over the start's values, at most
-/// [`pathfinder::DENSE_MAX`] of them.
+/// [`pathfinder::DENSE_MAX`] of them, where the start has a ridge: some value whose variance
+/// the others explain all but [`RIDGE`] of (its row of the correlation's Cholesky factor has
+/// a diagonal under √RIDGE). Without one the per-value step scales do as well, and a start
+/// that misjudges a funnel's correlations would only mislead the steps.
 pub(super) fn whitens(auto: &AutoGuide, start: &Gaussian) -> bool {
     let d = start.dim();
-    matches!(auto, AutoGuide::MeanField(latents)
-        if d <= pathfinder::DENSE_MAX && latents.iter().map(|a| a.len()).sum::<usize>() == d)
+    let fits = matches!(auto, AutoGuide::MeanField(latents)
+        if d <= pathfinder::DENSE_MAX && latents.iter().map(|a| a.len()).sum::<usize>() == d);
+    let sd = start.sd();
+    fits && (0..d).any(|i| start.chol[i * d + i] / sd[i] < RIDGE.sqrt())
 }
+
+/// The fraction of a value's variance left unexplained by the others below which the start
+/// counts as a ridge (a multiple correlation above 0.95).
+const RIDGE: f64 = 0.1;
 
 /// A Gaussian with the weighted mean and covariance of draws (row-major, `d` each).
 fn moment_match(x: &[f64], log_w: &[f64], d: usize) -> Option<Gaussian> {
