@@ -82,6 +82,8 @@ impl Checker<'_> {
                 self.improper.push((name.name.clone(), app.span));
                 true
             }
+            // A latent drawn again: the duplicate's own error says so.
+            (Lhs::Latent(..), Program::Model) => true,
             (Lhs::Fresh(..) | Lhs::Latent(..), Program::Guide) => {
                 self.error(
                     Diagnostic::new("vi::dist::improper_guide", format!("a guide cannot be {family}"))
