@@ -47,6 +47,16 @@ pub struct Config {
     pub clip: Option<f64>,
 }
 
+/// One step's rule: the optimiser's kind and constants, the step count (for Adam's bias
+/// correction), the decayed learning rate and the clipping factor of the gradients.
+#[derive(Clone, Copy)]
+struct Rule<'a> {
+    config: &'a Config,
+    t: i32,
+    lr: f64,
+    scale: f64,
+}
+
 /// One optimiser for a group of parameter tensors.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
@@ -73,7 +83,6 @@ pub struct Optimizer {
 struct Whitened {
     members: Vec<usize>,
     chol: Vec<f64>,
-    dim: usize,
     m: Vec<f64>,
     v: Vec<f64>,
 }
@@ -112,13 +121,7 @@ impl Optimizer {
                     Some((m, v)) if m.len() == dim && v.len() == dim => (m, v),
                     _ => (vec![0.0; dim], vec![0.0; dim]),
                 };
-                self.whitened = Some(Whitened {
-                    members,
-                    chol,
-                    dim,
-                    m,
-                    v,
-                })
+                self.whitened = Some(Whitened { members, chol, m, v })
             }
         }
     }
@@ -194,7 +197,12 @@ impl Optimizer {
             }
             None => 1.0,
         };
-        let t = self.t as i32;
+        let rule = Rule {
+            config: c,
+            t: self.t as i32,
+            lr,
+            scale,
+        };
         let joint = |k: usize| self.whitened.as_ref().is_some_and(|w| w.members.contains(&k));
         let apart: Vec<bool> = (0..params.len()).map(|k| !joint(k)).collect();
         for (k, (((p, g), (m, v)), sc)) in params
@@ -205,27 +213,19 @@ impl Optimizer {
             .enumerate()
         {
             if apart[k] {
-                update(c, t, lr, scale, p, g, m, v, sc);
+                update(rule, p, g, m, v, sc);
             }
         }
         if let Some(w) = &mut self.whitened {
-            w.step(c, t, lr, scale, params, grads);
+            w.step(rule, params, grads);
         }
     }
 }
 
 impl Whitened {
     /// One step of u by the optimiser's rule on Lᵀ g, applied to x as L Δu.
-    fn step(
-        &mut self,
-        c: &Config,
-        t: i32,
-        lr: f64,
-        scale: f64,
-        params: &mut [&mut Vec<f64>],
-        grads: &[Vec<f64>],
-    ) {
-        let d = self.dim;
+    fn step(&mut self, rule: Rule, params: &mut [&mut Vec<f64>], grads: &[Vec<f64>]) {
+        let d = self.m.len();
         let g: Vec<f64> = self
             .members
             .iter()
@@ -240,7 +240,7 @@ impl Whitened {
             }
         }
         let mut du = vec![0.0; d];
-        update_chunk(c, t, lr, scale, &mut du, &gu, &mut self.m, &mut self.v, &[]);
+        update_chunk(rule, &mut du, &gu, &mut self.m, &mut self.v, &[]);
         let mut offset = 0;
         for &k in &self.members {
             for x in params[k].iter_mut() {
@@ -257,21 +257,10 @@ const PARALLEL_CHUNK: usize = 1 << 15;
 
 /// One tensor's update (`sc`: its step scales, or empty), written as zipped slices so that it
 /// vectorises; large tensors are cut into chunks updated in parallel.
-#[allow(clippy::too_many_arguments)]
-fn update(
-    c: &Config,
-    t: i32,
-    lr: f64,
-    scale: f64,
-    p: &mut [f64],
-    g: &[f64],
-    m: &mut [f64],
-    v: &mut [f64],
-    sc: &[f64],
-) {
+fn update(rule: Rule, p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], sc: &[f64]) {
     use rayon::prelude::*;
     if p.len() <= PARALLEL_CHUNK {
-        return update_chunk(c, t, lr, scale, p, g, m, v, sc);
+        return update_chunk(rule, p, g, m, v, sc);
     }
     let chunks = p
         .par_chunks_mut(PARALLEL_CHUNK)
@@ -279,26 +268,21 @@ fn update(
         .zip(m.par_chunks_mut(PARALLEL_CHUNK))
         .zip(v.par_chunks_mut(PARALLEL_CHUNK));
     if sc.is_empty() {
-        chunks.for_each(|(((p, g), m), v)| update_chunk(c, t, lr, scale, p, g, m, v, &[]));
+        chunks.for_each(|(((p, g), m), v)| update_chunk(rule, p, g, m, v, &[]));
     } else {
         chunks
             .zip(sc.par_chunks(PARALLEL_CHUNK))
-            .for_each(|((((p, g), m), v), sc)| update_chunk(c, t, lr, scale, p, g, m, v, sc));
+            .for_each(|((((p, g), m), v), sc)| update_chunk(rule, p, g, m, v, sc));
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn update_chunk(
-    c: &Config,
-    t: i32,
-    lr: f64,
-    scale: f64,
-    p: &mut [f64],
-    g: &[f64],
-    m: &mut [f64],
-    v: &mut [f64],
-    sc: &[f64],
-) {
+fn update_chunk(rule: Rule, p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64], sc: &[f64]) {
+    let Rule {
+        config: c,
+        t,
+        lr,
+        scale,
+    } = rule;
     match c.kind {
         Kind::Adam => {
             let (b1, b2, eps) = (0.9, 0.999, 1e-8);
@@ -353,6 +337,17 @@ fn climb(
 mod tests {
     use super::*;
 
+    /// Plain Adam at `lr`: no decay, no clipping.
+    fn adam(lr: f64) -> Config {
+        Config {
+            kind: Kind::Adam,
+            lr,
+            decay: 0.0,
+            momentum: 0.0,
+            clip: None,
+        }
+    }
+
     /// Maximise −(x − 3)² from 0: every optimiser gets there.
     #[test]
     fn every_optimiser_climbs_a_quadratic() {
@@ -382,13 +377,7 @@ mod tests {
     /// A step scale multiplies that value's step and no other's.
     #[test]
     fn step_scales_scale_each_values_step() {
-        let config = Config {
-            kind: Kind::Adam,
-            lr: 0.1,
-            decay: 0.0,
-            momentum: 0.0,
-            clip: None,
-        };
+        let config = adam(0.1);
         let mut plain = Optimizer::new(config.clone(), &[2]);
         let mut scaled = Optimizer::new(config, &[2]);
         scaled.set_step_scales(0, vec![0.25, 1.0]);
@@ -420,13 +409,7 @@ mod tests {
             |x: &[f64]| (p00 * x[0] * x[0] + 2.0 * p01 * x[0] * x[1] + p11 * x[1] * x[1]).sqrt();
         let conditional = [s0 * d.sqrt(), s1 * d.sqrt()];
         let chol = vec![s0, 0.0, r * s1, s1 * d.sqrt()];
-        let config = Config {
-            kind: Kind::Adam,
-            lr: 0.01,
-            decay: 0.0,
-            momentum: 0.0,
-            clip: None,
-        };
+        let config = adam(0.01);
         let run = |whiten: bool| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
             let mut opt = Optimizer::new(config.clone(), &[1, 1]);
@@ -458,13 +441,7 @@ mod tests {
     /// a resumed fit does) continues exactly as one that never stopped.
     #[test]
     fn a_restored_whitened_optimiser_continues_where_it_stopped() {
-        let config = Config {
-            kind: Kind::Adam,
-            lr: 0.1,
-            decay: 0.0,
-            momentum: 0.0,
-            clip: None,
-        };
+        let config = adam(0.1);
         let chol = vec![2.0, 0.0, -0.5, 0.3];
         let grad = |x: &[f64]| vec![vec![-(x[0] - 1.0)], vec![-(x[1] + 2.0)]];
         let fresh = || {
