@@ -464,6 +464,39 @@ impl<'m> Evaluator<'m> {
                 let t = (self.step as f64 / steps).min(1.0);
                 Value::new(s.scalar(from + (to - from) * t), Layout::scalar())
             }
+            Op::Scan {
+                init,
+                body,
+                index,
+                prev,
+                first,
+                len,
+                inner,
+            } => {
+                let n = self.dim(len);
+                let mut state = self.eval(s, *init);
+                let mut members = Vec::with_capacity(n);
+                if *first == 2 {
+                    members.push(state.clone());
+                }
+                for pos in first - 1..n {
+                    for id in inner {
+                        self.cache.remove(id);
+                    }
+                    self.cache
+                        .insert(*index, Value::new(s.scalar(pos as f64), Layout::scalar()));
+                    self.cache.insert(*prev, state);
+                    state = self.eval(s, *body);
+                    members.push(state.clone());
+                }
+                for id in inner.iter().chain([index, prev]) {
+                    self.cache.remove(id);
+                }
+                stack(s, &members, &ty_shape)
+            }
+            Op::ScanIndex(_) | Op::ScanPrev(_) => {
+                unreachable!("set by its scan before the body is evaluated")
+            }
             Op::Quantity(_) => unreachable!("objective quantities are computed by the engine"),
         }
     }
@@ -611,44 +644,7 @@ impl<'m> Evaluator<'m> {
 
     fn stack(&mut self, s: &mut Session, items: &[NodeId], ty_shape: &[usize]) -> Value {
         let vals: Vec<Value> = items.iter().map(|i| self.eval(s, *i)).collect();
-        let mut lead = Layout::scalar();
-        for v in &vals {
-            lead = joint_layout(
-                &lead,
-                &Layout {
-                    shape: vec![],
-                    ..v.lay.clone()
-                },
-            );
-        }
-        let item_shape = ty_shape[1..].to_vec();
-        let parts: Vec<Array> = vals
-            .iter()
-            .map(|v| {
-                expand(
-                    s,
-                    v,
-                    &Layout {
-                        shape: item_shape.clone(),
-                        ..lead.clone()
-                    },
-                )
-                .arr
-            })
-            .collect();
-        let out = Layout {
-            shape: ty_shape.to_vec(),
-            ..lead.clone()
-        };
-        let k = items.len();
-        let l = lead.lead_len();
-        let w: usize = item_shape.iter().product();
-        let cat = s.concat(&parts, &[k, l, w]);
-        if l == 1 {
-            return Value::new(cat.reshaped(&out.dims()), out);
-        }
-        let idx = permutation_index(&[k, l, w], &[1, 0, 2]);
-        Value::new(s.gather(&cat, &idx, &out.dims()), out)
+        stack(s, &vals, ty_shape)
     }
 
     fn apply_net(&mut self, s: &mut Session, net: usize, x: &Value, layer: Option<usize>) -> Value {
@@ -674,6 +670,49 @@ impl<'m> Evaluator<'m> {
         *lay.shape.last_mut().expect("checked") = width_out;
         Value::new(h.reshaped(&lay.dims()), lay)
     }
+}
+
+/// Equal-shaped values (their leading layouts may differ) stacked along a new leading value
+/// axis; `ty_shape` is the result's value shape.
+fn stack(s: &mut Session, vals: &[Value], ty_shape: &[usize]) -> Value {
+    let mut lead = Layout::scalar();
+    for v in vals {
+        lead = joint_layout(
+            &lead,
+            &Layout {
+                shape: vec![],
+                ..v.lay.clone()
+            },
+        );
+    }
+    let item_shape = ty_shape[1..].to_vec();
+    let parts: Vec<Array> = vals
+        .iter()
+        .map(|v| {
+            expand(
+                s,
+                v,
+                &Layout {
+                    shape: item_shape.clone(),
+                    ..lead.clone()
+                },
+            )
+            .arr
+        })
+        .collect();
+    let out = Layout {
+        shape: ty_shape.to_vec(),
+        ..lead.clone()
+    };
+    let k = vals.len();
+    let l = lead.lead_len();
+    let w: usize = item_shape.iter().product();
+    let cat = s.concat(&parts, &[k, l, w]);
+    if l == 1 {
+        return Value::new(cat.reshaped(&out.dims()), out);
+    }
+    let idx = permutation_index(&[k, l, w], &[1, 0, 2]);
+    Value::new(s.gather(&cat, &idx, &out.dims()), out)
 }
 
 pub fn activate(s: &mut Session, act: Activation, z: &Array) -> Array {

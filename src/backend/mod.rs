@@ -695,17 +695,30 @@ impl Session {
     }
 
     /// Concatenate flat arrays end to end into one of shape `shape`.
+    /// Pairs are joined in a balanced tree, so k parts cost O(n log k) copies rather than
+    /// O(n k) (a scan stacks one part per step).
     pub fn concat(&mut self, parts: &[Array], shape: &[usize]) -> Array {
         assert!(!parts.is_empty());
-        let mut acc = parts[0].reshaped(&[parts[0].len()]);
-        for p in &parts[1..] {
-            let n = acc.len() + p.len();
-            acc = traced2!(self, acc, p, vec![n], |t, u| {
-                let c: Tensor<(usize,), _, _, _> = (t, u).concat_along(Axis::<0>);
-                c
-            });
+        let mut level: Vec<Array> = parts.iter().map(|p| p.reshaped(&[p.len()])).collect();
+        while level.len() > 1 {
+            let mut next = Vec::with_capacity(level.len().div_ceil(2));
+            let mut pending = level.into_iter();
+            while let Some(a) = pending.next() {
+                let Some(b) = pending.next() else {
+                    next.push(a);
+                    break;
+                };
+                // dfdx cannot differentiate an op whose two operands are one tensor.
+                let b = if a.same_tensor(&b) { self.scale(&b, 1.0) } else { b };
+                let n = a.len() + b.len();
+                next.push(traced2!(self, a, b, vec![n], |t, u| {
+                    let c: Tensor<(usize,), _, _, _> = (t, u).concat_along(Axis::<0>);
+                    c
+                }));
+            }
+            level = next;
         }
-        acc.reshaped(shape)
+        level.pop().expect("one part left").reshaped(shape)
     }
 
     /// `a @ b` for matrices `[m, k] @ [k, n]`, or batches `[l, m, k] @ [l, k, n]`.

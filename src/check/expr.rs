@@ -100,6 +100,14 @@ impl Checker<'_> {
             ExprKind::Call { func, args } => self.call(func, args, e.span, scope),
             ExprKind::Index { base, indices } => self.index(base, indices, e.span, scope),
             ExprKind::Vector(items) => self.vector(items, e.span, scope),
+            ExprKind::Scan(sc) => {
+                self.error(
+                    Diagnostic::new("vi::scan::place", "a scan is the whole value of a `let`")
+                        .primary(sc.span, "here")
+                        .help("write `let v = scan t in 2..T from FIRST { ... }`, then use `v`"),
+                );
+                None
+            }
             ExprKind::Draw(call) => {
                 if matches!(scope.program, Program::Objective | Program::Const) {
                     self.error(
@@ -140,6 +148,27 @@ impl Checker<'_> {
         }
         if self.poisoned.contains(n) {
             // Its definition already failed and was reported; say nothing more.
+            return None;
+        }
+        if let Some(sf) = scope.scan_frame(n).cloned() {
+            let t = &sf.var.0;
+            if sf.var.0 == n && self.index_depth > 0 {
+                return Some(sf.index);
+            }
+            let (code, msg, help) = if sf.var.0 == n {
+                (
+                    "vi::scan::index_value",
+                    format!("scan step `{n}` is not a value"),
+                    format!("a scan's step only indexes arrays, as in `y[{n}]` or `y[{n} - 1]`"),
+                )
+            } else {
+                (
+                    "vi::scan::self",
+                    format!("inside its scan, `{n}` can only be read at `{t} - 1`"),
+                    format!("the body computes member `{t}` from the member before, `{n}[{t} - 1]`"),
+                )
+            };
+            self.error(Diagnostic::new(code, msg).primary(span, "here").help(help));
             return None;
         }
         if scope.plate_var(n).is_some() {
@@ -806,6 +835,11 @@ impl Checker<'_> {
     // ------------------------------------------------------------------ indexing
 
     fn index(&mut self, base: &ast::Expr, indices: &[IndexArg], span: Span, scope: &Scope) -> Option<NodeId> {
+        // `v[t - 1]` inside v's own scan is the member before.
+        if let Some(found) = self.scan_self_index(base, indices, scope) {
+            let (prev, used) = found.ok()?;
+            return self.index_rest(prev, &indices[used..], span, scope);
+        }
         // `z[n]` inside z's own plate is the latent itself, not a view of a whole array.
         if let ExprKind::Name(n) = &base.kind {
             if let Some((Symbol::Latent(id), _)) = self.globals.get(n).copied() {
@@ -896,8 +930,10 @@ impl Checker<'_> {
                             return None;
                         }
                     }
-                    let index = self.expr(e, scope)?;
-                    src = self.select(src, axis, index, e.span, span)?;
+                    self.index_depth += 1;
+                    let index = self.expr(e, scope);
+                    self.index_depth -= 1;
+                    src = self.select(src, axis, index?, e.span, span)?;
                 }
                 IndexArg::Slice {
                     start,
@@ -1001,6 +1037,9 @@ impl Checker<'_> {
                 return None;
             }
         }
+        if !self.check_scan_index(index, &len, ispan) {
+            return None;
+        }
         if let Some(d) = self.check_data_index(index, &len, src, ispan) {
             self.error(d);
             return None;
@@ -1091,7 +1130,7 @@ impl Checker<'_> {
     }
 }
 
-fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
+pub(super) fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y))
 }
 

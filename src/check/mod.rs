@@ -13,6 +13,7 @@ mod decl;
 mod dist;
 mod expr;
 mod index;
+mod scan;
 mod shape;
 mod site;
 mod support;
@@ -107,6 +108,18 @@ enum Program {
 struct Frame {
     lets: Vec<(String, NodeId, Span)>,
     plate: Option<(String, PlateId, Span)>,
+    scan: Option<ScanFrame>,
+}
+
+/// A scan body's frame: its step variable and the value it defines.
+#[derive(Clone)]
+struct ScanFrame {
+    /// The step variable (`t`) and its span.
+    var: (String, Span),
+    /// The name the scan's `let` defines, readable in the body only as `name[t - 1]`.
+    own: (String, Span),
+    index: NodeId,
+    prev: NodeId,
 }
 
 /// Names in scope while checking one statement.
@@ -138,6 +151,14 @@ impl Scope {
             .find_map(|f| f.plate.as_ref().filter(|p| p.0 == name).map(|p| p.1))
     }
 
+    /// The scan whose step variable or own name is `name`.
+    fn scan_frame(&self, name: &str) -> Option<&ScanFrame> {
+        self.frames
+            .iter()
+            .rev()
+            .find_map(|f| f.scan.as_ref().filter(|s| s.var.0 == name || s.own.0 == name))
+    }
+
     fn local(&self, name: &str) -> Option<(NodeId, Span)> {
         self.frames
             .iter()
@@ -151,6 +172,7 @@ impl Scope {
                 .iter()
                 .map(|l| l.0.as_str())
                 .chain(f.plate.iter().map(|p| p.0.as_str()))
+                .chain(f.scan.iter().flat_map(|s| [s.var.0.as_str(), s.own.0.as_str()]))
         })
     }
 }
@@ -194,6 +216,10 @@ struct Checker<'d> {
     /// The spans of each objective's group names, for overlap messages.
     objective_spans: Vec<Vec<Span>>,
     settings: Settings,
+    /// Each scan's first member and length, by scan id (for index range checks).
+    scans: Vec<(usize, Dim)>,
+    /// How many index brackets the expression being checked is inside.
+    index_depth: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -234,6 +260,8 @@ impl<'d> Checker<'d> {
             objectives: Vec::new(),
             objective_spans: Vec::new(),
             settings: Settings::default(),
+            scans: Vec::new(),
+            index_depth: 0,
         }
     }
 
@@ -349,6 +377,13 @@ impl<'d> Checker<'d> {
                 if let Some((_, span)) = scope.local(&name.name) {
                     return Some(("a `let` value", span));
                 }
+                if let Some(sf) = scope.scan_frame(&name.name) {
+                    return Some(if sf.var.0 == name.name {
+                        ("a scan's step", sf.var.1)
+                    } else {
+                        ("the scan's value", sf.own.1)
+                    });
+                }
                 scope.frames.iter().find_map(|f| {
                     f.plate
                         .as_ref()
@@ -414,7 +449,11 @@ impl<'d> Checker<'d> {
             Stmt::Error(_) => {}
             Stmt::Let { name, value, .. } => {
                 let free = self.claim(name, Some(scope));
-                match self.expr(value, scope) {
+                let id = match &value.kind {
+                    ast::ExprKind::Scan(sc) if free => self.scan(name, sc, scope),
+                    _ => self.expr(value, scope),
+                };
+                match id {
                     Some(id) if free => {
                         if scope.program == Program::Model {
                             self.lets.push((name.name.clone(), id, name.span));
@@ -506,6 +545,7 @@ impl<'d> Checker<'d> {
         scope.frames.push(Frame {
             lets: Vec::new(),
             plate: Some((f.var.name.clone(), plate, f.var.span)),
+            scan: None,
         });
         for s in &f.body.stmts {
             self.stmt(s, scope);

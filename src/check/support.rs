@@ -136,6 +136,32 @@ impl Bound {
         }
     }
 
+    /// Whether every value of `o` lies in this interval.
+    fn covers(&self, o: &Bound) -> bool {
+        let lo = self.lo.v < o.lo.v || (self.lo.v == o.lo.v && (!self.lo.open || o.lo.open));
+        let hi = self.hi.v > o.hi.v || (self.hi.v == o.hi.v && (!self.hi.open || o.hi.open));
+        lo && hi
+    }
+
+    /// Only the sign kept: `[0, inf)` or `(0, inf)` for a value known non-negative or
+    /// positive, else the whole line (a scan's state that keeps growing).
+    fn sign_only(&self) -> Bound {
+        let lo = if self.lo.v > 0.0 {
+            End::open(0.0)
+        } else if self.lo.v == 0.0 {
+            self.lo
+        } else {
+            End::open(f64::NEG_INFINITY)
+        };
+        Bound {
+            lo,
+            hi: End::open(f64::INFINITY),
+            tight: false,
+            simplex: false,
+            sources: self.sources.clone(),
+        }
+    }
+
     /// Whether every value lies in `d`.
     fn within(&self, d: Domain) -> bool {
         let (lo, hi) = (self.lo, self.hi);
@@ -462,6 +488,47 @@ fn sum_of(a: &Bound) -> Bound {
 }
 
 impl Checker<'_> {
+    /// A scan's step runs over the positions `first - 1 ..= len - 1`.
+    pub(super) fn set_scan_index_bound(&mut self, index: NodeId, first: usize, len: &Dim) {
+        let hi = len
+            .value()
+            .map_or(End::open(f64::INFINITY), |n| End::closed(n as f64 - 1.0));
+        self.bounds
+            .insert(index, Bound::new(End::closed(first as f64 - 1.0), hi).loose());
+    }
+
+    /// A scan's bound: the smallest of the start's bound, its hull with one step, and their
+    /// sign, that one more step from it stays inside (else the whole line). The body's nodes
+    /// are bounded again under each assumption about the member before.
+    pub(super) fn settle_scan_bound(
+        &mut self,
+        scan: NodeId,
+        init: NodeId,
+        body: NodeId,
+        prev: NodeId,
+        inner: &[NodeId],
+    ) {
+        let mut assumed = self.bound(init);
+        for round in 0..3 {
+            for id in inner {
+                self.bounds.remove(id);
+            }
+            self.bounds.insert(prev, assumed.clone());
+            let step = self.bound(body);
+            if assumed.covers(&step) {
+                let mut b = assumed.hull(&step);
+                b.tight &= round == 0;
+                self.bounds.insert(scan, b);
+                return;
+            }
+            assumed = match round {
+                0 => assumed.hull(&step).loose(),
+                _ => assumed.hull(&step).sign_only(),
+            };
+        }
+        self.bounds.insert(scan, Bound::real().loose());
+    }
+
     /// The bound of a node's values (memoised).
     pub(super) fn bound(&mut self, id: NodeId) -> Bound {
         if let Some(b) = self.bounds.get(&id) {
@@ -526,6 +593,10 @@ impl Checker<'_> {
             Op::Draw(app) => Bound::of_domain(app.family.support()).with_source(Source::Draw(id.0)),
             Op::Quantity(_) => Bound::real().loose().with_source(other(3)),
             Op::Anneal { from, to, .. } => Bound::point(*from).hull(&Bound::point(*to)),
+            // A scan's bounds are settled when it is built (`settle_scan_bound`); these are
+            // only reached for nodes of a body checked again with a wider state.
+            Op::Scan { .. } | Op::ScanPrev(_) => Bound::real().loose().with_source(other(5)),
+            Op::ScanIndex(_) => Bound::new(End::closed(0.0), End::open(f64::INFINITY)).loose(),
             Op::Net { net, input, layer } => {
                 let n = &self.nets[net.index()];
                 let act = if layer.is_some_and(|k| k < n.widths.len() - 1) {

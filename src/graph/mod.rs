@@ -378,6 +378,24 @@ pub enum Op {
         steps: f64,
     },
     Quantity(Quantity),
+    /// `scan`: a recurrence's members stacked along a new leading axis of length `len`.
+    /// The body is evaluated once per step from position `first - 1` (zero-based), with
+    /// `index` holding the step's position and `prev` the member before; `inner` lists the
+    /// body's nodes that read either (forgotten between steps). Member 0 is `init` when
+    /// `first` is 2; from 1, `init` is only the state before the first step.
+    Scan {
+        init: NodeId,
+        body: NodeId,
+        index: NodeId,
+        prev: NodeId,
+        first: usize,
+        len: Dim,
+        inner: Vec<NodeId>,
+    },
+    /// Inside scan `.0`'s body: the step's zero-based position, set by the scan.
+    ScanIndex(u32),
+    /// Inside scan `.0`'s body: the member before this step's, set by the scan.
+    ScanPrev(u32),
 }
 
 #[derive(Clone, Debug)]
@@ -723,7 +741,10 @@ pub fn op_inputs(op: &Op) -> Vec<NodeId> {
         | Op::Latent(_)
         | Op::Param(_)
         | Op::Anneal { .. }
+        | Op::ScanIndex(_)
+        | Op::ScanPrev(_)
         | Op::Quantity(_) => Vec::new(),
+        Op::Scan { init, body, .. } => vec![*init, *body],
         Op::Stack(items) => items.clone(),
         Op::Draw(d) => d.args.clone(),
         Op::PlateView { src, .. } | Op::Unplate { src } | Op::Slice { src, .. } | Op::Softmax { src, .. } => {

@@ -94,6 +94,15 @@ fn op_text(m: &Model, op: &Op) -> String {
             None => format!("{}({})", m.nets[net.index()].name, n(input)),
         },
         Op::Anneal { from, to, steps } => format!("anneal({from}, {to}, {steps})"),
+        Op::Scan {
+            init,
+            body,
+            first,
+            len,
+            ..
+        } => format!("scan {first}..{len} from {} of {}", n(init), n(body)),
+        Op::ScanIndex(k) => format!("scan {k} step"),
+        Op::ScanPrev(k) => format!("scan {k} previous"),
         Op::Quantity(q) => match q {
             Quantity::Elbo => "elbo".into(),
             Quantity::LogLik => "loglik".into(),

@@ -238,6 +238,10 @@ fn detach(kind: &mut ExprKind, out: &mut Vec<Expr>) {
                 out.extend(dims);
             }
         }
+        ExprKind::Scan(scan) => {
+            let scan = *scan;
+            out.extend([scan.from, scan.to, scan.init, scan.value]);
+        }
     }
 }
 
@@ -287,6 +291,23 @@ pub enum ExprKind {
     Vector(Vec<Expr>),
     /// `draw Normal(0, 1) [Z]`: a fresh random draw, not a latent variable.
     Draw(Box<DistCall>),
+    /// `scan t in 2..T from init { ... }`: a recurrence (only as a `let`'s whole value).
+    Scan(Box<Scan>),
+}
+
+/// `let v = scan t in 2..T from INIT { let a = ...; VALUE }`: `v` has T members; member 1 is
+/// `INIT` (from `1..T`, `INIT` is member 0 and not kept), and member `t` is `VALUE`, which
+/// may read the member before as `v[t - 1]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    pub var: Ident,
+    pub from: Expr,
+    pub to: Expr,
+    pub init: Expr,
+    /// The body's `let`s (each a `Stmt::Let`), in order.
+    pub lets: Vec<Stmt>,
+    pub value: Expr,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]

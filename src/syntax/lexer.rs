@@ -48,6 +48,8 @@ pub enum Token {
     From,
     #[token("draw")]
     Draw,
+    #[token("scan")]
+    Scan,
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -146,6 +148,7 @@ impl fmt::Display for Token {
             Minimise => "`minimise`",
             From => "`from`",
             Draw => "`draw`",
+            Scan => "`scan`",
             Ident(s) => return write!(f, "name `{s}`"),
             Int(s) | Float(s) => return write!(f, "number `{s}`"),
             Str(s) => return write!(f, "string \"{s}\""),

@@ -148,7 +148,13 @@ fn hint(tok: &Token, expected: &[String]) -> Option<String> {
         Token::Int(_) | Token::Float(_) | Token::Ident(_) | Token::LParen if expects(",") => {
             Some("separate arguments and elements with `,`".into())
         }
-        Token::DotDot => Some("ranges only appear in `for i in 1..N`; slices are written `x[a:b]`".into()),
+        Token::DotDot => Some(
+            "ranges only appear in `for i in 1..N` and `scan t in 2..N`; slices are written `x[a:b]`".into(),
+        ),
+        Token::Scan => Some(
+            "a scan is the whole value of a model `let`: `let v = scan t in 2..T from FIRST { ... }`, then use `v`"
+                .into(),
+        ),
         Token::In if !expects("in") => Some("a loop is written `for i in 1..N { ... }`".into()),
         _ => None,
     }
