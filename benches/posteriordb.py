@@ -17,7 +17,7 @@ For each model: `vinf fit models/posteriordb/NAME.vi --out DIR` (wall time of th
 parsing, the fit, its diagnostics and the files), then DIR/summary.json (status, PSIS k-hat and
 its reading, steps, `gradient_evaluations` where the engine reports it), then `vinf sample
 -n DRAWS` (default 1000; Stan's transformed parameters, eight schools' theta, radon's alpha,
-seeds' sigma and garch's beta1, are the models' derived quantities there), and the suite's metric against
+seeds' sigma, are the models' derived quantities there), and the suite's metric against
 models/posteriordb/reference.json, exactly as ../shared/bench/anchors/posteriordb/common.py's
 `compare`: the largest |mean - ref mean| / ref sd over the parameters (and which), and the range
 of sd / ref sd. Under 0.3 is good for mean-field VI, over 1 a wrong answer; an sd ratio under

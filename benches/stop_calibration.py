@@ -45,7 +45,7 @@ the trace-tail `elbo` (the mean of the last 100 per-step estimates) is recorded 
 larger models. Means: for posteriordb models, the reference parameters of
 models/posteriordb/reference.json in reference sds, computed as benches/posteriordb.py does
 (1000 draws by `vinf sample --seed S`, the same seed for A and B, Stan's 1-based names mapped to
-0-based elements, derived quantities theta/alpha/sigma/beta1 from the draws); for the example
+0-based elements, derived quantities theta/alpha/sigma from the draws); for the example
 models, summary.json's per-element means in units of B's own posterior sd.
 
 Delay (converged fits): n minus the first step at which B's per-step ELBO trace, smoothed by a

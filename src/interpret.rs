@@ -494,6 +494,27 @@ impl<'m> Evaluator<'m> {
                 }
                 stack(s, &members, &ty_shape)
             }
+            Op::Shift { src, plate, offset } => {
+                let v = self.eval(s, *src);
+                let o = self.eval(s, *offset);
+                let o = s.value(&o.arr).round() as i64;
+                let start = self.dim(&self.model.plate(*plate).start) as i64;
+                let ax = v.lay.lead();
+                let dims = v.lay.dims();
+                let last = dims[ax] as i64 - 1;
+                let state = &self.plates[plate.index()];
+                let rows: Vec<usize> = match &state.batch {
+                    Some(members) => members.clone(),
+                    None => (0..state.len).collect(),
+                }
+                .into_iter()
+                // The checker proved every row on the axis; clamping only guards the gather.
+                .map(|m| (start + m as i64 + o).clamp(0, last) as usize)
+                .collect();
+                let (idx, nd) = rows_along(&dims, ax, &rows);
+                let arr = s.gather(&v.arr, &idx, &nd);
+                self.into_plates(s, &v.lay, arr, &[*plate])
+            }
             Op::ScanIndex(_) | Op::ScanPrev(_) => {
                 unreachable!("set by its scan before the body is evaluated")
             }
@@ -503,7 +524,6 @@ impl<'m> Evaluator<'m> {
 
     fn plate_view(&mut self, s: &mut Session, src: NodeId, plates: &[PlateId]) -> Value {
         let v = self.eval(s, src);
-        let k = plates.len();
         let lead = v.lay.lead();
         let mut arr = v.arr.clone();
         // Subsample batched plates along their axes (the first k value axes).
@@ -525,8 +545,16 @@ impl<'m> Evaluator<'m> {
                 }
             }
         }
+        self.into_plates(s, &v.lay, arr, plates)
+    }
+
+    /// `arr` laid out as `src`'s leading axes, then one axis per plate of `plates`, then the
+    /// rest of `src`'s value axes: the new axes become plates, all in nesting order.
+    fn into_plates(&self, s: &mut Session, src: &Layout, arr: Array, plates: &[PlateId]) -> Value {
+        let k = plates.len();
+        let v_lay = src;
         // The viewed axes become plates; put all plates in nesting order.
-        let mut order: Vec<(PlateId, usize)> = v.lay.plates.clone();
+        let mut order: Vec<(PlateId, usize)> = v_lay.plates.clone();
         for p in plates {
             order.push((*p, self.plate_len(*p)));
         }
@@ -534,15 +562,15 @@ impl<'m> Evaluator<'m> {
         let mut sorted = order.clone();
         sorted.sort_by_key(|p| p.0);
         let lay = Layout {
-            samples: v.lay.samples,
+            samples: v_lay.samples,
             plates: sorted.clone(),
-            shape: v.lay.shape[k..].to_vec(),
+            shape: v_lay.shape[k..].to_vec(),
         };
         if physical == sorted.iter().map(|p| p.0).collect::<Vec<_>>() {
             return Value::new(arr.reshaped(&lay.dims()), lay);
         }
         // Permute the plate axes into nesting order.
-        let s_len = usize::from(v.lay.samples.is_some());
+        let s_len = usize::from(v_lay.samples.is_some());
         let dims = arr.shape().to_vec();
         let perm: Vec<usize> = (0..dims.len())
             .map(|i| {

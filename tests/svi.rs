@@ -410,3 +410,47 @@ fn flat_priors_warn_and_fit_the_exact_posterior() {
         assert!((ratio - 1.0).abs() < 0.1, "w[{i}] sd {} vs {sd}", w.sd[i]);
     }
 }
+
+/// `b ~ Uniform(0, a)` with `a ~ Uniform(0, 1)` and no data: the posterior is the prior, under
+/// which a and b / a are independent uniforms, so E[a] = 1/2 and E[b] = 1/4; every draw of b
+/// lies below its own a (the support follows the moving bound).
+#[test]
+fn a_uniform_bound_that_moves_with_another_latent_is_followed() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("moving_uniform");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("m.vi");
+    std::fs::write(&model, "a ~ Uniform(0, 1)\nb ~ Uniform(0, a)\n").unwrap();
+    let out = dir.join("fit");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vinf"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    run(&["fit", m, "--out", o, "--seed", "3"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let mean = |name: &str| summary["latents"][name]["mean"][0].as_f64().unwrap();
+    assert!((mean("a") - 0.5).abs() < 0.03, "E[a] = {}", mean("a"));
+    assert!((mean("b") - 0.25).abs() < 0.03, "E[b] = {}", mean("b"));
+    run(&["sample", m, "--from", o, "-n", "500"]);
+    let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    // Long format: draw,variable,kind,index,value.
+    let mut draws: std::collections::HashMap<usize, (f64, f64)> = Default::default();
+    for line in csv.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (draw, value): (usize, f64) = (cells[0].parse().unwrap(), cells[4].parse().unwrap());
+        let entry = draws.entry(draw).or_insert((f64::NAN, f64::NAN));
+        match cells[1] {
+            "a" => entry.0 = value,
+            "b" => entry.1 = value,
+            _ => {}
+        }
+    }
+    assert_eq!(draws.len(), 500);
+    for (draw, (a, b)) in draws {
+        assert!(b > 0.0 && b < a, "draw {draw}: b = {b} outside (0, a = {a})");
+    }
+}

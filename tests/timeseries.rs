@@ -39,7 +39,10 @@ fn worst_error(out: &FitOutput, reference: &str, key: &str, names: &[&str]) -> f
             let r = &refs[key]["params"][n];
             let (m, s) = (r["mean"].as_f64().unwrap(), r["sd"].as_f64().unwrap());
             let err = (summary(out, n).mean[0] - m).abs() / s;
-            eprintln!("{key} {n}: {:.4} vs {m:.4} ± {s:.4} ({err:.2} sd)", summary(out, n).mean[0]);
+            eprintln!(
+                "{key} {n}: {:.4} vs {m:.4} ± {s:.4} ({err:.2} sd)",
+                summary(out, n).mean[0]
+            );
             err
         })
         .fold(0.0, f64::max)

@@ -890,18 +890,26 @@ impl Checker<'_> {
     ) -> Option<NodeId> {
         let mut axis = 0;
         let mut k = 0;
-        // Leading plate indices become one plate view.
-        let mut view: Vec<(PlateId, Span)> = Vec::new();
-        while let Some(IndexArg::Expr(ast::Expr {
-            kind: ExprKind::Name(v),
-            span: vs,
-        })) = indices.get(k)
-        {
-            let Some(p) = scope.plate_var(v) else { break };
-            view.push((p, *vs));
+        // Leading plate indices become one plate view, or one shift per index where a plate
+        // starts later than member 1 or an index is shifted (`y[t - 1]`).
+        let mut leading = Vec::new();
+        while let Some(IndexArg::Expr(e)) = indices.get(k) {
+            let Some(ix) = self.plate_index(e, scope) else {
+                break;
+            };
+            leading.push(ix);
             k += 1;
         }
-        if !view.is_empty() {
+        if leading.iter().any(|ix| self.is_shifted(ix)) {
+            for ix in &leading {
+                src = if self.is_shifted(ix) {
+                    self.shift(src, ix, span, scope)?
+                } else {
+                    self.plate_view(src, &[(ix.plate, ix.span)], span)?
+                };
+            }
+        } else if !leading.is_empty() {
+            let view: Vec<(PlateId, Span)> = leading.iter().map(|ix| (ix.plate, ix.span)).collect();
             src = self.plate_view(src, &view, span)?;
         }
         for ix in &indices[k..] {

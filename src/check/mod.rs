@@ -15,6 +15,7 @@ mod expr;
 mod index;
 mod scan;
 mod shape;
+mod shift;
 mod site;
 mod support;
 
@@ -362,6 +363,7 @@ impl<'d> Checker<'d> {
             self.fit_block(first);
         }
         self.check_objective_groups();
+        self.check_moving_bounds_guide();
     }
 
     // ------------------------------------------------------------------ names
@@ -473,18 +475,9 @@ impl<'d> Checker<'d> {
     }
 
     fn for_loop(&mut self, f: &ast::ForLoop, scope: &mut Scope) {
-        if !matches!(f.from.kind, ast::ExprKind::Num { value, is_int: true } if value == 1.0) {
-            self.error(
-                Diagnostic::new("vi::plate::start", "a plate runs from 1")
-                    .primary(f.from.span, "must be `1`")
-                    .help(format!(
-                        "write `for {} in 1..N`: a plate names its N members; index arrays with its variable",
-                        f.var.name
-                    )),
-            );
+        let Some((start, size)) = self.plate_range(f) else {
             return;
-        }
-        let Some(size) = self.dim(&f.to) else { return };
+        };
         let batch = match &f.batch {
             None => None,
             Some(ast::BatchSpec { size: None, span }) => {
@@ -531,7 +524,7 @@ impl<'d> Checker<'d> {
         };
         let parent = scope.plates().last().copied();
         let plate = match scope.program {
-            Program::Guide => match self.guide_plate(f, &size, batch, parent) {
+            Program::Guide => match self.guide_plate(f, &size, &start, batch, parent) {
                 Some(p) => p,
                 None => return,
             },
@@ -539,7 +532,7 @@ impl<'d> Checker<'d> {
                 if !self.claim(&f.var, Some(scope)) {
                     return;
                 }
-                self.model_plate(f, size, batch, parent)
+                self.model_plate(f, size, start, batch, parent)
             }
         };
         scope.frames.push(Frame {
@@ -558,14 +551,13 @@ impl<'d> Checker<'d> {
         &mut self,
         f: &ast::ForLoop,
         size: Dim,
+        start: Dim,
         batch: Option<usize>,
         parent: Option<PlateId>,
     ) -> PlateId {
-        if let Some(k) = self
-            .plates
-            .iter()
-            .position(|p| p.var == f.var.name && p.size.same(&size) && p.parent == parent)
-        {
+        if let Some(k) = self.plates.iter().position(|p| {
+            p.var == f.var.name && p.size.same(&size) && p.start.same(&start) && p.parent == parent
+        }) {
             if self.plates[k].batch != batch {
                 let prev = self.plates[k].span;
                 self.error(
@@ -583,6 +575,7 @@ impl<'d> Checker<'d> {
         self.plates.push(Plate {
             var: f.var.name.clone(),
             size,
+            start,
             batch,
             parent,
             span: Span::new(f.span.start, f.body.span.start),
@@ -595,13 +588,13 @@ impl<'d> Checker<'d> {
         &mut self,
         f: &ast::ForLoop,
         size: &Dim,
+        start: &Dim,
         batch: Option<usize>,
         parent: Option<PlateId>,
     ) -> Option<PlateId> {
-        let found = self
-            .plates
-            .iter()
-            .position(|p| p.var == f.var.name && p.size.same(size) && p.parent == parent);
+        let found = self.plates.iter().position(|p| {
+            p.var == f.var.name && p.size.same(size) && p.start.same(start) && p.parent == parent
+        });
         let Some(k) = found else {
             self.error(
                 Diagnostic::new(

@@ -2,6 +2,7 @@
 
 use super::{Checker, Symbol};
 use crate::diag::Diagnostic;
+use crate::dist::Domain;
 use crate::graph::{Dim, NodeId, PlateId, ShapeDisplay};
 use crate::syntax::ast::{self, BinOp, ExprKind};
 use crate::syntax::Span;
@@ -139,12 +140,36 @@ impl Checker<'_> {
                             None
                         }
                     }
+                    // Scalar whole-number data (Stan's `int<lower=0> K`), once bound.
+                    Some((Symbol::Data(id), span))
+                        if self.data[id.index()].shape.is_empty()
+                            && matches!(self.data[id.index()].domain, Domain::Count | Domain::Int) =>
+                    {
+                        let value = self.dataset.get(n).map(|a| a.values[0]);
+                        if let Some(v) = value.filter(|v| *v < 0.0 || v.fract() != 0.0) {
+                            self.error(
+                                Diagnostic::new(
+                                    "vi::shape::not_whole",
+                                    format!("`{n}` is {v}, not a length"),
+                                )
+                                .primary(e.span, "used as a dimension")
+                                .secondary(span, "declared here")
+                                .help("a dimension is a whole number, at least 0"),
+                            );
+                            return None;
+                        }
+                        Some(DimVal {
+                            value: value.map(|v| v as i64),
+                            text: n.clone(),
+                            symbolic: true,
+                        })
+                    }
                     Some((sym, span)) => {
                         self.error(
                             Diagnostic::new("vi::shape::not_dimension", format!("`{n}` is not a dimension"))
                                 .primary(e.span, "used as a dimension")
                                 .secondary(span, format!("declared here as {}", super::describe(sym)))
-                                .help("dimensions are numbers, consts, or names bound by data shapes"),
+                                .help("dimensions are numbers, consts, names bound by data shapes, or scalar `count`/`int` data"),
                         );
                         None
                     }

@@ -256,7 +256,62 @@ impl Checker<'_> {
         });
     }
 
-    /// The support of a latent drawn from `app`; Uniform needs constant bounds.
+    /// A Uniform latent with moving bounds is drawn by the automatic guide after the latents
+    /// its bounds read: a guide block may draw none of them.
+    pub(super) fn check_moving_bounds_guide(&mut self) {
+        for l in 0..self.latents.len() {
+            let site = &self.sites[self.latents[l].site];
+            if site.dist.family != Family::Uniform
+                || self.constant(site.dist.args[0]).is_some() && self.constant(site.dist.args[1]).is_some()
+            {
+                continue;
+            }
+            let (span, args) = (site.dist.span, site.dist.args.clone());
+            let mut read: Vec<LatentId> = vec![LatentId(l as u32)];
+            let mut stack = args;
+            while let Some(n) = stack.pop() {
+                if let Op::Latent(x) = self.nodes[n.index()].op {
+                    read.push(x);
+                }
+                stack.extend(crate::graph::op_inputs(&self.nodes[n.index()].op));
+            }
+            if let Some((x, at)) = read
+                .iter()
+                .find_map(|x| self.guide_drawn.get(x).map(|s| (*x, *s)))
+            {
+                let name = self.latents[x.index()].name.clone();
+                self.error(
+                    Diagnostic::new(
+                        "vi::guide::moving_bounds",
+                        format!("the guide draws `{name}`, which a Uniform's moving bounds need"),
+                    )
+                    .primary(at, "drawn by the guide")
+                    .secondary(span, "bounds that move with other latents")
+                    .help("leave this latent, and the latents its bounds read, to the automatic guide"),
+                );
+            }
+        }
+    }
+
+    /// Whether a node reads a random `draw` (which a latent's bounds may not).
+    fn reads_draw(&self, id: NodeId) -> bool {
+        let mut stack = vec![id];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            let op = &self.nodes[n.index()].op;
+            if matches!(op, Op::Draw(_)) {
+                return true;
+            }
+            stack.extend(crate::graph::op_inputs(op));
+        }
+        false
+    }
+
+    /// The support of a latent drawn from `app`; a Uniform's bounds are constants or move with
+    /// other latents.
     fn latent_support(&mut self, app: &DistApp) -> Option<Domain> {
         if app.family != Family::Uniform {
             return Some(app.family.support());
@@ -275,12 +330,15 @@ impl Checker<'_> {
                 None
             }
             _ => {
-                self.error(
-                    Diagnostic::new("vi::support::uniform_bounds", "a Uniform latent needs constant bounds")
-                        .primary(app.span, "bounds depend on other values")
-                        .help("use constants (the bijection to unconstrained space is fixed), or write the latent as `low + (high - low) * u` with `u ~ Uniform(0, 1)`"),
-                );
-                None
+                if self.reads_draw(app.args[0]) || self.reads_draw(app.args[1]) {
+                    self.error(
+                        Diagnostic::new("vi::support::uniform_bounds", "a Uniform latent's bounds cannot be random draws")
+                            .primary(app.span, "bounds read a `draw`")
+                            .help("bounds are constants or functions of data, params and other latents (`Uniform(0, 1 - alpha1)`)"),
+                    );
+                    return None;
+                }
+                self.moving_uniform_support(app.args[0], app.args[1], app.span)
             }
         }
     }

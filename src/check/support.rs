@@ -529,6 +529,40 @@ impl Checker<'_> {
         self.bounds.insert(scan, Bound::real().loose());
     }
 
+    /// The support of a Uniform latent whose bounds read other latents: the hull of every
+    /// (low, high) they can take, as a domain (the fit follows the bounds themselves, see
+    /// `infer::svi::reparam`). `None`, with an error, when high can fall below low.
+    pub(super) fn moving_uniform_support(&mut self, low: NodeId, high: NodeId, span: Span) -> Option<Domain> {
+        let width = self.zip(ZipFn::Sub, high, low, span)?;
+        let w = self.bound(width);
+        // A width of exactly 0 needs a continuous latent at one point: probability zero.
+        if w.lo.v < 0.0 {
+            let d = Diagnostic::new(
+                "vi::support::uniform_bounds",
+                "this Uniform's high bound may fall below its low one",
+            )
+            .primary(span, format!("high - low can reach {}", w.lo.v))
+            .help("bounds that move with other latents must keep low < high for every value of them: e.g. `Uniform(0, 1 - alpha1)` with alpha1 in (0, 1)");
+            if w.tight {
+                self.error(d);
+                return None;
+            }
+            self.warn(d);
+        }
+        let (l, h) = (self.bound(low), self.bound(high));
+        Some(match (l.lo.v, h.hi.v) {
+            (a, b) if a.is_finite() && b.is_finite() && a < b => Domain::Interval(a, b),
+            (a, b) if a == 0.0 && b == f64::INFINITY => Domain::Positive,
+            _ => Domain::Real,
+        })
+    }
+
+    /// The lowest and highest values a node can take (infinite where unbounded).
+    pub(super) fn value_range(&mut self, id: NodeId) -> (f64, f64) {
+        let b = self.bound(id);
+        (b.lo.v, b.hi.v)
+    }
+
     /// The bound of a node's values (memoised).
     pub(super) fn bound(&mut self, id: NodeId) -> Bound {
         if let Some(b) = self.bounds.get(&id) {
@@ -595,6 +629,8 @@ impl Checker<'_> {
             Op::Anneal { from, to, .. } => Bound::point(*from).hull(&Bound::point(*to)),
             // A scan's bounds are settled when it is built (`settle_scan_bound`); these are
             // only reached for nodes of a body checked again with a wider state.
+            // Some rows of src: within its bound.
+            Op::Shift { src, .. } => self.bound(*src),
             Op::Scan { .. } | Op::ScanPrev(_) => Bound::real().loose().with_source(other(5)),
             Op::ScanIndex(_) => Bound::new(End::closed(0.0), End::open(f64::INFINITY)).loose(),
             Op::Net { net, input, layer } => {

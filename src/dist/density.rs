@@ -244,6 +244,15 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
             let r = add(s, &t1, &t2);
             add(s, &r, &choose)
         }
+        (Poisson, Parameterization::LogRate) => {
+            // x η − exp(η) − lgamma(x + 1)
+            let t = mul(s, x, &args[0]);
+            let rate = map(s, MapFn::Exp, &args[0]);
+            let t = sub(s, &t, &rate);
+            let xp1 = shift(s, x, 1.0);
+            let g = lgamma(s, &xp1);
+            sub(s, &t, &g)
+        }
         (Poisson, _) => {
             // x ln λ − λ − lgamma(x + 1)
             let ll = ln(s, &args[0]);
@@ -433,6 +442,14 @@ mod tests {
             ),
             (Binomial, st, &[10.0, 0.3], 4.0, -1.608_833_350_218_669_8),
             (Poisson, st, &[3.5], 2.0, -1.687_621_243_569_209_3),
+            // scipy.stats.poisson(3.5).logpmf(2), from log_rate = ln 3.5
+            (
+                Poisson,
+                Parameterization::LogRate,
+                &[1.252_762_968_495_368],
+                2.0,
+                -1.687_621_243_569_209_3,
+            ),
         ];
         for (f, pz, args, x, want) in cases {
             let got = scalar_lp(*f, *pz, args, *x);

@@ -175,6 +175,8 @@ pub enum Parameterization {
     Logits,
     /// `MvNormal(loc, scale_tril = L)`.
     ScaleTril,
+    /// `Poisson(log_rate = eta)`: Stan's `poisson_log`, stable for large linear predictors.
+    LogRate,
 }
 
 use Domain::*;
@@ -245,7 +247,10 @@ const BINOMIAL: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Standard, &[p("n", Count), p("p", Unit)]),
     (Parameterization::Logits, &[p("n", Count), p("logits", Real)]),
 ];
-const POISSON: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[p("rate", Positive)])];
+const POISSON: &[(Parameterization, &[ParamSpec])] = &[
+    (Parameterization::Standard, &[p("rate", Positive)]),
+    (Parameterization::LogRate, &[p("log_rate", Real)]),
+];
 const CATEGORICAL: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Standard, &[pv("p", Simplex, 1)]),
     (Parameterization::Logits, &[pv("logits", Real, 1)]),

@@ -56,6 +56,9 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
             };
             Binomial::new(p[0].max(0.0) as u64, q.clamp(0.0, 1.0)).map_or(nan, |d| d.sample(rng) as f64)
         }
+        (F::Poisson, Parameterization::LogRate) => {
+            Poisson::new(p[0].exp()).map_or(nan, |d: Poisson<f64>| d.sample(rng))
+        }
         (F::Poisson, _) => Poisson::new(p[0]).map_or(nan, |d: Poisson<f64>| d.sample(rng)),
         (F::Dirichlet | F::MvNormal | F::Categorical | F::Multinomial, _) => {
             unreachable!("vector families draw with draw_vector")

@@ -392,6 +392,14 @@ pub enum Op {
         len: Dim,
         inner: Vec<NodeId>,
     },
+    /// `src[t + offset]` for plate `t`: the rows `start + member + offset` of src's first
+    /// value axis become the plate (the offset an integer scalar: constants, dimensions,
+    /// scan steps).
+    Shift {
+        src: NodeId,
+        plate: PlateId,
+        offset: NodeId,
+    },
     /// Inside scan `.0`'s body: the step's zero-based position, set by the scan.
     ScanIndex(u32),
     /// Inside scan `.0`'s body: the member before this step's, set by the scan.
@@ -474,10 +482,29 @@ pub struct Site {
 pub struct Plate {
     pub var: String,
     pub size: Dim,
+    /// The zero-based row of member 1 on the arrays the plate indexes: 0 for `1..N`, K for
+    /// `K+1..T` (Stan's 1-based range; `x[t]` there is row t - 1 of x).
+    pub start: Dim,
     /// The minibatch size, when the plate is subsampled.
     pub batch: Option<usize>,
     pub parent: Option<PlateId>,
     pub span: Span,
+}
+
+impl Plate {
+    /// Its range as written: `1..N`, `6..200`, `K + 1..T`.
+    pub fn range_text(&self) -> String {
+        let first = match self.start.value() {
+            Some(k) => (k + 1).to_string(),
+            None => format!("{} + 1", self.start),
+        };
+        let last = match (self.start.value(), self.size.value()) {
+            (Some(0), _) => self.size.to_string(),
+            (Some(a), Some(n)) => (a + n).to_string(),
+            _ => format!("{} + {}", self.start, self.size),
+        };
+        format!("{first}..{last}")
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -745,6 +772,7 @@ pub fn op_inputs(op: &Op) -> Vec<NodeId> {
         | Op::ScanPrev(_)
         | Op::Quantity(_) => Vec::new(),
         Op::Scan { init, body, .. } => vec![*init, *body],
+        Op::Shift { src, offset, .. } => vec![*src, *offset],
         Op::Stack(items) => items.clone(),
         Op::Draw(d) => d.args.clone(),
         Op::PlateView { src, .. } | Op::Unplate { src } | Op::Slice { src, .. } | Op::Softmax { src, .. } => {

@@ -102,6 +102,7 @@ fn op_text(m: &Model, op: &Op) -> String {
             ..
         } => format!("scan {first}..{len} from {} of {}", n(init), n(body)),
         Op::ScanIndex(k) => format!("scan {k} step"),
+        Op::Shift { src, plate, offset } => format!("{}[{} + {}]", n(src), m.plate(*plate).var, n(offset)),
         Op::ScanPrev(k) => format!("scan {k} previous"),
         Op::Quantity(q) => match q {
             Quantity::Elbo => "elbo".into(),
@@ -164,7 +165,7 @@ pub fn to_text(m: &Model) -> String {
     let _ = writeln!(out, "model {}", m.name);
     for p in &m.plates {
         let batch = p.batch.map(|b| format!(" batch {b}")).unwrap_or_default();
-        let _ = writeln!(out, "plate {} in 1..{}{batch}", p.var, p.size);
+        let _ = writeln!(out, "plate {} in {}{batch}", p.var, p.range_text());
     }
     for d in &m.data {
         let _ = writeln!(
@@ -379,9 +380,9 @@ pub fn to_dot(m: &Model) -> String {
                 let _ = writeln!(out, "{indent}subgraph cluster_plate{k} {{");
                 let _ = writeln!(
                     out,
-                    "{indent}  label=\"{} in 1..{}{batch}\"; labeljust=r; labelloc=b; style=rounded;",
+                    "{indent}  label=\"{} in {}{batch}\"; labeljust=r; labelloc=b; style=rounded;",
                     dot_escape(&p.var),
-                    dot_escape(&p.size.to_string())
+                    dot_escape(&p.range_text())
                 );
                 emit(m, out, vertices, Some(pid), depth + 1);
                 let _ = writeln!(out, "{indent}}}");

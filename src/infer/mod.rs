@@ -297,6 +297,10 @@ fn run(
             let name = &model.latent(v.latent).name;
             let how = match guided {
                 Some(f) => format!("the guide's {f}"),
+                None if out.noncentred.contains(name) && model.sites[model.latent(v.latent).site].dist.family == crate::dist::Family::Uniform => format!(
+                    "a {} Gaussian on the logit of ({name} - low) / (high - low), its bounds moving with the values they read",
+                    opts.guide.label()
+                ),
                 None if out.noncentred.contains(name) => format!(
                     "a {} Gaussian on its non-centred value, ({name} - loc) / scale of its prior",
                     opts.guide.label()

@@ -187,7 +187,7 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
             .plates
             .iter()
             .map(|p| {
-                let mut v = vec![format!("{} in 1..{}", p.var, p.size)];
+                let mut v = vec![format!("{} in {}", p.var, p.range_text())];
                 v.push(match p.batch {
                     Some(m) => format!("batch {m}"),
                     None => "full".into(),

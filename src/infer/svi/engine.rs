@@ -300,8 +300,13 @@ impl<'a> Engine<'a> {
                     // Every latent these arguments read was drawn above (`reparam::choose`).
                     let prior = &model.sites[lat.site];
                     let args: Vec<Value> = prior.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
-                    let x = nc.latent_value(s, &args, &zeta);
-                    standardised[a.latent.index()] = Some((nc, zeta));
+                    let (z, logdet) = nc.standardise(s, &zeta);
+                    if let Some(logdet) = logdet {
+                        let ld = self.total(s, &logdet, &lat.plates);
+                        add_latent(s, ld, &mut latent_total);
+                    }
+                    let x = nc.latent_value(s, &args, &z);
+                    standardised[a.latent.index()] = Some((nc, z));
                     x
                 }
                 None => {

@@ -260,10 +260,7 @@ pub fn init_auto(
     let mut offset = 0;
     for (k, &l) in latents.iter().enumerate() {
         let lat = model.latent(l);
-        let noncentred = match reparam {
-            Reparam::Auto => reparam::choose(model, l, &latents[..k]),
-            Reparam::None => None,
-        };
+        let noncentred = reparam::choose(model, l, &latents[..k], reparam);
         let b = Bijection::for_domain(lat.support).expect("continuous latents only");
         let shape: Vec<usize> = lat.shape.iter().map(|d| d.value().expect("bound")).collect();
         let mut unconstrained: Vec<usize> = lat

@@ -12,6 +12,11 @@
 //! Stan's users write by hand and NumPyro's `LocScaleReparam(0)` applies; Gorinova, Moore &
 //! Hoffman (ICML 2020) measure it against the centred form on the models of this kind.
 //!
+//! A Uniform latent whose bounds are not constants (GARCH's `beta1 ~ Uniform(0, 1 - alpha1)`)
+//! is always fitted this way, whatever `reparam` says: x = low + (high − low) · u with
+//! u ∈ (0, 1) through the logit bijection, so that its support moves with its bounds; no fixed
+//! bijection could follow them.
+//!
 //! The choice is made once per fit, from the model alone (`reparam = auto`), and saved with the
 //! fit so that the after-fit tools read its tensors in the same coordinates. This file knows
 //! the graph and the densities; it never imports the engine, the trainer or `report/`.
@@ -20,6 +25,7 @@ use crate::backend::Session;
 use crate::dist::{Domain, Family, Parameterization};
 use crate::graph::{LatentId, MapFn, Model, ZipFn};
 use crate::interpret::{expand, map, zip, Value};
+use crate::transform::Bijection;
 
 /// Which prior argument is the scale, and how it enters (a scale, a precision, a variance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +33,8 @@ pub enum ScaleArg {
     Scale(usize),
     Precision(usize),
     Variance(usize),
+    /// The width `high - low` of a Uniform whose `low` is the location (arguments 0 and 1).
+    Width,
 }
 
 /// A latent fitted in non-centred form: its prior's family, and where its location and scale
@@ -69,7 +77,17 @@ impl Reparam {
 /// LogNormal, StudentT, Cauchy or Laplace on its natural support, its scale depends on some
 /// latent, and every latent its prior reads is one of `earlier` (drawn before it, so that its
 /// location and scale can be evaluated when it is drawn).
-pub fn choose(model: &Model, latent: LatentId, earlier: &[LatentId]) -> Option<NonCentred> {
+pub fn choose(model: &Model, latent: LatentId, earlier: &[LatentId], reparam: Reparam) -> Option<NonCentred> {
+    if moving_bounds(model, latent) {
+        return Some(NonCentred {
+            family: Family::Uniform,
+            loc: 0,
+            scale: ScaleArg::Width,
+        });
+    }
+    if reparam == Reparam::None {
+        return None;
+    }
     let lat = model.latent(latent);
     let dist = &model.sites[lat.site].dist;
     let (loc, scale) = match (dist.family, dist.pz) {
@@ -105,19 +123,45 @@ pub fn choose(model: &Model, latent: LatentId, earlier: &[LatentId]) -> Option<N
     })
 }
 
+/// Whether `latent` has a Uniform prior whose bounds are not constants (they read other
+/// latents, data or params): it must be fitted as low + (high − low) · u. The checker has
+/// proved high > low and refused a guide block that draws it or the latents its bounds read,
+/// so they are drawn before it by the automatic guide.
+pub fn moving_bounds(model: &Model, latent: LatentId) -> bool {
+    let dist = &model.sites[model.latent(latent).site].dist;
+    dist.family == Family::Uniform && dist.args.iter().any(|a| model.constant(*a).is_none())
+}
+
 impl ScaleArg {
     pub fn index(self) -> usize {
         match self {
             ScaleArg::Scale(k) | ScaleArg::Precision(k) | ScaleArg::Variance(k) => k,
+            ScaleArg::Width => 1,
         }
     }
 }
 
 impl NonCentred {
+    /// The standardised value from the guide's unconstrained draw, and the log-Jacobian to add
+    /// where it is not the draw itself: a Uniform's u = sigmoid(zeta) in (0, 1).
+    pub fn standardise(&self, s: &mut Session, zeta: &Value) -> (Value, Option<Value>) {
+        match self.scale {
+            ScaleArg::Width => {
+                let (u, logdet) = Bijection::Interval(0.0, 1.0).forward(s, zeta);
+                (u, Some(logdet))
+            }
+            _ => (zeta.clone(), None),
+        }
+    }
+
     /// x = loc + scale · z (exponentiated for LogNormal), laid out as `z` is.
     pub fn latent_value(&self, s: &mut Session, args: &[Value], z: &Value) -> Value {
         let arg = &args[self.scale.index()];
         let shifted = match self.scale {
+            ScaleArg::Width => {
+                let width = zip(s, ZipFn::Sub, arg, &args[0]);
+                zip(s, ZipFn::Mul, &width, z)
+            }
             ScaleArg::Scale(_) => zip(s, ZipFn::Mul, arg, z),
             ScaleArg::Variance(_) => {
                 let sd = map(s, MapFn::Sqrt, arg);
@@ -144,6 +188,7 @@ impl NonCentred {
         match self.family {
             Family::StudentT => (Family::StudentT, vec![args[0].clone(), zero, one]),
             Family::LogNormal => (Family::Normal, vec![zero, one]),
+            // Uniform(0, 1): its density is 1, and u's Jacobian is added by `standardise`.
             f => (f, vec![zero, one]),
         }
     }
