@@ -29,6 +29,9 @@ impl Checker<'_> {
             self.error(d);
             return None;
         };
+        if family == Family::Mixture {
+            return self.mixture_call(call, scope);
+        }
         let (pz, assigned) = self.assign_args(family, call)?;
         let specs = family.params(pz);
         let mut args = Vec::with_capacity(specs.len());

@@ -134,7 +134,7 @@ impl Checker<'_> {
                 }
                 let ty = Ty::real(scope.plates(), app.value_shape());
                 let ty = Ty {
-                    elem: super::elem_of(app.family.support(), None),
+                    elem: super::elem_of(app.support(), None),
                     ..ty
                 };
                 Some(self.add(Op::Draw(Box::new(app)), ty, e.span))

@@ -13,6 +13,7 @@ mod decl;
 mod dist;
 mod expr;
 mod index;
+mod mixture;
 mod scan;
 mod shape;
 mod shift;
@@ -471,6 +472,7 @@ impl<'d> Checker<'d> {
             Stmt::For(f) => self.for_loop(f, scope),
             Stmt::Sample { target, dist, span } => self.sample(target, dist, *span, scope),
             Stmt::Term { name, value, span } => self.term(name, value, *span, scope),
+            Stmt::Target { value, span } => self.target_term(value, *span, scope),
         }
     }
 

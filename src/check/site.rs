@@ -293,6 +293,49 @@ impl Checker<'_> {
         }
     }
 
+    /// `target += value`: a log-density term of the model, summed over its shape and plates
+    /// (with the minibatch scaling of its plates), as Stan's `target +=`.
+    pub(super) fn target_term(&mut self, value: &ast::Expr, span: Span, scope: &Scope) {
+        if scope.program != Program::Model {
+            self.error(
+                Diagnostic::new("vi::target::place", "`target +=` belongs in the model")
+                    .primary(span, "here")
+                    .help("the guide's density is what it draws; objectives combine `elbo`, `loglik`, `kl` and terms"),
+            );
+            return;
+        }
+        let Some(id) = self.expr(value, scope) else { return };
+        // Values that vary over a plate exist only inside its loop: the term's plates are
+        // the loops it is written in.
+        let ty = self.ty(id).clone();
+        let plates = scope.plates();
+        if self.reads_draw(id) {
+            self.error(
+                Diagnostic::new(
+                    "vi::target::draw",
+                    "a `target +=` term cannot read a random `draw`",
+                )
+                .primary(value.span, "reads a draw")
+                .help("a log-density term is a function of the latents, data and params"),
+            );
+            return;
+        }
+        self.sites.push(Site {
+            target: Target::Derived { value: id },
+            dist: DistApp {
+                family: Family::Factor,
+                pz: crate::dist::Parameterization::Standard,
+                args: Vec::new(),
+                iid: Vec::new(),
+                batch: ty.shape.clone(),
+                event: Vec::new(),
+                span,
+            },
+            plates,
+            span,
+        });
+    }
+
     /// Whether a node reads a random `draw` (which a latent's bounds may not).
     fn reads_draw(&self, id: NodeId) -> bool {
         let mut stack = vec![id];
@@ -314,7 +357,7 @@ impl Checker<'_> {
     /// other latents.
     fn latent_support(&mut self, app: &DistApp) -> Option<Domain> {
         if app.family != Family::Uniform {
-            return Some(app.family.support());
+            return Some(app.support());
         }
         match (self.constant(app.args[0]), self.constant(app.args[1])) {
             (Some(lo), Some(hi)) if lo < hi => Some(Domain::Interval(lo, hi)),
@@ -503,21 +546,21 @@ impl Checker<'_> {
         match data {
             Some(id) => {
                 let d = self.data[id.index()].clone();
-                if !observable(app.family, d.domain) {
+                if !observable(app.value_family(), d.domain) {
                     self.error(
                         Diagnostic::new(
                             "vi::support::observation",
                             format!(
                                 "{} draws values in {}, but `{}` is declared {}",
                                 app.family,
-                                app.family.support(),
+                                app.support(),
                                 d.name,
                                 d.domain.keyword()
                             ),
                         )
-                        .primary(app.span, format!("values in {}", app.family.support()))
+                        .primary(app.span, format!("values in {}", app.support()))
                         .secondary(d.span, format!("declared {}", d.domain.keyword()))
-                        .help(observation_hint(app.family, d.domain)),
+                        .help(observation_hint(app.value_family(), d.domain)),
                     );
                     return;
                 }

@@ -624,7 +624,7 @@ impl Checker<'_> {
                 let support = self.latents[l.index()].support;
                 Bound::of_domain(support).with_source(Source::Latent(l.0))
             }
-            Op::Draw(app) => Bound::of_domain(app.family.support()).with_source(Source::Draw(id.0)),
+            Op::Draw(app) => Bound::of_domain(app.support()).with_source(Source::Draw(id.0)),
             Op::Quantity(_) => Bound::real().loose().with_source(other(3)),
             Op::Anneal { from, to, .. } => Bound::point(*from).hull(&Bound::point(*to)),
             // A scan's bounds are settled when it is built (`settle_scan_bound`); these are

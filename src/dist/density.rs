@@ -291,6 +291,25 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
         }
         // An improper uniform density: constant, taken as 0 (its support is the bijection's).
         (Flat | HalfFlat, _) => scale(s, x, 0.0),
+        (Mixture, Parameterization::MixtureOf(c)) => {
+            // log Σ_k w_k p_c(x | θ_k): x gains a trailing axis over the K components.
+            let k = *args[0].lay.shape.last().expect("weights over the components");
+            let mut lay = x.lay.clone();
+            lay.shape.push(1);
+            let x1 = Value::new(x.arr.reshaped(&lay.dims()), lay.clone());
+            *lay.shape.last_mut().expect("pushed") = k;
+            let xk = expand(s, &x1, &lay);
+            let comp = log_prob(s, c, Parameterization::Standard, &args[1..], &xk);
+            let w = clamp_prob(s, &args[0]);
+            let lw = ln(s, &w);
+            let t = add(s, &comp, &lw);
+            let mut out = t.lay.clone();
+            out.shape.pop();
+            Value::new(s.logsumexp(&t.arr), out)
+        }
+        // The term is its own log density.
+        (Factor, _) => x.clone(),
+        (Mixture, _) => unreachable!("a mixture's parameterisation names its component family"),
     }
 }
 
@@ -476,6 +495,46 @@ mod tests {
         let k = Value::new(s.scalar(2.0), Layout::scalar());
         let lp = log_prob(&mut s, Family::Categorical, Parameterization::Standard, &[p], &k);
         assert!((s.value(&lp.arr) - 0.5f64.ln()).abs() < 1e-12);
+    }
+
+    /// log Σ_k w_k p(x | θ_k), against the sum written out (scipy's pdfs at these points).
+    #[test]
+    fn mixtures_sum_their_components_out() {
+        let mut s = Session::new(Precision::F64);
+        let vec2 =
+            |s: &Session, a: f64, b: f64| Value::new(s.array(&[a, b], &[2]), Layout::of_shape(vec![2]));
+        let w = vec2(&s, 0.3, 0.7);
+        let (loc, scale) = (vec2(&s, -1.0, 2.0), vec2(&s, 0.5, 1.5));
+        let x = c(&s, 0.4);
+        let pz = Parameterization::MixtureOf(Family::Normal);
+        let lp = log_prob(&mut s, Family::Mixture, pz, &[w, loc, scale], &x);
+        // log(0.3 N(0.4 | -1, 0.5) + 0.7 N(0.4 | 2, 1.5))
+        assert!(
+            (s.value(&lp.arr) - -2.205_894_740_904_186).abs() < 1e-9,
+            "{}",
+            s.value(&lp.arr)
+        );
+        let (w, rate) = (vec2(&s, 0.25, 0.75), vec2(&s, 1.0, 6.0));
+        let x = c(&s, 3.0);
+        let pz = Parameterization::MixtureOf(Family::Poisson);
+        let lp = log_prob(&mut s, Family::Mixture, pz, &[w, rate], &x);
+        // log(0.25 Poisson(3 | 1) + 0.75 Poisson(3 | 6))
+        assert!(
+            (s.value(&lp.arr) - -2.497_935_735_061_643_6).abs() < 1e-9,
+            "{}",
+            s.value(&lp.arr)
+        );
+        // One value per member of a batch: x of shape [3] against the same two components.
+        let xs = Value::new(s.array(&[0.4, 0.4, 0.4], &[3]), Layout::of_shape(vec![3]));
+        let w = vec2(&s, 0.3, 0.7);
+        let (loc, scale) = (vec2(&s, -1.0, 2.0), vec2(&s, 0.5, 1.5));
+        let pz = Parameterization::MixtureOf(Family::Normal);
+        let lp = log_prob(&mut s, Family::Mixture, pz, &[w, loc, scale], &xs);
+        assert_eq!(lp.lay.shape, [3]);
+        assert!(s
+            .values(&lp.arr)
+            .iter()
+            .all(|v| (v - -2.205_894_740_904_186).abs() < 1e-9));
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub enum Family {
     Flat,
     /// The improper uniform density over the positive reals.
     HalfFlat,
+    /// `target += value`: a log-density term the model adds (Stan's `target +=`). Not a
+    /// family a model can name; its "draw" is the term itself.
+    Factor,
+    /// A finite mixture of one scalar family (`Mixture(weights, Normal(mu, sigma))`): its
+    /// parameterisation names the component family.
+    Mixture,
 }
 
 /// One named parameter of a parameterisation.
@@ -177,6 +183,9 @@ pub enum Parameterization {
     ScaleTril,
     /// `Poisson(log_rate = eta)`: Stan's `poisson_log`, stable for large linear predictors.
     LogRate,
+    /// `Mixture(weights, C(...))`: components of family C (its standard parameters, each a
+    /// vector over the K components), the component index summed out.
+    MixtureOf(Family),
 }
 
 use Domain::*;
@@ -256,11 +265,30 @@ const CATEGORICAL: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Logits, &[pv("logits", Real, 1)]),
 ];
 const FLAT: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[])];
+const MIXTURE: &[(Parameterization, &[ParamSpec])] =
+    &[(Parameterization::Standard, &[pv("weights", Simplex, 1)])];
+const MIX_LOC_SCALE: &[ParamSpec] = &[
+    pv("weights", Simplex, 1),
+    pv("loc", Real, 1),
+    pv("scale", Positive, 1),
+];
+const MIX_STUDENT_T: &[ParamSpec] = &[
+    pv("weights", Simplex, 1),
+    pv("df", Positive, 1),
+    pv("loc", Real, 1),
+    pv("scale", Positive, 1),
+];
+const MIX_RATE: &[ParamSpec] = &[pv("weights", Simplex, 1), pv("rate", Positive, 1)];
+const MIX_GAMMA: &[ParamSpec] = &[
+    pv("weights", Simplex, 1),
+    pv("shape", Positive, 1),
+    pv("rate", Positive, 1),
+];
 const MULTINOMIAL: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[p("n", Count), pv("p", Simplex, 1)])];
 
 impl Family {
-    pub const ALL: [Family; 21] = [
+    pub const ALL: [Family; 22] = [
         Family::Normal,
         Family::HalfNormal,
         Family::LogNormal,
@@ -282,6 +310,7 @@ impl Family {
         Family::Multinomial,
         Family::Flat,
         Family::HalfFlat,
+        Family::Mixture,
     ];
 
     pub fn name(self) -> &'static str {
@@ -307,6 +336,8 @@ impl Family {
             Family::Multinomial => "Multinomial",
             Family::Flat => "Flat",
             Family::HalfFlat => "HalfFlat",
+            Family::Mixture => "Mixture",
+            Family::Factor => "target +=",
         }
     }
 
@@ -347,11 +378,33 @@ impl Family {
             Family::Poisson => POISSON,
             Family::Categorical => CATEGORICAL,
             Family::Multinomial => MULTINOMIAL,
-            Family::Flat | Family::HalfFlat => FLAT,
+            Family::Flat | Family::HalfFlat | Family::Factor => FLAT,
+            Family::Mixture => MIXTURE,
         }
     }
 
+    /// The families a `Mixture` may have as components: scalar ones with a closed-form
+    /// density, written with their standard parameters.
+    pub const MIXABLE: [Family; 8] = [
+        Family::Normal,
+        Family::LogNormal,
+        Family::StudentT,
+        Family::Cauchy,
+        Family::Laplace,
+        Family::Poisson,
+        Family::Exponential,
+        Family::Gamma,
+    ];
+
     pub fn params(self, pz: Parameterization) -> &'static [ParamSpec] {
+        if let (Family::Mixture, Parameterization::MixtureOf(c)) = (self, pz) {
+            return match c {
+                Family::StudentT => MIX_STUDENT_T,
+                Family::Poisson | Family::Exponential => MIX_RATE,
+                Family::Gamma => MIX_GAMMA,
+                _ => MIX_LOC_SCALE,
+            };
+        }
         self.parameterizations()
             .iter()
             .find(|(k, _)| *k == pz)
@@ -368,7 +421,9 @@ impl Family {
             | Family::Laplace
             | Family::MvNormal
             | Family::Uniform
-            | Family::Flat => Real,
+            | Family::Flat
+            | Family::Mixture
+            | Family::Factor => Real,
             Family::HalfNormal
             | Family::LogNormal
             | Family::Gamma

@@ -66,6 +66,9 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
         // Nothing draws from an improper density: the checker refuses it as a likelihood, a
         // guide and a `draw`.
         (F::Flat | F::HalfFlat, _) => nan,
+        // A `target +=` term is not drawn: it observes nothing.
+        (F::Factor, _) => nan,
+        (F::Mixture, _) => unreachable!("a mixture's parameters are vectors: draw_vector"),
     }
 }
 
@@ -82,6 +85,15 @@ pub fn draw_vector(
         Family::Categorical => {
             let p = probabilities(params[0], pz == Parameterization::Logits);
             vec![categorical(&p, rng) as f64]
+        }
+        Family::Mixture => {
+            // A component by its weight, then a draw of it.
+            let Parameterization::MixtureOf(c) = pz else {
+                return vec![f64::NAN];
+            };
+            let j = categorical(params[0], rng);
+            let p: Vec<f64> = params[1..].iter().map(|row| row[j.min(row.len() - 1)]).collect();
+            vec![draw_scalar(c, Parameterization::Standard, &p, rng)]
         }
         Family::Dirichlet => {
             let g: Vec<f64> = params[0]

@@ -438,6 +438,19 @@ impl DistApp {
         s
     }
 
+    /// The values a draw takes: a mixture's are its components'.
+    pub fn support(&self) -> Domain {
+        self.value_family().support()
+    }
+
+    /// The family whose values a draw takes: a mixture's component family, else its own.
+    pub fn value_family(&self) -> Family {
+        match self.pz {
+            Parameterization::MixtureOf(c) => c,
+            _ => self.family,
+        }
+    }
+
     pub fn param_names(&self) -> impl Iterator<Item = &'static str> {
         self.family.params(self.pz).iter().map(|p| p.name)
     }

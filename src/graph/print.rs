@@ -145,6 +145,9 @@ fn site_text(m: &Model, s: &Site) -> String {
             }
         }
         Target::Data { value, .. } => format!("observe %{}", value.0),
+        Target::Derived { value } if s.dist.family == crate::dist::Family::Factor => {
+            return format!("target += %{}", value.0);
+        }
         Target::Derived { value } => format!("observe %{}", value.0),
     };
     format!("{lhs} ~ {}", dist_text(m, &s.dist))

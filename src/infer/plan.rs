@@ -312,6 +312,13 @@ pub fn analyse(model: &Model) -> Plan {
                 }
             }
         }
+        if site.dist.family == crate::dist::Family::Factor {
+            if let Target::Derived { value } = site.target {
+                for l in model.latents_of(value) {
+                    broken[l.index()].get_or_insert(("it appears in a `target +=` term".into(), site.span));
+                }
+            }
+        }
         let value = match &site.target {
             Target::Latent(l) => ValueForm::Latent(*l),
             Target::Data { value, .. } => ValueForm::Data(*value),

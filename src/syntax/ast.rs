@@ -108,6 +108,8 @@ pub enum Stmt {
     For(Box<ForLoop>),
     /// `term gan = log(disc(x[n]))`: a named quantity for objectives, not part of the density.
     Term { name: Ident, value: Expr, span: Span },
+    /// `target += expr`: a log-density term added to the model (summed over its shape).
+    Target { value: Expr, span: Span },
     /// A statement that did not parse; its diagnostic has been reported.
     Error(Span),
 }
@@ -115,7 +117,10 @@ pub enum Stmt {
 impl Stmt {
     pub fn span(&self) -> Span {
         match self {
-            Stmt::Sample { span, .. } | Stmt::Let { span, .. } | Stmt::Term { span, .. } => *span,
+            Stmt::Sample { span, .. }
+            | Stmt::Let { span, .. }
+            | Stmt::Term { span, .. }
+            | Stmt::Target { span, .. } => *span,
             Stmt::For(f) => f.span,
             Stmt::Error(span) => *span,
         }

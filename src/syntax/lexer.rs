@@ -50,6 +50,8 @@ pub enum Token {
     Draw,
     #[token("scan")]
     Scan,
+    #[token("target")]
+    Target,
 
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice().to_string())]
     Ident(String),
@@ -66,6 +68,8 @@ pub enum Token {
     Eq,
     #[token("+")]
     Plus,
+    #[token("+=")]
+    PlusEq,
     #[token("-")]
     Minus,
     #[token("*")]
@@ -111,6 +115,7 @@ impl Token {
             Tilde
                 | Eq
                 | Plus
+                | PlusEq
                 | Minus
                 | Star
                 | Slash
@@ -149,6 +154,8 @@ impl fmt::Display for Token {
             From => "`from`",
             Draw => "`draw`",
             Scan => "`scan`",
+            Target => "`target`",
+            PlusEq => "`+=`",
             Ident(s) => return write!(f, "name `{s}`"),
             Int(s) | Float(s) => return write!(f, "number `{s}`"),
             Str(s) => return write!(f, "string \"{s}\""),

@@ -218,7 +218,7 @@ fn replicates(s: &mut Session, ev: &mut Evaluator, n: usize, rng: &mut ChaCha8Rn
                 .zip(&widths)
                 .map(|(r, w)| &r[i * w..(i + 1) * w])
                 .collect();
-            if d.family.event_rank() == 0 && d.family != Family::Categorical {
+            if d.family.event_rank() == 0 && !matches!(d.family, Family::Categorical | Family::Mixture) {
                 let p: Vec<f64> = params.iter().map(|x| x[0]).collect();
                 values.push(draw_scalar(d.family, d.pz, &p, rng));
             } else {
