@@ -513,7 +513,7 @@ impl<'m> Evaluator<'m> {
                 .collect();
                 let (idx, nd) = rows_along(&dims, ax, &rows);
                 let arr = s.gather(&v.arr, &idx, &nd);
-                self.into_plates(s, &v.lay, arr, &[*plate])
+                self.as_plates(s, &v.lay, arr, &[*plate])
             }
             Op::ScanIndex(_) | Op::ScanPrev(_) => {
                 unreachable!("set by its scan before the body is evaluated")
@@ -545,12 +545,12 @@ impl<'m> Evaluator<'m> {
                 }
             }
         }
-        self.into_plates(s, &v.lay, arr, plates)
+        self.as_plates(s, &v.lay, arr, plates)
     }
 
     /// `arr` laid out as `src`'s leading axes, then one axis per plate of `plates`, then the
     /// rest of `src`'s value axes: the new axes become plates, all in nesting order.
-    fn into_plates(&self, s: &mut Session, src: &Layout, arr: Array, plates: &[PlateId]) -> Value {
+    fn as_plates(&self, s: &mut Session, src: &Layout, arr: Array, plates: &[PlateId]) -> Value {
         let k = plates.len();
         let v_lay = src;
         // The viewed axes become plates; put all plates in nesting order.
