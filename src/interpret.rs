@@ -515,6 +515,57 @@ impl<'m> Evaluator<'m> {
                 let arr = s.gather(&v.arr, &idx, &nd);
                 self.as_plates(s, &v.lay, arr, &[*plate])
             }
+            Op::Compare(f, a, b) => {
+                let (a, b) = (self.eval(s, *a), self.eval(s, *b));
+                let (x, y, lay) = align(s, &a, &b);
+                let (xs, ys) = (s.values(&x), s.values(&y));
+                let holds: Vec<f64> = xs
+                    .iter()
+                    .zip(&ys)
+                    .map(|(p, q)| f64::from(u8::from(f.holds(*p, *q))))
+                    .collect();
+                Value::new(s.array(&holds, &lay.dims()), lay)
+            }
+            Op::Where { cond, then, other } => {
+                let (c, a, b) = (self.eval(s, *cond), self.eval(s, *then), self.eval(s, *other));
+                let lay = joint_layout(&joint_layout(&c.lay, &a.lay), &b.lay);
+                let (c, a, b) = (expand(s, &c, &lay), expand(s, &a, &lay), expand(s, &b, &lay));
+                // A gather from both branches: the one not taken gets no gradient.
+                let take = s.values(&c.arr);
+                let n = take.len();
+                let both = s.concat(&[a.arr, b.arr], &[2 * n]);
+                let idx: Vec<usize> = take
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| if *c != 0.0 { i } else { n + i })
+                    .collect();
+                Value::new(s.gather(&both, &idx, &lay.dims()), lay)
+            }
+            Op::ReduceAxis { f, src, axis } => {
+                let v = self.eval(s, *src);
+                let ax = v.lay.lead() + axis;
+                let n = v.lay.shape[*axis];
+                let mut arr = s.sum_axes(&v.arr, ax, ax + 1);
+                if *f == ReduceFn::Mean {
+                    arr = s.scale(&arr, 1.0 / n as f64);
+                }
+                let mut lay = v.lay.clone();
+                lay.shape.remove(*axis);
+                Value::new(arr, lay)
+            }
+            Op::CumSum(src) => {
+                // x @ U with U upper-triangular ones: one matrix product, differentiable.
+                let v = self.eval(s, *src);
+                let n = *v.lay.shape.last().expect("the checker asked for an axis");
+                let mut u = vec![0.0; n * n];
+                for i in 0..n {
+                    for j in i..n {
+                        u[i * n + j] = 1.0;
+                    }
+                }
+                let u = Value::new(s.array(&u, &[n, n]), Layout::of_shape(vec![n, n]));
+                matmul(s, &v, &u)
+            }
             Op::ScanIndex(_) | Op::ScanPrev(_) => {
                 unreachable!("set by its scan before the body is evaluated")
             }

@@ -40,6 +40,9 @@ const FUNCTIONS: &[(&str, Option<usize>)] = &[
     ("zeros", None),
     ("ones", None),
     ("anneal", Some(3)),
+    ("where", Some(3)),
+    ("ifelse", Some(3)),
+    ("cumsum", Some(1)),
 ];
 
 pub(super) fn is_builtin_function(name: &str) -> bool {
@@ -95,6 +98,9 @@ impl Checker<'_> {
                     BinOp::Mul => self.zip(ZipFn::Mul, a, b, e.span),
                     BinOp::Div => self.zip(ZipFn::Div, a, b, e.span),
                     BinOp::Pow => self.zip(ZipFn::Pow, a, b, e.span),
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                        self.compare(*op, a, b, e.span)
+                    }
                 }
             }
             ExprKind::Call { func, args } => self.call(func, args, e.span, scope),
@@ -556,6 +562,10 @@ impl Checker<'_> {
             );
             return None;
         }
+        if matches!(func.name.as_str(), "sum" | "mean") && args.len() == 2 {
+            let src = self.expr(&args[0].value, scope)?;
+            return self.reduce_axis(&func.name, src, &args[1], span);
+        }
         match arity {
             Some(n) if args.len() != n => {
                 self.error(
@@ -658,6 +668,8 @@ impl Checker<'_> {
                     Some(self.add(op, Ty::real(ty.plates, ty.shape), span))
                 }
             }
+            "where" | "ifelse" => self.where_call(&ids, span),
+            "cumsum" => self.cumsum(ids[0], span),
             _ => unreachable!("every function in FUNCTIONS is handled"),
         }
     }
@@ -1146,9 +1158,14 @@ pub(super) fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
 fn signature(name: &str) -> String {
     let s = match name {
         "pow" | "min" | "max" => format!("`{name}(a, b)` works elementwise, broadcasting"),
-        "sum" | "mean" | "logsumexp" => {
-            format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar")
+        "sum" | "mean" => {
+            format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar; `{name}(x, axis)` one of them")
         }
+        "logsumexp" => format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar"),
+        "where" | "ifelse" => {
+            format!("`{name}(cond, a, b)` is a where cond is non-zero, else b (elementwise, broadcasting)")
+        }
+        "cumsum" => "`cumsum(x)` gives the running sums along x's last axis".into(),
         "softmax" | "log_softmax" => format!("`{name}(x)` normalises along x's last axis"),
         "dot" | "matmul" => {
             format!("`{name}(a, b)` is `a @ b`: vector·vector, matrix·vector or matrix·matrix")

@@ -15,6 +15,7 @@ mod expr;
 mod index;
 mod mixture;
 mod scan;
+mod select;
 mod shape;
 mod shift;
 mod site;

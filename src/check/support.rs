@@ -629,6 +629,22 @@ impl Checker<'_> {
             Op::Anneal { from, to, .. } => Bound::point(*from).hull(&Bound::point(*to)),
             // A scan's bounds are settled when it is built (`settle_scan_bound`); these are
             // only reached for nodes of a body checked again with a wider state.
+            Op::Compare(..) => Bound::new(End::closed(0.0), End::closed(1.0)).loose(),
+            Op::Where { then, other, .. } => {
+                let (a, b) = (self.bound(*then), self.bound(*other));
+                a.hull(&b).loose()
+            }
+            Op::ReduceAxis { f, src, .. } => {
+                let b = self.bound(*src);
+                match f {
+                    ReduceFn::Mean => Bound { simplex: false, ..b }.loose(),
+                    _ => sum_of(&b),
+                }
+            }
+            Op::CumSum(src) => {
+                let b = self.bound(*src);
+                sum_of(&b).hull(&b).loose()
+            }
             // Some rows of src: within its bound.
             Op::Shift { src, .. } => self.bound(*src),
             Op::Scan { .. } | Op::ScanPrev(_) => Bound::real().loose().with_source(other(5)),

@@ -278,6 +278,41 @@ impl ZipFn {
     }
 }
 
+/// Elementwise comparisons: 1 where they hold, else 0 (an indicator, with no gradient).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpFn {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpFn {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpFn::Eq => "==",
+            CmpFn::Ne => "!=",
+            CmpFn::Lt => "<",
+            CmpFn::Le => "<=",
+            CmpFn::Gt => ">",
+            CmpFn::Ge => ">=",
+        }
+    }
+
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpFn::Eq => a == b,
+            CmpFn::Ne => a != b,
+            CmpFn::Lt => a < b,
+            CmpFn::Le => a <= b,
+            CmpFn::Gt => a > b,
+            CmpFn::Ge => a >= b,
+        }
+    }
+}
+
 /// Reductions over all axes of a value's shape (never over plates).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceFn {
@@ -400,6 +435,23 @@ pub enum Op {
         plate: PlateId,
         offset: NodeId,
     },
+    /// `a == b`, `a < b`, ...: an indicator, broadcasting.
+    Compare(CmpFn, NodeId, NodeId),
+    /// `where(cond, a, b)`: a where cond is non-zero, else b, broadcasting; the branch not
+    /// taken gets no gradient (and its non-finite values do not leak).
+    Where {
+        cond: NodeId,
+        then: NodeId,
+        other: NodeId,
+    },
+    /// `sum(x, axis)`, `mean(x, axis)`: one value axis reduced (zero-based, after the plates).
+    ReduceAxis {
+        f: ReduceFn,
+        src: NodeId,
+        axis: usize,
+    },
+    /// Running sums along the last axis.
+    CumSum(NodeId),
     /// Inside scan `.0`'s body: the step's zero-based position, set by the scan.
     ScanIndex(u32),
     /// Inside scan `.0`'s body: the member before this step's, set by the scan.
@@ -786,6 +838,10 @@ pub fn op_inputs(op: &Op) -> Vec<NodeId> {
         | Op::Quantity(_) => Vec::new(),
         Op::Scan { init, body, .. } => vec![*init, *body],
         Op::Shift { src, offset, .. } => vec![*src, *offset],
+        Op::Compare(_, a, b) => vec![*a, *b],
+        Op::Where { cond, then, other } => vec![*cond, *then, *other],
+        Op::ReduceAxis { src, .. } => vec![*src],
+        Op::CumSum(a) => vec![*a],
         Op::Stack(items) => items.clone(),
         Op::Draw(d) => d.args.clone(),
         Op::PlateView { src, .. } | Op::Unplate { src } | Op::Slice { src, .. } | Op::Softmax { src, .. } => {

@@ -102,6 +102,10 @@ fn op_text(m: &Model, op: &Op) -> String {
             ..
         } => format!("scan {first}..{len} from {} of {}", n(init), n(body)),
         Op::ScanIndex(k) => format!("scan {k} step"),
+        Op::Compare(f, a, b) => format!("{} {} {}", n(a), f.symbol(), n(b)),
+        Op::Where { cond, then, other } => format!("where({}, {}, {})", n(cond), n(then), n(other)),
+        Op::ReduceAxis { f, src, axis } => format!("{}({}, axis {axis})", f.name(), n(src)),
+        Op::CumSum(a) => format!("cumsum({})", n(a)),
         Op::Shift { src, plate, offset } => format!("{}[{} + {}]", n(src), m.plate(*plate).var, n(offset)),
         Op::ScanPrev(k) => format!("scan {k} previous"),
         Op::Quantity(q) => match q {

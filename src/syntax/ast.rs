@@ -258,11 +258,23 @@ pub enum BinOp {
     Div,
     Pow,
     MatMul,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 impl BinOp {
     pub fn symbol(self) -> &'static str {
         match self {
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
             BinOp::Add => "+",
             BinOp::Sub => "-",
             BinOp::Mul => "*",

@@ -70,6 +70,18 @@ pub enum Token {
     Plus,
     #[token("+=")]
     PlusEq,
+    #[token("==")]
+    EqEq,
+    #[token("!=")]
+    NotEq,
+    #[token("<")]
+    Lt,
+    #[token("<=")]
+    Le,
+    #[token(">")]
+    Gt,
+    #[token(">=")]
+    Ge,
     #[token("-")]
     Minus,
     #[token("*")]
@@ -116,6 +128,12 @@ impl Token {
                 | Eq
                 | Plus
                 | PlusEq
+                | EqEq
+                | NotEq
+                | Lt
+                | Le
+                | Gt
+                | Ge
                 | Minus
                 | Star
                 | Slash
@@ -156,6 +174,12 @@ impl fmt::Display for Token {
             Scan => "`scan`",
             Target => "`target`",
             PlusEq => "`+=`",
+            EqEq => "`==`",
+            NotEq => "`!=`",
+            Lt => "`<`",
+            Le => "`<=`",
+            Gt => "`>`",
+            Ge => "`>=`",
             Ident(s) => return write!(f, "name `{s}`"),
             Int(s) | Float(s) => return write!(f, "number `{s}`"),
             Str(s) => return write!(f, "string \"{s}\""),

@@ -151,6 +151,9 @@ fn hint(tok: &Token, expected: &[String]) -> Option<String> {
         Token::DotDot => Some(
             "ranges only appear in `for i in 1..N` and `scan t in 2..N`; slices are written `x[a:b]`".into(),
         ),
+        Token::EqEq | Token::NotEq | Token::Lt | Token::Le | Token::Gt | Token::Ge => Some(
+            "comparisons do not chain: `0 < x < 1` is `(0 < x) * (x < 1)`, an indicator of both".into(),
+        ),
         Token::Scan => Some(
             "a scan is the whole value of a model `let`: `let v = scan t in 2..T from FIRST { ... }`, then use `v`"
                 .into(),
