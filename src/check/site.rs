@@ -707,7 +707,11 @@ fn observable(family: Family, data: Domain) -> bool {
     match family {
         Family::Bernoulli => matches!(data, Domain::Binary | Domain::Unit),
         Family::Categorical => matches!(data, Domain::Int | Domain::Count | Domain::Binary),
-        Family::Binomial | Family::Poisson | Family::Multinomial => {
+        Family::Binomial
+        | Family::Poisson
+        | Family::Multinomial
+        | Family::NegativeBinomial
+        | Family::BetaBinomial => {
             matches!(data, Domain::Count | Domain::Binary)
         }
         Family::Uniform => data != Domain::PosDef,

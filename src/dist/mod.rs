@@ -135,6 +135,14 @@ pub enum Family {
     Flat,
     /// The improper uniform density over the positive reals.
     HalfFlat,
+    /// Half a Student t about 0: a heavy-tailed prior for scales.
+    HalfStudentT,
+    /// Stan's `neg_binomial_2`: mean `mu` and dispersion `phi` (variance mu + mu² / phi).
+    NegativeBinomial,
+    Weibull,
+    Gumbel,
+    /// A Binomial whose success probability is Beta(alpha, beta), summed out.
+    BetaBinomial,
     /// `target += value`: a log-density term the model adds (Stan's `target +=`). Not a
     /// family a model can name; its "draw" is the term itself.
     Factor,
@@ -265,6 +273,28 @@ const CATEGORICAL: &[(Parameterization, &[ParamSpec])] = &[
     (Parameterization::Logits, &[pv("logits", Real, 1)]),
 ];
 const FLAT: &[(Parameterization, &[ParamSpec])] = &[(Parameterization::Standard, &[])];
+const HALF_STUDENT_T: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("df", Positive), p("scale", Positive)],
+)];
+const NEGATIVE_BINOMIAL: &[(Parameterization, &[ParamSpec])] = &[
+    (
+        Parameterization::Standard,
+        &[p("mu", Positive), p("phi", Positive)],
+    ),
+    (
+        Parameterization::LogRate,
+        &[p("log_mu", Real), p("phi", Positive)],
+    ),
+];
+const WEIBULL: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("shape", Positive), p("scale", Positive)],
+)];
+const BETA_BINOMIAL: &[(Parameterization, &[ParamSpec])] = &[(
+    Parameterization::Standard,
+    &[p("n", Count), p("alpha", Positive), p("beta", Positive)],
+)];
 const MIXTURE: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[pv("weights", Simplex, 1)])];
 const MIX_LOC_SCALE: &[ParamSpec] = &[
@@ -288,7 +318,7 @@ const MULTINOMIAL: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[p("n", Count), pv("p", Simplex, 1)])];
 
 impl Family {
-    pub const ALL: [Family; 22] = [
+    pub const ALL: [Family; 27] = [
         Family::Normal,
         Family::HalfNormal,
         Family::LogNormal,
@@ -311,6 +341,11 @@ impl Family {
         Family::Flat,
         Family::HalfFlat,
         Family::Mixture,
+        Family::HalfStudentT,
+        Family::NegativeBinomial,
+        Family::Weibull,
+        Family::Gumbel,
+        Family::BetaBinomial,
     ];
 
     pub fn name(self) -> &'static str {
@@ -337,6 +372,11 @@ impl Family {
             Family::Flat => "Flat",
             Family::HalfFlat => "HalfFlat",
             Family::Mixture => "Mixture",
+            Family::HalfStudentT => "HalfStudentT",
+            Family::NegativeBinomial => "NegativeBinomial",
+            Family::Weibull => "Weibull",
+            Family::Gumbel => "Gumbel",
+            Family::BetaBinomial => "BetaBinomial",
             Family::Factor => "target +=",
         }
     }
@@ -380,6 +420,11 @@ impl Family {
             Family::Multinomial => MULTINOMIAL,
             Family::Flat | Family::HalfFlat | Family::Factor => FLAT,
             Family::Mixture => MIXTURE,
+            Family::HalfStudentT => HALF_STUDENT_T,
+            Family::NegativeBinomial => NEGATIVE_BINOMIAL,
+            Family::Weibull => WEIBULL,
+            Family::Gumbel => LOC_SCALE,
+            Family::BetaBinomial => BETA_BINOMIAL,
         }
     }
 
@@ -423,18 +468,25 @@ impl Family {
             | Family::Uniform
             | Family::Flat
             | Family::Mixture
-            | Family::Factor => Real,
+            | Family::Factor
+            | Family::Gumbel => Real,
             Family::HalfNormal
             | Family::LogNormal
             | Family::Gamma
             | Family::InverseGamma
             | Family::Exponential
             | Family::HalfCauchy
-            | Family::HalfFlat => Positive,
+            | Family::HalfFlat
+            | Family::HalfStudentT
+            | Family::Weibull => Positive,
             Family::Beta => Unit,
             Family::Dirichlet => Simplex,
             Family::Bernoulli => Binary,
-            Family::Binomial | Family::Poisson | Family::Multinomial => Count,
+            Family::Binomial
+            | Family::Poisson
+            | Family::Multinomial
+            | Family::NegativeBinomial
+            | Family::BetaBinomial => Count,
             Family::Categorical => Category,
         }
     }

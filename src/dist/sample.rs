@@ -5,7 +5,9 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Beta, Binomial, Cauchy, Distribution, Exp, Gamma, LogNormal, Normal, Poisson, StudentT};
+use rand_distr::{
+    Beta, Binomial, Cauchy, Distribution, Exp, Gamma, Gumbel, LogNormal, Normal, Poisson, StudentT, Weibull,
+};
 
 use crate::dist::{Family, Parameterization};
 
@@ -66,6 +68,23 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
         // Nothing draws from an improper density: the checker refuses it as a likelihood, a
         // guide and a `draw`.
         (F::Flat | F::HalfFlat, _) => nan,
+        (F::HalfStudentT, _) => StudentT::new(p[0]).map_or(nan, |d| (p[1] * d.sample(rng)).abs()),
+        (F::NegativeBinomial, pz) => {
+            // A Poisson whose rate is Gamma(φ, φ / μ).
+            let mu = if pz == Parameterization::LogRate {
+                p[0].exp()
+            } else {
+                p[0]
+            };
+            let rate = Gamma::new(p[1], mu / p[1]).map_or(nan, |d| d.sample(rng));
+            Poisson::new(rate).map_or(nan, |d: Poisson<f64>| d.sample(rng))
+        }
+        (F::Weibull, _) => Weibull::new(p[1], p[0]).map_or(nan, |d| d.sample(rng)),
+        (F::Gumbel, _) => Gumbel::new(p[0], p[1]).map_or(nan, |d| d.sample(rng)),
+        (F::BetaBinomial, _) => {
+            let q = Beta::new(p[1], p[2]).map_or(nan, |d| d.sample(rng));
+            Binomial::new(p[0].max(0.0) as u64, q.clamp(0.0, 1.0)).map_or(nan, |d| d.sample(rng) as f64)
+        }
         // A `target +=` term is not drawn: it observes nothing.
         (F::Factor, _) => nan,
         (F::Mixture, _) => unreachable!("a mixture's parameters are vectors: draw_vector"),
@@ -168,6 +187,13 @@ mod tests {
             (Family::Poisson, &[4.0], 4.0),
             (Family::Exponential, &[2.0], 0.5),
             (Family::Laplace, &[-1.0, 0.5], -1.0),
+            (Family::NegativeBinomial, &[4.0, 2.5], 4.0),
+            // λ Γ(1 + 1/k); μ + β γ (Euler's constant); n α / (α + β)
+            (Family::Weibull, &[1.7, 2.0], 1.784_489_004_998_648_6),
+            (Family::Gumbel, &[0.5, 2.0], 1.654_431_329_803_066),
+            (Family::BetaBinomial, &[10.0, 2.0, 3.5], 10.0 * 2.0 / 5.5),
+            // 2 σ √ν Γ((ν+1)/2) / (√π Γ(ν/2) (ν − 1)) at ν = 3, σ = 1.5: 3√3 / π
+            (Family::HalfStudentT, &[3.0, 1.5], 1.653_986_686_265_376_2),
         ];
         for (f, p, want) in cases {
             let n = 40_000;
