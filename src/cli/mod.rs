@@ -107,6 +107,23 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Leave-one-out cross-validation of a fitted model (PSIS-LOO): elpd, its se, p_loo and the
+    /// k-hat of every observation, from draws of the fitted q.
+    Loo {
+        /// The model file.
+        model: PathBuf,
+        /// The folder a `vinf fit` wrote (it reads params.safetensors there, and writes loo.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Draws from q.
+        #[arg(short = 'n', long = "draws", default_value_t = 2000, value_parser = at_least_one)]
+        n: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -222,6 +239,21 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             eprintln!();
             outln!("{}", result.describe());
             let path = from.join("eval.json");
+            vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
+            outln!("wrote {}", path.display());
+        }
+        Command::Loo {
+            model,
+            from,
+            n,
+            seed,
+            data,
+        } => {
+            let loaded = load(&model, &data.options(true))?;
+            let (state, meta) = read_fit(&from, &loaded)?;
+            let result = vi::infer::posterior::loo::compute(&loaded, &state, &meta, n, seed)?;
+            out!("{}", result.describe());
+            let path = from.join("loo.json");
             vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
             outln!("wrote {}", path.display());
         }

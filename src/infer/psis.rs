@@ -41,8 +41,9 @@ pub fn gpd_fit(x: &[f64]) -> (f64, f64) {
     let total: f64 = w.iter().sum();
     let b_post: f64 = b.iter().zip(&w).map(|(bj, wj)| bj * wj).sum::<f64>() / total;
     let k_post = x.iter().map(|xi| (-b_post * xi).ln_1p()).sum::<f64>() / nf;
-    let k_post = (nf * k_post + PRIOR_K * 0.5) / (nf + PRIOR_K);
+    // σ from the profile estimate of k, before the prior shrinks k (as loo and ArviZ do).
     let sigma = -k_post / b_post;
+    let k_post = (nf * k_post + PRIOR_K * 0.5) / (nf + PRIOR_K);
     (k_post, sigma)
 }
 
@@ -107,6 +108,37 @@ pub fn smooth(log_w: &[f64]) -> Smoothed {
         *v -= lse;
     }
     Smoothed { khat, log_weights: x }
+}
+
+/// PSIS leave-one-out (Vehtari, Gelman & Gabry 2017) from draws with log importance ratios
+/// `log_r` to the posterior (p(x, z) / q(z) for draws of a variational q; all zero for exact
+/// posterior draws): for each observation's log-likelihoods `log_lik[i]` (one per draw), its
+/// elpd (log of the smoothed importance-weighted predictive density with that observation left
+/// out), its k̂, and its lppd (the full-data predictive density). With `log_r` all zero this is
+/// `az.loo` on the same draws.
+pub fn loo(log_lik: &[Vec<f64>], log_r: &[f64]) -> Vec<PointLoo> {
+    let posterior = smooth(log_r);
+    log_lik
+        .iter()
+        .map(|ll| {
+            let lw: Vec<f64> = log_r.iter().zip(ll).map(|(r, l)| r - l).collect();
+            let left_out = smooth(&lw);
+            let at = |w: &[f64]| log_sum_exp(&w.iter().zip(ll).map(|(w, l)| w + l).collect::<Vec<_>>());
+            PointLoo {
+                elpd: at(&left_out.log_weights),
+                khat: left_out.khat,
+                lppd: at(&posterior.log_weights),
+            }
+        })
+        .collect()
+}
+
+/// One observation's PSIS-LOO: see [`loo`].
+#[derive(Clone, Copy, Debug)]
+pub struct PointLoo {
+    pub elpd: f64,
+    pub khat: f64,
+    pub lppd: f64,
 }
 
 pub fn log_sum_exp(x: &[f64]) -> f64 {

@@ -5,6 +5,7 @@
 //! imports `svi`'s trainer, `cavi`'s sweeps, or the command line.
 
 pub mod eval;
+pub mod loo;
 pub mod pictures;
 pub mod sample;
 pub mod trust;

@@ -95,7 +95,7 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
 }
 
 /// Log weights of draws from CAVI's q factors.
-fn cavi_log_weights(
+pub(super) fn cavi_log_weights(
     s: &mut Session,
     loaded: &Loaded,
     state: &[NamedTensor],
