@@ -8,7 +8,9 @@ fn vi_blocks(text: &str) -> Vec<(usize, String)> {
     let mut current: Option<(usize, String)> = None;
     for (i, line) in text.lines().enumerate() {
         match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```vi") && l.trim_end() == "```vi" => current = Some((i + 1, String::new())),
+            (None, l) if l.starts_with("```vi") && l.trim_end() == "```vi" => {
+                current = Some((i + 1, String::new()))
+            }
             (Some(_), l) if l.starts_with("```") => out.push(current.take().expect("open block")),
             (Some((_, body)), _) => {
                 body.push_str(line);
@@ -47,7 +49,11 @@ fn every_model_in_the_docs_checks() {
                 ..vi::LoadOptions::default()
             };
             if let Err(d) = vi::load(&path, &opts) {
-                panic!("{}:{line}: the example does not check:\n{}", f.display(), d.render_plain());
+                panic!(
+                    "{}:{line}: the example does not check:\n{}",
+                    f.display(),
+                    d.render_plain()
+                );
             }
             checked += 1;
         }

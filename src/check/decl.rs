@@ -234,7 +234,7 @@ impl Checker<'_> {
     }
 
     /// A type name: `real`, `positive`, `bounded(0, 1)`, ...
-    fn domain_type(&mut self, t: &ast::TypeExpr, allowed: &[&str], what: &str) -> Option<Domain> {
+    pub(super) fn domain_type(&mut self, t: &ast::TypeExpr, allowed: &[&str], what: &str) -> Option<Domain> {
         let name = t.name.name.as_str();
         if !allowed.contains(&name) {
             let mut d = Diagnostic::new("vi::type::unknown", format!("unknown {what} type `{name}`"))

@@ -13,6 +13,7 @@ mod decl;
 mod dist;
 mod expr;
 mod index;
+mod latent;
 mod mixture;
 mod scan;
 mod select;
@@ -322,6 +323,7 @@ impl<'d> Checker<'d> {
             match item {
                 Item::Data(_) | Item::Const(_) => {}
                 Item::Param(p) => self.param_decl(p),
+                Item::Latent(d) => self.latent_decl(d),
                 Item::Net(n) => self.net_decl(n),
                 Item::Stmt(s) => self.stmt(s, &mut model_scope),
                 Item::Guide(b) => guides.push(b),
@@ -329,6 +331,7 @@ impl<'d> Checker<'d> {
                 Item::Fit(f) => fits.push(f),
             }
         }
+        self.flat_priors_for_declared();
         if let Some((first, rest)) = guides.split_first() {
             for extra in rest {
                 self.error(

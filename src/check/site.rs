@@ -28,6 +28,11 @@ impl Checker<'_> {
             }
             return;
         };
+        if let (Lhs::Latent(id, indices), Program::Model) = (&lhs, scope.program) {
+            if self.awaits_prior(*id) {
+                return self.declared_prior(*id, target, indices, app, span, scope);
+            }
+        }
         if app.family.is_improper() && !self.improper_allowed(&lhs, scope.program, &app) {
             return;
         }

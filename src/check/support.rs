@@ -88,8 +88,8 @@ impl Bound {
     fn of_domain(d: Domain) -> Bound {
         let inf = f64::INFINITY;
         let mut b = match d {
-            Domain::Real | Domain::Int => Bound::real(),
-            Domain::Positive => Bound::new(End::open(0.0), End::open(inf)),
+            Domain::Real | Domain::Int | Domain::Ordered => Bound::real(),
+            Domain::Positive | Domain::PositiveOrdered => Bound::new(End::open(0.0), End::open(inf)),
             Domain::Unit | Domain::Binary => Bound::new(End::closed(0.0), End::closed(1.0)),
             Domain::Simplex => Bound::new(End::closed(0.0), End::closed(1.0)),
             Domain::Interval(a, b) => Bound::new(End::open(a), End::open(b)),
@@ -173,7 +173,8 @@ impl Bound {
                 (lo.v > a || (lo.v == a && lo.open)) && (hi.v < b || (hi.v == b && hi.open))
             }
             Domain::Count | Domain::Binary | Domain::Int | Domain::Category => true,
-            Domain::Real | Domain::PosDef => true,
+            // No argument slot asks for an ordered vector.
+            Domain::Real | Domain::PosDef | Domain::Ordered | Domain::PositiveOrdered => true,
         }
     }
 

@@ -30,6 +30,10 @@ pub enum Domain {
     Category,
     /// Symmetric positive-definite matrices (covariances).
     PosDef,
+    /// Strictly increasing vectors along the last axis (Stan's `ordered`).
+    Ordered,
+    /// Strictly increasing positive vectors along the last axis (`positive_ordered`).
+    PositiveOrdered,
 }
 
 impl Domain {
@@ -48,6 +52,7 @@ impl Domain {
             (a, b) if a == b => true,
             (Real, PosDef) => false,
             (Real, _) => true,
+            (Positive, PositiveOrdered) => true,
             (Positive, Interval(lo, _)) => lo >= 0.0,
             (Unit, Interval(lo, hi)) => lo >= 0.0 && hi <= 1.0,
             (Interval(lo, hi), Interval(a, b)) => a >= lo && b <= hi,
@@ -71,7 +76,7 @@ impl Domain {
                 Binary => v == 0.0 || v == 1.0,
                 Count | Category => v >= 0.0 && v.fract() == 0.0,
                 Int => v.fract() == 0.0,
-                Simplex | PosDef => true,
+                Simplex | PosDef | Ordered | PositiveOrdered => true,
             }
     }
 
@@ -88,6 +93,8 @@ impl Domain {
             Domain::Int => "int".into(),
             Domain::Category => "category".into(),
             Domain::PosDef => "posdef".into(),
+            Domain::Ordered => "ordered".into(),
+            Domain::PositiveOrdered => "positive_ordered".into(),
         }
     }
 }
@@ -105,6 +112,8 @@ impl fmt::Display for Domain {
             Domain::Int => f.write_str("integer"),
             Domain::Category => f.write_str("{0, ..., K-1}"),
             Domain::PosDef => f.write_str("positive-definite"),
+            Domain::Ordered => f.write_str("ordered"),
+            Domain::PositiveOrdered => f.write_str("positive ordered"),
         }
     }
 }

@@ -334,6 +334,20 @@ pub fn analyse(model: &Model) -> Plan {
             });
         }
     }
+    // A latent declared on a narrower support than its prior's (`latent s: positive` with a
+    // Normal prior, `latent mu: ordered[K]`) has a truncated prior: no closed form.
+    for (k, lat) in model.latents.iter().enumerate() {
+        let prior = &model.sites[lat.site];
+        if lat.support != prior.dist.support() {
+            broken[k].get_or_insert((
+                format!(
+                    "it is declared {}, narrower than its prior's support",
+                    lat.support.keyword()
+                ),
+                prior.span,
+            ));
+        }
+    }
     // Latents used inside `draw`, terms, nets or objectives are out of reach of closed forms.
     for n in &model.nodes {
         if let Op::Net { input, .. } = n.op {

@@ -20,6 +20,7 @@ pub enum Item {
     Data(DataDecl),
     Const(ConstDecl),
     Param(ParamDecl),
+    Latent(LatentDecl),
     Net(NetDecl),
     Stmt(Stmt),
     Guide(Block),
@@ -65,6 +66,15 @@ pub struct ParamDecl {
     pub name: Ident,
     pub ty: TypeExpr,
     pub init: Option<Expr>,
+    pub span: Span,
+}
+
+/// `latent mu: ordered[K]`: a latent declared with its support, as Stan's parameters are; a
+/// later `mu ~ ...` gives its prior, else it is flat on the support.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentDecl {
+    pub name: Ident,
+    pub ty: TypeExpr,
     pub span: Span,
 }
 

@@ -22,6 +22,8 @@ pub enum Token {
     Const,
     #[token("param")]
     Param,
+    #[token("latent")]
+    Latent,
     #[token("net")]
     Net,
     #[token("let")]
@@ -158,6 +160,7 @@ impl fmt::Display for Token {
             Data => "`data`",
             Const => "`const`",
             Param => "`param`",
+            Latent => "`latent`",
             Net => "`net`",
             Let => "`let`",
             For => "`for`",

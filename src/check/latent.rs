@@ -1,0 +1,191 @@
+//! `latent NAME: TYPE[DIMS]`: a latent declared with its support, as Stan declares parameters
+//! (`ordered[K] mu;`). A later `NAME ~ Dist(...)` gives its prior, restricted to the declared
+//! support (a Normal prior on a `positive` latent is a half-normal); without one the latent is
+//! flat on its support, Stan's default: proper (uniform) on `unit`, `bounded` and `simplex`,
+//! improper on the others, which the one improper-prior warning names.
+
+use super::{Checker, Scope, Symbol};
+use crate::diag::Diagnostic;
+use crate::dist::{Domain, Family, Parameterization};
+use crate::graph::{Dim, DistApp, Latent, LatentId, ShapeDisplay, Site, Target};
+use crate::syntax::ast::{self, IndexArg};
+use crate::syntax::Span;
+
+const LATENT_TYPES: &[&str] = &[
+    "real",
+    "positive",
+    "unit",
+    "bounded",
+    "simplex",
+    "ordered",
+    "positive_ordered",
+];
+
+/// A latent declared but not yet given its prior site.
+pub(super) const AWAITING_PRIOR: usize = usize::MAX;
+
+impl Checker<'_> {
+    pub(super) fn latent_decl(&mut self, d: &ast::LatentDecl) {
+        if !self.claim(&d.name, None) {
+            return;
+        }
+        let domain = match d.ty.name.name.as_str() {
+            "ordered" | "positive_ordered" if d.ty.args.is_empty() => {
+                if d.ty.name.name == "ordered" {
+                    Domain::Ordered
+                } else {
+                    Domain::PositiveOrdered
+                }
+            }
+            _ => match self.domain_type(&d.ty, LATENT_TYPES, "latent") {
+                Some(dom) => dom,
+                None => return,
+            },
+        };
+        let mut shape = Vec::new();
+        for e in &d.ty.dims {
+            shape.push(self.dim(e));
+        }
+        let Some(shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else {
+            return;
+        };
+        if matches!(
+            domain,
+            Domain::Simplex | Domain::Ordered | Domain::PositiveOrdered
+        ) && shape.is_empty()
+        {
+            self.error(
+                Diagnostic::new(
+                    "vi::type::needs_length",
+                    format!("`{}` latents are vectors", domain.keyword()),
+                )
+                .primary(d.ty.span, "no length")
+                .help(format!("write `{}[K]`", domain.keyword())),
+            );
+            return;
+        }
+        let id = LatentId(self.latents.len() as u32);
+        self.latents.push(Latent {
+            name: d.name.name.clone(),
+            plates: Vec::new(),
+            shape,
+            support: domain,
+            site: AWAITING_PRIOR,
+            span: d.name.span,
+        });
+        self.globals
+            .insert(d.name.name.clone(), (Symbol::Latent(id), d.name.span));
+    }
+
+    /// Whether `id` was declared with `latent` and still awaits its prior.
+    pub(super) fn awaits_prior(&self, id: LatentId) -> bool {
+        self.latents[id.index()].site == AWAITING_PRIOR
+    }
+
+    /// `NAME ~ Dist(...)` for a declared latent: its prior, on the declared support.
+    pub(super) fn declared_prior(
+        &mut self,
+        id: LatentId,
+        target: &ast::Expr,
+        indices: &[IndexArg],
+        mut app: DistApp,
+        span: Span,
+        scope: &Scope,
+    ) {
+        let latent = self.latents[id.index()].clone();
+        if !indices.is_empty() || !scope.plates().is_empty() {
+            self.error(
+                Diagnostic::new(
+                    "vi::latent::plate",
+                    format!(
+                        "`{}` is declared whole: give its prior outside loops, unindexed",
+                        latent.name
+                    ),
+                )
+                .primary(target.span, "indexed or inside a loop")
+                .secondary(latent.span, "declared here")
+                .help(format!(
+                    "write `{} ~ Dist(...)` at the top level; its declaration gives its shape",
+                    latent.name
+                )),
+            );
+            return;
+        }
+        if !app.support().contains(latent.support) {
+            self.error(
+                Diagnostic::new(
+                    "vi::latent::prior_support",
+                    format!("`{}` is declared {}, but {} draws values in {}", latent.name, latent.support.keyword(), app.family, app.support()),
+                )
+                .primary(app.span, format!("values in {}", app.support()))
+                .secondary(latent.span, format!("declared {}", latent.support.keyword()))
+                .help("the prior must have a density everywhere on the declared support: pick a family whose support contains it"),
+            );
+            return;
+        }
+        // A scalar-shaped prior applies to every element (Stan's vectorised `mu ~ normal(0, 5)`).
+        let shape = app.value_shape();
+        if shape.is_empty() && !latent.shape.is_empty() {
+            app.iid = latent.shape.clone();
+        } else if !super::expr::same_shape(&shape, &latent.shape) {
+            self.error(
+                Diagnostic::new(
+                    "vi::shape::observe",
+                    format!(
+                        "`{}` is declared {}, but its prior draws {}",
+                        latent.name,
+                        ShapeDisplay(&latent.shape),
+                        ShapeDisplay(&shape)
+                    ),
+                )
+                .primary(app.span, format!("draws {}", ShapeDisplay(&shape)))
+                .secondary(latent.span, format!("declared {}", ShapeDisplay(&latent.shape)))
+                .help("give the prior the declared shape, or scalar parameters (applied to every element)"),
+            );
+            return;
+        }
+        if app.family.is_improper() {
+            self.improper.push((latent.name.clone(), app.span));
+        }
+        self.latents[id.index()].site = self.sites.len();
+        self.sites.push(Site {
+            target: Target::Latent(id),
+            dist: app,
+            plates: Vec::new(),
+            span,
+        });
+    }
+
+    /// Declared latents that no statement gave a prior: flat on their supports.
+    pub(super) fn flat_priors_for_declared(&mut self) {
+        for k in 0..self.latents.len() {
+            if self.latents[k].site != AWAITING_PRIOR {
+                continue;
+            }
+            let latent = self.latents[k].clone();
+            let bounded = matches!(
+                latent.support,
+                Domain::Unit | Domain::Interval(..) | Domain::Simplex
+            );
+            if !bounded {
+                self.improper.push((latent.name.clone(), latent.span));
+            }
+            self.latents[k].site = self.sites.len();
+            self.sites.push(Site {
+                target: Target::Latent(LatentId(k as u32)),
+                dist: DistApp {
+                    // Log density 0 on the support, whatever it is: the support is the latent's.
+                    family: Family::Flat,
+                    pz: Parameterization::Standard,
+                    args: Vec::new(),
+                    iid: latent.shape.clone(),
+                    batch: Vec::new(),
+                    event: Vec::new(),
+                    span: latent.span,
+                },
+                plates: Vec::new(),
+                span: latent.span,
+            });
+        }
+    }
+}
