@@ -68,7 +68,11 @@ impl Loo {
     pub fn describe(&self) -> String {
         let s = &self.summary;
         let t = self.threshold();
-        let bad: Vec<&(String, PointLoo)> = self.points.iter().filter(|(_, p)| !(p.khat <= t)).collect();
+        let bad: Vec<&(String, PointLoo)> = self
+            .points
+            .iter()
+            .filter(|(_, p)| p.khat > t || p.khat.is_nan())
+            .collect();
         let mut out = format!(
             "elpd_loo {:.2} ± {:.2} (se), p_loo {:.2}; {} observations, {} draws from q (its own k-hat {:.2})\n",
             s.elpd,
