@@ -286,3 +286,43 @@ fn a_normal_hierarchy_is_conjugate_and_climbs() {
         );
     }
 }
+
+/// `y ~ Normal(mu, 1)` with y a vector and scalar parameters observes every element, as
+/// Stan's vectorised statements do: CAVI and SVI both give the conjugate posterior of mu.
+#[test]
+fn scalar_parameters_observe_every_element_of_a_vector() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("vectorised_observation");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ys: Vec<f64> = (0..30).map(|i| 2.0 + ((i * 5) % 9) as f64 / 4.0 - 1.0).collect();
+    let text: String = ys.iter().map(|y| format!("{y}\n")).collect();
+    std::fs::write(dir.join("y.csv"), format!("y\n{text}")).unwrap();
+    let model = dir.join("m.vi");
+    std::fs::write(
+        &model,
+        "data y: real[N] from \"y.csv\"\nmu ~ Normal(0, 3)\ny ~ Normal(mu, 1)\n",
+    )
+    .unwrap();
+    let precision = 1.0 / 9.0 + ys.len() as f64;
+    let (mean, sd) = (ys.iter().sum::<f64>() / precision, precision.powf(-0.5));
+    for method in ["cavi", "svi"] {
+        let out = dir.join(method);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vinf"))
+            .args([
+                "fit",
+                model.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--method",
+                method,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let m = s["latents"]["mu"]["mean"][0].as_f64().unwrap();
+        let q = s["latents"]["mu"]["sd"][0].as_f64().unwrap();
+        assert!((m - mean).abs() < 0.05 * sd, "{method}: mean {m}, exact {mean}");
+        assert!((q / sd - 1.0).abs() < 0.05, "{method}: sd {q}, exact {sd}");
+    }
+}

@@ -493,7 +493,7 @@ impl Checker<'_> {
         &mut self,
         data: Option<DataId>,
         target: &ast::Expr,
-        app: DistApp,
+        mut app: DistApp,
         span: Span,
         scope: &mut Scope,
     ) {
@@ -521,6 +521,10 @@ impl Checker<'_> {
                 )),
             );
             return;
+        }
+        // Scalar parameters observe every element (Stan's vectorised `y ~ normal(mu, sigma)`).
+        if app.value_shape().is_empty() && !vty.shape.is_empty() {
+            app.iid = vty.shape.clone();
         }
         let shape = app.value_shape();
         if !same_shape(&vty.shape, &shape) {
