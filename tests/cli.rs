@@ -17,12 +17,19 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn check_succeeds_on_every_model() {
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("models")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "vi") {
-            continue;
+    // The examples, and the posteriordb and time-series translations beside them.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["models", "models/posteriordb", "models/timeseries"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "vi") {
+                files.push(format!("{dir}/{}", path.file_name().unwrap().to_string_lossy()));
+            }
         }
-        let rel = format!("models/{}", path.file_name().unwrap().to_string_lossy());
+    }
+    assert!(files.len() >= 25, "only {} models found", files.len());
+    for rel in files {
         let out = vi(&["check", &rel]);
         assert_eq!(out.status.code(), Some(0), "{rel}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains("checks"));

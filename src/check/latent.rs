@@ -7,7 +7,9 @@
 use super::{Checker, Scope, Symbol};
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family, Parameterization};
-use crate::graph::{Dim, DistApp, Latent, LatentId, ShapeDisplay, Site, Target};
+use crate::graph::{
+    Dim, DistApp, Latent, LatentId, MapFn, NodeId, Op, ShapeDisplay, Site, Target, Ty, ZipFn,
+};
 use crate::syntax::ast::{self, IndexArg};
 use crate::syntax::Span;
 
@@ -25,11 +27,37 @@ const LATENT_TYPES: &[&str] = &[
 pub(super) const AWAITING_PRIOR: usize = usize::MAX;
 
 impl Checker<'_> {
-    pub(super) fn latent_decl(&mut self, d: &ast::LatentDecl) {
+    pub(super) fn latent_decl(&mut self, d: &ast::LatentDecl, scope: &Scope) {
         if !self.claim(&d.name, None) {
             return;
         }
+        let mut moving = None;
         let domain = match d.ty.name.name.as_str() {
+            "bounded" if d.ty.args.len() == 2 && !self.constant_args(&d.ty.args) => {
+                // Bounds that read other latents (Stan's `real<lower=0, upper=1 - alpha1>`).
+                let lo = self.expr(&d.ty.args[0], scope);
+                let hi = self.expr(&d.ty.args[1], scope);
+                let (Some(lo), Some(hi)) = (lo, hi) else { return };
+                for b in [lo, hi] {
+                    let ty = self.ty(b).clone();
+                    if !ty.shape.is_empty() || !ty.plates.is_empty() {
+                        self.error(
+                            Diagnostic::new(
+                                "vi::type::bounded",
+                                "a declared latent's moving bounds are scalars",
+                            )
+                            .primary(self.node_span(b), format!("shape {}", ShapeDisplay(&ty.shape)))
+                            .help("give `bounded(lo, hi)` scalar bounds; they apply to every element"),
+                        );
+                        return;
+                    }
+                }
+                let Some(dom) = self.moving_uniform_support(lo, hi, d.ty.span) else {
+                    return;
+                };
+                moving = Some((lo, hi));
+                dom
+            }
             "ordered" | "positive_ordered" if d.ty.args.is_empty() => {
                 if d.ty.name.name == "ordered" {
                     Domain::Ordered
@@ -65,6 +93,9 @@ impl Checker<'_> {
             return;
         }
         let id = LatentId(self.latents.len() as u32);
+        if let Some(bounds) = moving {
+            self.moving_declared.insert(id, bounds);
+        }
         self.latents.push(Latent {
             name: d.name.name.clone(),
             plates: Vec::new(),
@@ -75,6 +106,17 @@ impl Checker<'_> {
         });
         self.globals
             .insert(d.name.name.clone(), (Symbol::Latent(id), d.name.span));
+    }
+
+    fn constant_args(&mut self, args: &[ast::Expr]) -> bool {
+        let scope = Scope::new(super::Program::Const);
+        let saved = self.diags.0.len();
+        let all = args
+            .iter()
+            .all(|a| self.expr(a, &scope).and_then(|id| self.constant(id)).is_some());
+        // Trying the constant reading must not report anything: the other reading follows.
+        self.diags.0.truncate(saved);
+        all
     }
 
     /// Whether `id` was declared with `latent` and still awaits its prior.
@@ -93,6 +135,18 @@ impl Checker<'_> {
         scope: &Scope,
     ) {
         let latent = self.latents[id.index()].clone();
+        if self.moving_declared.contains_key(&id) {
+            self.error(
+                Diagnostic::new(
+                    "vi::latent::moving_prior",
+                    format!("`{}` has bounds that move, so it takes no prior statement", latent.name),
+                )
+                .primary(app.span, "a prior")
+                .secondary(latent.span, "declared with moving bounds")
+                .help("it is flat between its bounds, as Stan's is; for another density write `NAME ~ Uniform(lo, hi)` and add the density with `target +=`"),
+            );
+            return;
+        }
         if !indices.is_empty() || !scope.plates().is_empty() {
             self.error(
                 Diagnostic::new(
@@ -156,6 +210,59 @@ impl Checker<'_> {
         });
     }
 
+    /// Flat between bounds that move: a Uniform(lo, hi) prior (fitted as lo + (hi − lo) u, see
+    /// `infer::svi::reparam`) with its normaliser added back, `target += log(hi − lo)` per
+    /// element, so that the joint density is flat as Stan's is.
+    fn flat_between_moving_bounds(&mut self, id: LatentId, lo: NodeId, hi: NodeId) {
+        let latent = self.latents[id.index()].clone();
+        let span = latent.span;
+        let Some(width) = self.zip(ZipFn::Sub, hi, lo, span) else {
+            return;
+        };
+        let log_width = self.add(Op::Map(MapFn::Log, width), Ty::scalar(), span);
+        let term = if latent.shape.is_empty() {
+            log_width
+        } else {
+            self.add(
+                Op::Fill {
+                    value: log_width,
+                    shape: latent.shape.clone(),
+                },
+                Ty::real(Vec::new(), latent.shape.clone()),
+                span,
+            )
+        };
+        self.latents[id.index()].site = self.sites.len();
+        self.sites.push(Site {
+            target: Target::Latent(id),
+            dist: DistApp {
+                family: Family::Uniform,
+                pz: Parameterization::Standard,
+                args: vec![lo, hi],
+                iid: latent.shape.clone(),
+                batch: Vec::new(),
+                event: Vec::new(),
+                span,
+            },
+            plates: Vec::new(),
+            span,
+        });
+        self.sites.push(Site {
+            target: Target::Derived { value: term },
+            dist: DistApp {
+                family: Family::Factor,
+                pz: Parameterization::Standard,
+                args: Vec::new(),
+                iid: Vec::new(),
+                batch: latent.shape.clone(),
+                event: Vec::new(),
+                span,
+            },
+            plates: Vec::new(),
+            span,
+        });
+    }
+
     /// Declared latents that no statement gave a prior: flat on their supports.
     pub(super) fn flat_priors_for_declared(&mut self) {
         for k in 0..self.latents.len() {
@@ -163,6 +270,10 @@ impl Checker<'_> {
                 continue;
             }
             let latent = self.latents[k].clone();
+            if let Some(&(lo, hi)) = self.moving_declared.get(&LatentId(k as u32)) {
+                self.flat_between_moving_bounds(LatentId(k as u32), lo, hi);
+                continue;
+            }
             let bounded = matches!(
                 latent.support,
                 Domain::Unit | Domain::Interval(..) | Domain::Simplex

@@ -224,6 +224,8 @@ struct Checker<'d> {
     scans: Vec<(usize, Dim)>,
     /// How many index brackets the expression being checked is inside.
     index_depth: usize,
+    /// Declared latents whose `bounded(lo, hi)` reads other values: their bounds' nodes.
+    moving_declared: HashMap<LatentId, (NodeId, NodeId)>,
 }
 
 #[derive(Clone, Debug)]
@@ -266,6 +268,7 @@ impl<'d> Checker<'d> {
             settings: Settings::default(),
             scans: Vec::new(),
             index_depth: 0,
+            moving_declared: HashMap::new(),
         }
     }
 
@@ -323,7 +326,7 @@ impl<'d> Checker<'d> {
             match item {
                 Item::Data(_) | Item::Const(_) => {}
                 Item::Param(p) => self.param_decl(p),
-                Item::Latent(d) => self.latent_decl(d),
+                Item::Latent(d) => self.latent_decl(d, &model_scope),
                 Item::Net(n) => self.net_decl(n),
                 Item::Stmt(s) => self.stmt(s, &mut model_scope),
                 Item::Guide(b) => guides.push(b),

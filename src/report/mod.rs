@@ -204,7 +204,7 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
     let observations = model
         .sites
         .iter()
-        .filter(|s| !matches!(s.target, Target::Latent(_)))
+        .filter(|s| !matches!(s.target, Target::Latent(_)) && s.dist.family != crate::dist::Family::Factor)
         .count();
     let _ = writeln!(
         out,
