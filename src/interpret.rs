@@ -541,6 +541,24 @@ impl<'m> Evaluator<'m> {
                     .collect();
                 Value::new(s.gather(&both, &idx, &lay.dims()), lay)
             }
+            Op::ReduceAxis {
+                f: ReduceFn::LogSumExp,
+                src,
+                axis,
+            } => {
+                // The axis moved last by a gather, then the backend's last-axis logsumexp.
+                let v = self.eval(s, *src);
+                let dims = v.lay.dims();
+                let ax = v.lay.lead() + axis;
+                let mut perm: Vec<usize> = (0..dims.len()).filter(|d| *d != ax).collect();
+                perm.push(ax);
+                let moved: Vec<usize> = perm.iter().map(|d| dims[*d]).collect();
+                let idx = permutation_index(&dims, &perm);
+                let arr = s.gather(&v.arr, &idx, &moved);
+                let mut lay = v.lay.clone();
+                lay.shape.remove(*axis);
+                Value::new(s.logsumexp(&arr), lay)
+            }
             Op::ReduceAxis { f, src, axis } => {
                 let v = self.eval(s, *src);
                 let ax = v.lay.lead() + axis;

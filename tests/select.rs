@@ -35,7 +35,8 @@ fn each_construct_takes_its_definition_at_every_draw() {
          let pos = where(A > 0, A, 0)\n\
          let ind = A >= 0.5\n\
          let colsum = sum(A, 0)\n\
-         let rowmean = mean(A, 1)\n",
+         let rowmean = mean(A, 1)\n\
+         let collse = logsumexp(A, 0)\n",
     )
     .unwrap();
     let (m, out) = (model.to_str().unwrap(), d.join("fit"));
@@ -73,6 +74,8 @@ fn each_construct_takes_its_definition_at_every_draw() {
         }
         for j in 0..3 {
             assert!((get("colsum", j.to_string()) - (a(0, j) + a(1, j))).abs() < 1e-9);
+            let lse = (a(0, j).exp() + a(1, j).exp()).ln();
+            assert!((get("collse", j.to_string()) - lse).abs() < 1e-9);
         }
     }
 }

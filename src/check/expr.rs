@@ -562,7 +562,7 @@ impl Checker<'_> {
             );
             return None;
         }
-        if matches!(func.name.as_str(), "sum" | "mean") && args.len() == 2 {
+        if matches!(func.name.as_str(), "sum" | "mean" | "logsumexp") && args.len() == 2 {
             let src = self.expr(&args[0].value, scope)?;
             return self.reduce_axis(&func.name, src, &args[1], span);
         }
@@ -1158,10 +1158,9 @@ pub(super) fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
 fn signature(name: &str) -> String {
     let s = match name {
         "pow" | "min" | "max" => format!("`{name}(a, b)` works elementwise, broadcasting"),
-        "sum" | "mean" => {
+        "sum" | "mean" | "logsumexp" => {
             format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar; `{name}(x, axis)` one of them")
         }
-        "logsumexp" => format!("`{name}(x)` reduces all of x's axes (not its plates) to a scalar"),
         "where" | "ifelse" => {
             format!("`{name}(cond, a, b)` is a where cond is non-zero, else b (elementwise, broadcasting)")
         }

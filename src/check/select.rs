@@ -1,5 +1,5 @@
 //! Comparisons and indicators (`race == 2`), `where(cond, a, b)`, reductions along one axis
-//! (`mean(X, 0)`, column means for centring) and `cumsum`.
+//! (`mean(X, 0)`, column means for centring; `logsumexp(x, axis)`) and `cumsum`.
 
 use super::Checker;
 use crate::diag::Diagnostic;
@@ -71,10 +71,10 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let f = if name == "sum" {
-            ReduceFn::Sum
-        } else {
-            ReduceFn::Mean
+        let f = match name {
+            "sum" => ReduceFn::Sum,
+            "mean" => ReduceFn::Mean,
+            _ => ReduceFn::LogSumExp,
         };
         let mut shape = ty.shape.clone();
         shape.remove(k);

@@ -639,7 +639,15 @@ impl Checker<'_> {
                 let b = self.bound(*src);
                 match f {
                     ReduceFn::Mean => Bound { simplex: false, ..b }.loose(),
-                    _ => sum_of(&b),
+                    ReduceFn::Sum => sum_of(&b),
+                    // At least the largest term: bounded below by b's low end.
+                    ReduceFn::LogSumExp => Bound {
+                        lo: b.lo,
+                        hi: End::open(f64::INFINITY),
+                        tight: false,
+                        simplex: false,
+                        sources: b.sources,
+                    },
                 }
             }
             Op::CumSum(src) => {
