@@ -299,6 +299,21 @@ impl<'d> Checker<'d> {
         id
     }
 
+    /// Every node the roots depend on, themselves included, each visited once.
+    fn ancestors(&self, roots: &[NodeId]) -> Vec<NodeId> {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = roots.to_vec();
+        let mut out = Vec::new();
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n.index()], true) {
+                continue;
+            }
+            out.push(n);
+            stack.extend(crate::graph::op_inputs(&self.nodes[n.index()].op));
+        }
+        out
+    }
+
     fn ty(&self, id: NodeId) -> &Ty {
         &self.nodes[id.index()].ty
     }

@@ -250,21 +250,15 @@ impl Checker<'_> {
 
     /// A latent drawn in `plate` that `src` reads, with its declaration's span.
     fn latent_drawn_in(&self, src: NodeId, plate: PlateId) -> Option<(String, Span)> {
-        let mut stack = vec![src];
-        let mut seen = std::collections::HashSet::new();
-        while let Some(n) = stack.pop() {
-            if !seen.insert(n) {
-                continue;
-            }
-            if let Op::Latent(l) = self.nodes[n.index()].op {
-                let latent = &self.latents[l.index()];
-                if latent.plates.contains(&plate) {
-                    return Some((latent.name.clone(), latent.span));
+        self.ancestors(&[src])
+            .iter()
+            .find_map(|n| match self.nodes[n.index()].op {
+                Op::Latent(l) if self.latents[l.index()].plates.contains(&plate) => {
+                    let latent = &self.latents[l.index()];
+                    Some((latent.name.clone(), latent.span))
                 }
-            }
-            stack.extend(crate::graph::op_inputs(&self.nodes[n.index()].op));
-        }
-        None
+                _ => None,
+            })
     }
 }
 

@@ -4,8 +4,7 @@ use super::{Checker, Program, Scope, Symbol};
 use crate::diag::Diagnostic;
 use crate::dist::{Domain, Family};
 use crate::graph::{
-    op_inputs, DataId, DistApp, Group, Latent, LatentId, NodeId, Objective, Op, PlateId, ShapeDisplay, Site,
-    Target,
+    DataId, DistApp, Group, Latent, LatentId, NodeId, Objective, Op, PlateId, ShapeDisplay, Site, Target,
 };
 use crate::syntax::ast::{self, ExprKind, IndexArg};
 use crate::syntax::Span;
@@ -272,14 +271,16 @@ impl Checker<'_> {
                 continue;
             }
             let (span, args) = (site.dist.span, site.dist.args.clone());
+            // Each shared node once: bounds can be deep expressions.
             let mut read: Vec<LatentId> = vec![LatentId(l as u32)];
-            let mut stack = args;
-            while let Some(n) = stack.pop() {
-                if let Op::Latent(x) = self.nodes[n.index()].op {
-                    read.push(x);
-                }
-                stack.extend(crate::graph::op_inputs(&self.nodes[n.index()].op));
-            }
+            read.extend(
+                self.ancestors(&args)
+                    .iter()
+                    .filter_map(|n| match self.nodes[n.index()].op {
+                        Op::Latent(x) => Some(x),
+                        _ => None,
+                    }),
+            );
             if let Some((x, at)) = read
                 .iter()
                 .find_map(|x| self.guide_drawn.get(x).map(|s| (*x, *s)))
@@ -343,19 +344,9 @@ impl Checker<'_> {
 
     /// Whether a node reads a random `draw` (which a latent's bounds may not).
     fn reads_draw(&self, id: NodeId) -> bool {
-        let mut stack = vec![id];
-        let mut seen = std::collections::HashSet::new();
-        while let Some(n) = stack.pop() {
-            if !seen.insert(n) {
-                continue;
-            }
-            let op = &self.nodes[n.index()].op;
-            if matches!(op, Op::Draw(_)) {
-                return true;
-            }
-            stack.extend(crate::graph::op_inputs(op));
-        }
-        false
+        self.ancestors(&[id])
+            .iter()
+            .any(|n| matches!(self.nodes[n.index()].op, Op::Draw(_)))
     }
 
     /// The support of a latent drawn from `app`; a Uniform's bounds are constants or move with
@@ -607,21 +598,14 @@ impl Checker<'_> {
 
     /// Names of the latents (and random draws) a node depends on.
     fn latent_ancestors(&self, id: NodeId) -> Vec<String> {
-        let mut stack = vec![id];
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        while let Some(n) = stack.pop() {
-            if !seen.insert(n) {
-                continue;
-            }
-            match &self.nodes[n.index()].op {
-                Op::Latent(l) => out.push(self.latents[l.index()].name.clone()),
-                Op::Draw(_) => out.push("a random draw".into()),
-                _ => {}
-            }
-            stack.extend(op_inputs(&self.nodes[n.index()].op));
-        }
-        out
+        self.ancestors(&[id])
+            .iter()
+            .filter_map(|n| match &self.nodes[n.index()].op {
+                Op::Latent(l) => Some(self.latents[l.index()].name.clone()),
+                Op::Draw(_) => Some("a random draw".into()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(super) fn objective(&mut self, o: &ast::ObjectiveDecl) {
