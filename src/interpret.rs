@@ -572,17 +572,8 @@ impl<'m> Evaluator<'m> {
                 Value::new(arr, lay)
             }
             Op::CumSum(src) => {
-                // x @ U with U upper-triangular ones: one matrix product, differentiable.
                 let v = self.eval(s, *src);
-                let n = *v.lay.shape.last().expect("the checker asked for an axis");
-                let mut u = vec![0.0; n * n];
-                for i in 0..n {
-                    for j in i..n {
-                        u[i * n + j] = 1.0;
-                    }
-                }
-                let u = Value::new(s.array(&u, &[n, n]), Layout::of_shape(vec![n, n]));
-                matmul(s, &v, &u)
+                cumsum(s, &v)
             }
             Op::ScanIndex(_) | Op::ScanPrev(_) => {
                 unreachable!("set by its scan before the body is evaluated")
@@ -810,6 +801,20 @@ fn stack(s: &mut Session, vals: &[Value], ty_shape: &[usize]) -> Value {
     }
     let idx = permutation_index(&[k, l, w], &[1, 0, 2]);
     Value::new(s.gather(&cat, &idx, &out.dims()), out)
+}
+
+/// Running sums along the last axis: x @ U with U upper-triangular ones, one differentiable
+/// matrix product.
+pub fn cumsum(s: &mut Session, v: &Value) -> Value {
+    let n = *v.lay.shape.last().expect("cumsum needs an axis");
+    let mut u = vec![0.0; n * n];
+    for i in 0..n {
+        for j in i..n {
+            u[i * n + j] = 1.0;
+        }
+    }
+    let u = Value::new(s.array(&u, &[n, n]), Layout::of_shape(vec![n, n]));
+    matmul(s, v, &u)
 }
 
 pub fn activate(s: &mut Session, act: Activation, z: &Array) -> Array {

@@ -31,13 +31,21 @@ impl Checker<'_> {
         if !self.claim(&d.name, None) {
             return;
         }
+        // `bounded(lo, hi)` is read in the model's scope: bounds that read other latents (Stan's
+        // `real<lower=0, upper=1 - alpha1>`) move; constant ones go to `domain_type`.
+        let bounds = match (d.ty.name.name.as_str(), d.ty.args.as_slice()) {
+            ("bounded", [lo, hi]) => match (self.expr(lo, scope), self.expr(hi, scope)) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => return,
+            },
+            _ => None,
+        };
+        let moving_bounds =
+            bounds.filter(|(lo, hi)| self.constant(*lo).is_none() || self.constant(*hi).is_none());
         let mut moving = None;
         let domain = match d.ty.name.name.as_str() {
-            "bounded" if d.ty.args.len() == 2 && !self.constant_args(&d.ty.args) => {
-                // Bounds that read other latents (Stan's `real<lower=0, upper=1 - alpha1>`).
-                let lo = self.expr(&d.ty.args[0], scope);
-                let hi = self.expr(&d.ty.args[1], scope);
-                let (Some(lo), Some(hi)) = (lo, hi) else { return };
+            "bounded" if moving_bounds.is_some() => {
+                let (lo, hi) = moving_bounds.expect("matched");
                 for b in [lo, hi] {
                     let ty = self.ty(b).clone();
                     if !ty.shape.is_empty() || !ty.plates.is_empty() {
@@ -106,17 +114,6 @@ impl Checker<'_> {
         });
         self.globals
             .insert(d.name.name.clone(), (Symbol::Latent(id), d.name.span));
-    }
-
-    fn constant_args(&mut self, args: &[ast::Expr]) -> bool {
-        let scope = Scope::new(super::Program::Const);
-        let saved = self.diags.0.len();
-        let all = args
-            .iter()
-            .all(|a| self.expr(a, &scope).and_then(|id| self.constant(id)).is_some());
-        // Trying the constant reading must not report anything: the other reading follows.
-        self.diags.0.truncate(saved);
-        all
     }
 
     /// Whether `id` was declared with `latent` and still awaits its prior.

@@ -117,7 +117,7 @@ impl Bijection {
 }
 
 /// z: [..., K] → increasing x: the increments are z_1 (or exp(z_1)) and exp(z_k), summed
-/// along the last axis by one product with an upper-triangular matrix of ones. The Jacobian is
+/// along the last axis (`interpret::cumsum`). The Jacobian is
 /// triangular: log |det J| = Σ_{k>1} z_k (+ z_1 when positive), given per element.
 fn ordered(s: &mut Session, z: &Value, positive: bool) -> (Value, Value) {
     let k = *z.lay.shape.last().expect("an ordered vector needs an axis");
@@ -133,14 +133,7 @@ fn ordered(s: &mut Session, z: &Value, positive: bool) -> (Value, Value) {
     let grown = zip(s, ZipFn::Mul, &grown, &rest);
     let start = zip(s, ZipFn::Mul, z, &first);
     let steps = zip(s, ZipFn::Add, &grown, &start);
-    let mut upper = vec![0.0; k * k];
-    for i in 0..k {
-        for j in i..k {
-            upper[i * k + j] = 1.0;
-        }
-    }
-    let upper = Value::new(s.array(&upper, &[k, k]), Layout::of_shape(vec![k, k]));
-    (crate::interpret::matmul(s, &steps, &upper), logdet)
+    (crate::interpret::cumsum(s, &steps), logdet)
 }
 
 /// z: [..., K−1] → x on the K-simplex. With σ_i = σ(z_i − ln(K−1−i)) and R_i = Π_{j<i}(1 − σ_j):
