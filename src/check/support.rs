@@ -95,6 +95,7 @@ impl Bound {
             Domain::Interval(a, b) => Bound::new(End::open(a), End::open(b)),
             Domain::Count | Domain::Category => Bound::new(End::closed(0.0), End::open(inf)),
             Domain::PosDef => Bound::real().loose(),
+            Domain::CorrCholesky => Bound::new(End::closed(-1.0), End::closed(1.0)),
         };
         b.simplex = d == Domain::Simplex;
         b
@@ -174,7 +175,11 @@ impl Bound {
             }
             Domain::Count | Domain::Binary | Domain::Int | Domain::Category => true,
             // No argument slot asks for an ordered vector.
-            Domain::Real | Domain::PosDef | Domain::Ordered | Domain::PositiveOrdered => true,
+            Domain::Real
+            | Domain::PosDef
+            | Domain::Ordered
+            | Domain::PositiveOrdered
+            | Domain::CorrCholesky => true,
         }
     }
 

@@ -34,6 +34,9 @@ pub enum Domain {
     Ordered,
     /// Strictly increasing positive vectors along the last axis (`positive_ordered`).
     PositiveOrdered,
+    /// Cholesky factors of correlation matrices over the last two axes (Stan's
+    /// `cholesky_factor_corr`): lower triangular, positive diagonal, rows of unit length.
+    CorrCholesky,
 }
 
 impl Domain {
@@ -76,7 +79,7 @@ impl Domain {
                 Binary => v == 0.0 || v == 1.0,
                 Count | Category => v >= 0.0 && v.fract() == 0.0,
                 Int => v.fract() == 0.0,
-                Simplex | PosDef | Ordered | PositiveOrdered => true,
+                Simplex | PosDef | Ordered | PositiveOrdered | CorrCholesky => true,
             }
     }
 
@@ -95,6 +98,7 @@ impl Domain {
             Domain::PosDef => "posdef".into(),
             Domain::Ordered => "ordered".into(),
             Domain::PositiveOrdered => "positive_ordered".into(),
+            Domain::CorrCholesky => "cholesky_factor_corr".into(),
         }
     }
 }
@@ -114,6 +118,7 @@ impl fmt::Display for Domain {
             Domain::PosDef => f.write_str("positive-definite"),
             Domain::Ordered => f.write_str("ordered"),
             Domain::PositiveOrdered => f.write_str("positive ordered"),
+            Domain::CorrCholesky => f.write_str("Cholesky factors of correlation matrices"),
         }
     }
 }
@@ -158,6 +163,9 @@ pub enum Family {
     /// A finite mixture of one scalar family (`Mixture(weights, Normal(mu, sigma))`): its
     /// parameterisation names the component family.
     Mixture,
+    /// The LKJ density over correlation matrices, on their Cholesky factors (Stan's
+    /// `lkj_corr_cholesky`): the prior of a `cholesky_factor_corr` latent.
+    LkjCholesky,
 }
 
 /// One named parameter of a parameterisation.
@@ -323,11 +331,13 @@ const MIX_GAMMA: &[ParamSpec] = &[
     pv("shape", Positive, 1),
     pv("rate", Positive, 1),
 ];
+const LKJ_CHOLESKY: &[(Parameterization, &[ParamSpec])] =
+    &[(Parameterization::Standard, &[p("concentration", Positive)])];
 const MULTINOMIAL: &[(Parameterization, &[ParamSpec])] =
     &[(Parameterization::Standard, &[p("n", Count), pv("p", Simplex, 1)])];
 
 impl Family {
-    pub const ALL: [Family; 27] = [
+    pub const ALL: [Family; 28] = [
         Family::Normal,
         Family::HalfNormal,
         Family::LogNormal,
@@ -355,6 +365,7 @@ impl Family {
         Family::Weibull,
         Family::Gumbel,
         Family::BetaBinomial,
+        Family::LkjCholesky,
     ];
 
     pub fn name(self) -> &'static str {
@@ -386,6 +397,7 @@ impl Family {
             Family::Weibull => "Weibull",
             Family::Gumbel => "Gumbel",
             Family::BetaBinomial => "BetaBinomial",
+            Family::LkjCholesky => "LKJCholesky",
             Family::Factor => "target +=",
         }
     }
@@ -434,6 +446,7 @@ impl Family {
             Family::Weibull => WEIBULL,
             Family::Gumbel => LOC_SCALE,
             Family::BetaBinomial => BETA_BINOMIAL,
+            Family::LkjCholesky => LKJ_CHOLESKY,
         }
     }
 
@@ -497,6 +510,7 @@ impl Family {
             | Family::NegativeBinomial
             | Family::BetaBinomial => Count,
             Family::Categorical => Category,
+            Family::LkjCholesky => CorrCholesky,
         }
     }
 
@@ -504,6 +518,7 @@ impl Family {
     pub fn event_rank(self) -> usize {
         match self {
             Family::Dirichlet | Family::MvNormal | Family::Multinomial => 1,
+            Family::LkjCholesky => 2,
             _ => 0,
         }
     }

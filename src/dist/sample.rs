@@ -88,6 +88,8 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
         // A `target +=` term is not drawn: it observes nothing.
         (F::Factor, _) => nan,
         (F::Mixture, _) => unreachable!("a mixture's parameters are vectors: draw_vector"),
+        // Only a declared latent's prior; nothing observed is drawn from it.
+        (F::LkjCholesky, _) => nan,
     }
 }
 

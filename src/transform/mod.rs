@@ -22,6 +22,9 @@ pub enum Bijection {
     Ordered {
         positive: bool,
     },
+    /// Cholesky factors of K×K correlation matrices from K(K−1)/2 reals: tanh gives the
+    /// canonical partial correlations, which fill the rows as Stan's `cholesky_factor_corr`.
+    CorrCholesky,
 }
 
 impl Bijection {
@@ -35,6 +38,7 @@ impl Bijection {
             Domain::Simplex => Some(Bijection::StickBreaking),
             Domain::Ordered => Some(Bijection::Ordered { positive: false }),
             Domain::PositiveOrdered => Some(Bijection::Ordered { positive: true }),
+            Domain::CorrCholesky => Some(Bijection::CorrCholesky),
             _ => None,
         }
     }
@@ -42,16 +46,24 @@ impl Bijection {
     /// The unconstrained shape for a constrained value shape.
     pub fn unconstrained_shape(self, shape: &[usize]) -> Vec<usize> {
         let mut s = shape.to_vec();
-        if self == Bijection::StickBreaking {
-            if let Some(k) = s.last_mut() {
-                *k -= 1;
+        match self {
+            Bijection::StickBreaking => {
+                if let Some(k) = s.last_mut() {
+                    *k -= 1;
+                }
             }
+            Bijection::CorrCholesky => {
+                let k = s.pop().expect("a matrix");
+                s.pop();
+                s.push(k * (k - 1) / 2);
+            }
+            _ => {}
         }
         s
     }
 
     /// Map unconstrained values into the support; also log |det J| per element (summed over
-    /// the simplex axis for stick-breaking).
+    /// the simplex axis for stick-breaking, per matrix for correlation factors).
     pub fn forward(self, s: &mut Session, z: &Value) -> (Value, Value) {
         match self {
             Bijection::Identity => {
@@ -74,6 +86,7 @@ impl Bijection {
             }
             Bijection::StickBreaking => stick_breaking(s, z),
             Bijection::Ordered { positive } => ordered(s, z, positive),
+            Bijection::CorrCholesky => corr_cholesky(s, z),
         }
     }
 
@@ -98,6 +111,21 @@ impl Bijection {
                         0 => *v,
                         _ => (v - x[i - 1]).max(1e-300).ln(),
                     });
+                }
+                out
+            }
+            Bijection::CorrCholesky => {
+                // w_ij = L_ij / sqrt(1 − Σ_{k<j} L_ik²), z = atanh(w), row by row.
+                let k = (x.len() as f64).sqrt().round() as usize;
+                let mut out = Vec::with_capacity(k * (k - 1) / 2);
+                for i in 1..k {
+                    let mut rest = 1.0f64;
+                    for j in 0..i {
+                        let l = x[i * k + j];
+                        let w = (l / rest.max(1e-300).sqrt()).clamp(-1.0 + 1e-12, 1.0 - 1e-12);
+                        out.push(w.atanh());
+                        rest -= l * l;
+                    }
                 }
                 out
             }
@@ -134,6 +162,66 @@ fn ordered(s: &mut Session, z: &Value, positive: bool) -> (Value, Value) {
     let start = zip(s, ZipFn::Mul, z, &first);
     let steps = zip(s, ZipFn::Add, &grown, &start);
     (crate::interpret::cumsum(s, &steps), logdet)
+}
+
+/// The strictly lower triangle's positions (i, j), row by row: the order of the unconstrained
+/// values of a K×K correlation factor.
+fn lower_pairs(k: usize) -> Vec<(usize, usize)> {
+    (1..k).flat_map(|i| (0..i).map(move |j| (i, j))).collect()
+}
+
+/// z: [..., M] → L: [..., K, K] with M = K(K−1)/2. With w = tanh(z) and
+/// s_ij = ln(1 − w_ij²) = 2(ln 2 + z − softplus(2z)), the row remainders are products:
+/// 1 − Σ_{k<j} L_ik² = Π_{k<j} (1 − w_ik²), so L_ij = w_ij exp(½ Σ_{k<j} s_ik) for j < i and
+/// L_ii = exp(½ Σ_{k<i} s_ik); both sums are one product with a constant matrix. The Jacobian of
+/// the strictly lower entries is triangular: log |det J| = Σ_ij s_ij (1 + ½ (i − j − 1)).
+fn corr_cholesky(s: &mut Session, z: &Value) -> (Value, Value) {
+    let m = *z.lay.shape.last().expect("a correlation factor has values");
+    let k = (1..).find(|k| k * (k - 1) / 2 >= m).expect("some K");
+    assert_eq!(k * (k - 1) / 2, m, "K(K−1)/2 unconstrained values");
+    let rows = z.arr.len() / m.max(1);
+    let pairs = lower_pairs(k);
+    let w = map(s, MapFn::Tanh, z);
+    let two_z = Value::new(s.scale(&z.arr, 2.0), z.lay.clone());
+    let sp = map(s, MapFn::Softplus, &two_z);
+    let log_rest = zip(s, ZipFn::Sub, z, &sp);
+    let log_rest = Value::new(s.shift(&log_rest.arr, std::f64::consts::LN_2), z.lay.clone());
+    let log_rest = Value::new(s.scale(&log_rest.arr, 2.0), z.lay.clone());
+    // half[(i, j), (i, k)] = ½ for k < j ≤ i; place[(i, j), (i, j)] = 1 for j < i.
+    let (mut half, mut place) = (vec![0.0; k * k * m], vec![0.0; k * k * m]);
+    let mut unit = vec![0.0; k * k];
+    for (p, &(i, kk)) in pairs.iter().enumerate() {
+        for j in kk + 1..=i {
+            half[(i * k + j) * m + p] = 0.5;
+        }
+        place[(i * k + kk) * m + p] = 1.0;
+    }
+    for i in 0..k {
+        unit[i * k + i] = 1.0;
+    }
+    let (half, place) = (s.array(&half, &[k * k, m]), s.array(&place, &[k * k, m]));
+    let flat_rest = log_rest.arr.reshaped(&[rows, m]);
+    let scale = s.matmul_t(&flat_rest, &half);
+    let scale = s.map(MapFn::Exp, &scale);
+    let placed = s.matmul_t(&w.arr.reshaped(&[rows, m]), &place);
+    let flat = Layout::of_shape(vec![rows, k * k]);
+    let unit = Value::new(s.array(&unit, &[k * k]), Layout::of_shape(vec![k * k]));
+    let placed = zip(s, ZipFn::Add, &Value::new(placed, flat.clone()), &unit);
+    let l = zip(s, ZipFn::Mul, &placed, &Value::new(scale, flat)).arr;
+    let mut lay = z.lay.clone();
+    lay.shape.pop();
+    lay.shape.extend([k, k]);
+    let x = Value::new(l.reshaped(&lay.dims()), lay);
+    let weights: Vec<f64> = pairs
+        .iter()
+        .map(|&(i, j)| 1.0 + 0.5 * (i - j - 1) as f64)
+        .collect();
+    let weights = s.array(&weights, &[1, m]);
+    let ld = s.matmul_t(&flat_rest, &weights);
+    let mut dl = z.lay.clone();
+    dl.shape.pop();
+    let ld = Value::new(ld.reshaped(&dl.dims()), dl);
+    (x, ld)
 }
 
 /// z: [..., K−1] → x on the K-simplex. With σ_i = σ(z_i − ln(K−1−i)) and R_i = Π_{j<i}(1 − σ_j):
@@ -309,5 +397,55 @@ mod tests {
         let det = jac[0][0] * jac[1][1] - jac[0][1] * jac[1][0];
         let (_, ld) = f(&mut s, &z0);
         assert!((det.abs().ln() - ld).abs() < 1e-6, "{} vs {ld}", det.abs().ln());
+    }
+
+    /// The correlation factor: rows of unit length, positive diagonal, the inverse, and log |det J|
+    /// of the map onto the 6 strictly lower entries (K = 4) by central differences, and NumPyro's
+    /// CorrCholeskyTransform's log-Jacobian at the same L (−3.7630604658256512).
+    #[test]
+    fn correlation_factors_have_unit_rows_invert_and_have_their_log_jacobian() {
+        let mut s = Session::new(Precision::F64);
+        let z0 = [0.3, -0.8, 0.5, 1.1, -0.2, 0.7];
+        let pairs = lower_pairs(4);
+        let f = |s: &mut Session, z: &[f64]| {
+            let v = Value::new(s.array(z, &[6]), Layout::of_shape(vec![6]));
+            let (x, ld) = Bijection::CorrCholesky.forward(s, &v);
+            assert_eq!(x.lay.shape, vec![4, 4]);
+            (s.values(&x.arr), s.value(&ld.arr))
+        };
+        let (l, ld) = f(&mut s, &z0);
+        for i in 0..4 {
+            let norm: f64 = (0..4).map(|j| l[i * 4 + j] * l[i * 4 + j]).sum();
+            assert!((norm - 1.0).abs() < 1e-12, "row {i}: {norm}");
+            assert!(l[i * 4 + i] > 0.0);
+            assert!((i + 1..4).all(|j| l[i * 4 + j] == 0.0));
+        }
+        assert!((l[2 * 4] - -0.664036770267849).abs() < 1e-12, "{l:?}");
+        for (a, b) in Bijection::CorrCholesky.inverse(&l).iter().zip(z0) {
+            assert!((a - b).abs() < 1e-9);
+        }
+        let h = 1e-6;
+        let mut jac = vec![0.0; 36];
+        for c in 0..6 {
+            let (mut zp, mut zm) = (z0, z0);
+            zp[c] += h;
+            zm[c] -= h;
+            let (xp, _) = f(&mut s, &zp);
+            let (xm, _) = f(&mut s, &zm);
+            for (r, &(i, j)) in pairs.iter().enumerate() {
+                jac[r * 6 + c] = (xp[i * 4 + j] - xm[i * 4 + j]) / (2.0 * h);
+            }
+        }
+        // log |det J| = ½ ln det(JᵀJ).
+        let mut jtj = vec![0.0; 36];
+        for a in 0..6 {
+            for b in 0..6 {
+                jtj[a * 6 + b] = (0..6).map(|r| jac[r * 6 + a] * jac[r * 6 + b]).sum();
+            }
+        }
+        let chol = crate::linalg::cholesky(&jtj, 6).expect("J is full rank");
+        let fd = 0.5 * crate::linalg::log_det(&chol, 6);
+        assert!((fd - ld).abs() < 1e-6, "{fd} vs {ld}");
+        assert!((ld - -3.763_060_465_825_651).abs() < 1e-9, "{ld}");
     }
 }
