@@ -20,7 +20,12 @@ fn check_succeeds_on_every_model() {
     // The examples, and the posteriordb and time-series translations beside them.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for dir in ["models", "models/posteriordb", "models/timeseries"] {
+    for dir in [
+        "models",
+        "models/posteriordb",
+        "models/timeseries",
+        "models/hierarchical",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "vi") {

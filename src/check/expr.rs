@@ -36,6 +36,8 @@ const FUNCTIONS: &[(&str, Option<usize>)] = &[
     ("dot", Some(2)),
     ("matmul", Some(2)),
     ("transpose", Some(1)),
+    ("diag_pre_multiply", Some(2)),
+    ("diag_post_multiply", Some(2)),
     ("fill", None),
     ("zeros", None),
     ("ones", None),
@@ -424,58 +426,6 @@ impl Checker<'_> {
         Some(self.add(Op::Zip(f, a, b), Ty { plates, shape, elem }, span))
     }
 
-    pub(super) fn matmul(&mut self, a: NodeId, b: NodeId, span: Span) -> Option<NodeId> {
-        let (sa, sb) = (self.ty(a).shape.clone(), self.ty(b).shape.clone());
-        let shape = match (sa.len(), sb.len()) {
-            (0, _) | (_, 0) => {
-                self.error(
-                    Diagnostic::new("vi::shape::matmul", "`@` needs vectors or matrices, not scalars")
-                        .primary(self.node_span(if sa.is_empty() { a } else { b }), "a scalar")
-                        .help("multiply scalars with `*`"),
-                );
-                return None;
-            }
-            (_, 1) | (_, 2) => {
-                let k_a = sa.last().expect("rank >= 1");
-                let k_b = &sb[0];
-                if !k_a.same(k_b) {
-                    self.error(
-                        Diagnostic::new(
-                            "vi::shape::matmul",
-                            format!("cannot multiply {} by {}", ShapeDisplay(&sa), ShapeDisplay(&sb)),
-                        )
-                        .primary(
-                            self.node_span(a),
-                            format!("shape {}, last axis {k_a}", ShapeDisplay(&sa)),
-                        )
-                        .secondary(
-                            self.node_span(b),
-                            format!("shape {}, first axis {k_b}", ShapeDisplay(&sb)),
-                        )
-                        .help("the left operand's last axis must equal the right operand's first"),
-                    );
-                    return None;
-                }
-                let mut s = sa[..sa.len() - 1].to_vec();
-                s.extend(sb[1..].iter().cloned());
-                s
-            }
-            _ => {
-                self.error(
-                    Diagnostic::new(
-                        "vi::shape::matmul",
-                        "the right operand of `@` must be a vector or a matrix",
-                    )
-                    .primary(self.node_span(b), format!("shape {}", ShapeDisplay(&sb)))
-                    .help("batch over the left operand's leading axes, or over a plate"),
-                );
-                return None;
-            }
-        };
-        let plates = self.union_plates(&self.ty(a).plates.clone(), &self.ty(b).plates.clone());
-        Some(self.add(Op::MatMul(a, b), Ty::real(plates, shape), span))
-    }
-
     fn vector(&mut self, items: &[ast::Expr], span: Span, scope: &Scope) -> Option<NodeId> {
         if items.is_empty() {
             self.error(
@@ -670,6 +620,8 @@ impl Checker<'_> {
             }
             "where" | "ifelse" => self.where_call(&ids, span),
             "cumsum" => self.cumsum(ids[0], span),
+            "diag_pre_multiply" => self.diag_multiply(ids[0], ids[1], true, span),
+            "diag_post_multiply" => self.diag_multiply(ids[1], ids[0], false, span),
             _ => unreachable!("every function in FUNCTIONS is handled"),
         }
     }
@@ -1155,7 +1107,7 @@ pub(super) fn same_shape(a: &[Dim], b: &[Dim]) -> bool {
 }
 
 /// A one-line signature for help messages.
-fn signature(name: &str) -> String {
+pub(super) fn signature(name: &str) -> String {
     let s = match name {
         "pow" | "min" | "max" => format!("`{name}(a, b)` works elementwise, broadcasting"),
         "sum" | "mean" | "logsumexp" => {
@@ -1170,6 +1122,8 @@ fn signature(name: &str) -> String {
             format!("`{name}(a, b)` is `a @ b`: vector·vector, matrix·vector or matrix·matrix")
         }
         "transpose" => "`transpose(m)` swaps the last two axes".into(),
+        "diag_pre_multiply" => "`diag_pre_multiply(v, M)` scales M's rows by v: diag(v) @ M".into(),
+        "diag_post_multiply" => "`diag_post_multiply(M, v)` scales M's columns by v: M @ diag(v)".into(),
         "fill" => "`fill(value, dims...)` repeats a scalar, e.g. `fill(1.0 / K, K)`".into(),
         "zeros" | "ones" => format!("`{name}(dims...)`, e.g. `{name}(K)` or `{name}(N, D)`"),
         "anneal" => {

@@ -21,6 +21,7 @@ const LATENT_TYPES: &[&str] = &[
     "simplex",
     "ordered",
     "positive_ordered",
+    "cholesky_factor_corr",
 ];
 
 /// A latent declared but not yet given its prior site.
@@ -31,6 +32,8 @@ impl Checker<'_> {
         if !self.claim(&d.name, None) {
             return;
         }
+        // Until the declaration succeeds, later statements about the name say nothing more.
+        self.poisoned.insert(d.name.name.clone());
         // `bounded(lo, hi)` is read in the model's scope: bounds that read other latents (Stan's
         // `real<lower=0, upper=1 - alpha1>`) move; constant ones go to `domain_type`.
         let bounds = match (d.ty.name.name.as_str(), d.ty.args.as_slice()) {
@@ -66,6 +69,7 @@ impl Checker<'_> {
                 moving = Some((lo, hi));
                 dom
             }
+            "cholesky_factor_corr" if d.ty.args.is_empty() => Domain::CorrCholesky,
             "ordered" | "positive_ordered" if d.ty.args.is_empty() => {
                 if d.ty.name.name == "ordered" {
                     Domain::Ordered
@@ -82,9 +86,24 @@ impl Checker<'_> {
         for e in &d.ty.dims {
             shape.push(self.dim(e));
         }
-        let Some(shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else {
+        let Some(mut shape) = shape.into_iter().collect::<Option<Vec<Dim>>>() else {
             return;
         };
+        if domain == Domain::CorrCholesky {
+            // Stan's `cholesky_factor_corr[K]` is a K×K matrix.
+            if shape.len() != 1 {
+                self.error(
+                    Diagnostic::new(
+                        "vi::type::needs_length",
+                        "a `cholesky_factor_corr` latent takes one dimension, its size K",
+                    )
+                    .primary(d.ty.span, format!("{} dimensions", shape.len()))
+                    .help("write `cholesky_factor_corr[K]` for the factor of a K×K correlation matrix"),
+                );
+                return;
+            }
+            shape.push(shape[0].clone());
+        }
         if matches!(
             domain,
             Domain::Simplex | Domain::Ordered | Domain::PositiveOrdered
@@ -114,6 +133,7 @@ impl Checker<'_> {
         });
         self.globals
             .insert(d.name.name.clone(), (Symbol::Latent(id), d.name.span));
+        self.poisoned.remove(&d.name.name);
     }
 
     /// Whether `id` was declared with `latent` and still awaits its prior.
@@ -170,13 +190,20 @@ impl Checker<'_> {
                 )
                 .primary(app.span, format!("values in {}", app.support()))
                 .secondary(latent.span, format!("declared {}", latent.support.keyword()))
-                .help("the prior must have a density everywhere on the declared support: pick a family whose support contains it"),
+                .help(if latent.support == Domain::CorrCholesky {
+                    format!("a correlation factor's prior is `{} ~ LKJCholesky(eta)` (eta = 1: uniform over correlation matrices)", latent.name)
+                } else {
+                    "the prior must have a density everywhere on the declared support: pick a family whose support contains it".into()
+                }),
             );
             return;
         }
-        // A scalar-shaped prior applies to every element (Stan's vectorised `mu ~ normal(0, 5)`).
+        // A scalar-shaped prior applies to every element (Stan's vectorised `mu ~ normal(0, 5)`);
+        // an LKJ density is over the whole declared matrix.
         let shape = app.value_shape();
-        if shape.is_empty() && !latent.shape.is_empty() {
+        if app.family == Family::LkjCholesky && shape.is_empty() {
+            app.event = latent.shape.clone();
+        } else if shape.is_empty() && !latent.shape.is_empty() {
             app.iid = latent.shape.clone();
         } else if !super::expr::same_shape(&shape, &latent.shape) {
             self.error(
@@ -273,7 +300,7 @@ impl Checker<'_> {
             }
             let bounded = matches!(
                 latent.support,
-                Domain::Unit | Domain::Interval(..) | Domain::Simplex
+                Domain::Unit | Domain::Interval(..) | Domain::Simplex | Domain::CorrCholesky
             );
             if !bounded {
                 self.improper.push((latent.name.clone(), latent.span));

@@ -14,6 +14,7 @@ mod dist;
 mod expr;
 mod index;
 mod latent;
+mod matrix;
 mod mixture;
 mod scan;
 mod select;

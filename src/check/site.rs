@@ -35,6 +35,24 @@ impl Checker<'_> {
         if app.family.is_improper() && !self.improper_allowed(&lhs, scope.program, &app) {
             return;
         }
+        if app.family == Family::LkjCholesky {
+            let name = match &lhs {
+                Lhs::Fresh(name, _) if self.poisoned.contains(&name.name) => return,
+                Lhs::Fresh(name, _) => name.name.clone(),
+                _ => "L".into(),
+            };
+            self.error(
+                Diagnostic::new(
+                    "vi::dist::lkj_declared",
+                    "LKJCholesky is the prior of a declared `cholesky_factor_corr` latent",
+                )
+                .primary(app.span, "not the prior of a declared correlation factor")
+                .help(format!(
+                    "declare the factor first, as Stan does: `latent {name}: cholesky_factor_corr[K]`, then `{name} ~ LKJCholesky(eta)` at the top level"
+                )),
+            );
+            return;
+        }
         match (lhs, scope.program) {
             (Lhs::Fresh(name, indices), Program::Model) => {
                 self.declare_latent(&name, indices, app, span, scope)

@@ -53,7 +53,7 @@ impl Domain {
         use Domain::*;
         match (self, inner) {
             (a, b) if a == b => true,
-            (Real, PosDef) => false,
+            (Real, PosDef | CorrCholesky) => false,
             (Real, _) => true,
             (Positive, PositiveOrdered) => true,
             (Positive, Interval(lo, _)) => lo >= 0.0,
