@@ -186,6 +186,18 @@ pub fn align(s: &mut Session, a: &Value, b: &Value) -> (Array, Array, Layout) {
 }
 
 /// `a (op) b`, broadcasting.
+/// `a` where `take`, else `b`, elementwise over `lay` (which `take` is laid out in and both
+/// broadcast to): a gather from both, so the branch not taken gets no gradient, even where it
+/// is not finite.
+pub fn select(s: &mut Session, take: &[bool], a: &Value, b: &Value, lay: &Layout) -> Value {
+    let (a, b) = (expand(s, a, lay), expand(s, b, lay));
+    let n = take.len();
+    assert_eq!(n, a.arr.len(), "one choice per element");
+    let both = s.concat(&[a.arr, b.arr], &[2 * n]);
+    let idx: Vec<usize> = (0..n).map(|i| if take[i] { i } else { n + i }).collect();
+    Value::new(s.gather(&both, &idx, &lay.dims()), lay.clone())
+}
+
 pub fn zip(s: &mut Session, f: ZipFn, a: &Value, b: &Value) -> Value {
     let (x, y, lay) = align(s, a, b);
     Value::new(s.zip(f, &x, &y), lay)
@@ -529,17 +541,9 @@ impl<'m> Evaluator<'m> {
             Op::Where { cond, then, other } => {
                 let (c, a, b) = (self.eval(s, *cond), self.eval(s, *then), self.eval(s, *other));
                 let lay = joint_layout(&joint_layout(&c.lay, &a.lay), &b.lay);
-                let (c, a, b) = (expand(s, &c, &lay), expand(s, &a, &lay), expand(s, &b, &lay));
-                // A gather from both branches: the one not taken gets no gradient.
-                let take = s.values(&c.arr);
-                let n = take.len();
-                let both = s.concat(&[a.arr, b.arr], &[2 * n]);
-                let idx: Vec<usize> = take
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| if *c != 0.0 { i } else { n + i })
-                    .collect();
-                Value::new(s.gather(&both, &idx, &lay.dims()), lay)
+                let c = expand(s, &c, &lay);
+                let take: Vec<bool> = s.values(&c.arr).iter().map(|c| *c != 0.0).collect();
+                select(s, &take, &a, &b, &lay)
             }
             Op::ReduceAxis {
                 f: ReduceFn::LogSumExp,

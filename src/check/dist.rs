@@ -127,6 +127,10 @@ impl Checker<'_> {
                 out.into_iter().collect::<Option<Vec<_>>>()?
             }
         };
+        let trunc = match &call.trunc {
+            None => None,
+            Some(t) => Some(self.truncation(family, t, scope).ok()?),
+        };
         Some(DistApp {
             family,
             pz,
@@ -134,6 +138,7 @@ impl Checker<'_> {
             iid,
             batch,
             event,
+            trunc,
             span: call.span,
         })
     }

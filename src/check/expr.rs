@@ -126,6 +126,14 @@ impl Checker<'_> {
                     return None;
                 }
                 let app = self.dist_call(call, scope)?;
+                if app.trunc.is_some() {
+                    self.error(
+                        Diagnostic::new("vi::dist::truncation", "`draw` cannot truncate")
+                            .primary(app.span, "a truncated draw")
+                            .help("truncate a latent's prior or a likelihood with `~ Dist(...) T[lo, hi]`"),
+                    );
+                    return None;
+                }
                 if app.family.is_improper() {
                     self.error(
                         Diagnostic::new(

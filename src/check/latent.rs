@@ -182,6 +182,22 @@ impl Checker<'_> {
             );
             return;
         }
+        let truncated = match self.latent_truncation(&app) {
+            Ok(t) => t,
+            Err(()) => return,
+        };
+        if let Some(dom) = truncated.filter(|d| !d.contains(latent.support)) {
+            self.error(
+                Diagnostic::new(
+                    "vi::latent::prior_support",
+                    format!("`{}` is declared {}, but its truncated prior draws values in {dom}", latent.name, latent.support.keyword()),
+                )
+                .primary(app.span, format!("values in {dom}"))
+                .secondary(latent.span, format!("declared {}", latent.support.keyword()))
+                .help("declare the latent on the truncation's interval (`latent x: positive` for `T[0, ]`), or drop the declaration"),
+            );
+            return;
+        }
         if !app.support().contains(latent.support) {
             self.error(
                 Diagnostic::new(
@@ -266,6 +282,7 @@ impl Checker<'_> {
                 iid: latent.shape.clone(),
                 batch: Vec::new(),
                 event: Vec::new(),
+                trunc: None,
                 span,
             },
             plates: Vec::new(),
@@ -280,6 +297,7 @@ impl Checker<'_> {
                 iid: Vec::new(),
                 batch: latent.shape.clone(),
                 event: Vec::new(),
+                trunc: None,
                 span,
             },
             plates: Vec::new(),
@@ -316,6 +334,7 @@ impl Checker<'_> {
                     iid: latent.shape.clone(),
                     batch: Vec::new(),
                     event: Vec::new(),
+                    trunc: None,
                     span: latent.span,
                 },
                 plates: Vec::new(),

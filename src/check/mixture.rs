@@ -14,6 +14,14 @@ const USAGE: &str = "write `Mixture(weights, Normal(mu, sigma))`: a simplex over
 
 impl Checker<'_> {
     pub(super) fn mixture_call(&mut self, call: &ast::DistCall, scope: &Scope) -> Option<DistApp> {
+        if let Some(t) = &call.trunc {
+            self.error(
+                Diagnostic::new("vi::dist::truncation_family", "Mixture cannot be truncated")
+                    .primary(t.span, "a truncated mixture")
+                    .help(format!("truncation renormalises by a closed-form CDF, which vinf has for {}", crate::dist::cdf::TRUNCATABLE.map(|f| f.name()).join(", "))),
+            );
+            return None;
+        }
         let (w, comp) = match call.args.as_slice() {
             [w, comp] if w.name.is_none() && comp.name.is_none() => (w, comp),
             _ => {
@@ -49,6 +57,7 @@ impl Checker<'_> {
             return None;
         };
         let component = ast::DistCall {
+            trunc: None,
             name: func.clone(),
             args: args.clone(),
             iid: None,
@@ -144,6 +153,7 @@ impl Checker<'_> {
             iid,
             batch,
             event: Vec::new(),
+            trunc: None,
             span: call.span,
         })
     }

@@ -20,6 +20,7 @@ mod scan;
 mod select;
 mod shape;
 mod shift;
+mod truncate;
 mod site;
 mod support;
 

@@ -35,6 +35,14 @@ impl Checker<'_> {
         if app.family.is_improper() && !self.improper_allowed(&lhs, scope.program, &app) {
             return;
         }
+        if app.trunc.is_some() && scope.program == Program::Guide {
+            self.error(
+                Diagnostic::new("vi::dist::truncation", "a guide cannot be truncated")
+                    .primary(app.span, "truncated in the guide")
+                    .help("the guide draws from untruncated families; a bounded latent gets a guide on its support (LogNormal for positive, Beta for (0, 1)), or leave it to the automatic guide"),
+            );
+            return;
+        }
         if app.family == Family::LkjCholesky {
             let name = match &lhs {
                 Lhs::Fresh(name, _) if self.poisoned.contains(&name.name) => return,
@@ -353,6 +361,7 @@ impl Checker<'_> {
                 iid: Vec::new(),
                 batch: ty.shape.clone(),
                 event: Vec::new(),
+                trunc: None,
                 span,
             },
             plates,
@@ -370,6 +379,9 @@ impl Checker<'_> {
     /// The support of a latent drawn from `app`; a Uniform's bounds are constants or move with
     /// other latents.
     fn latent_support(&mut self, app: &DistApp) -> Option<Domain> {
+        if app.trunc.is_some() {
+            return self.latent_truncation(app).ok().flatten();
+        }
         if app.family != Family::Uniform {
             return Some(app.support());
         }
@@ -559,6 +571,9 @@ impl Checker<'_> {
                     .primary(target.span, format!("depends on `{l}`"))
                     .help("observe data (or a function of data and params); draw latent variables with `name ~ ...`"),
             );
+            return;
+        }
+        if !self.observed_within_truncation(value, &app, target.span) {
             return;
         }
         match data {

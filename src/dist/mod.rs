@@ -4,6 +4,7 @@
 //! Densities, sampling and KL divergences live with the engines that evaluate them; this module
 //! only says what each family *is*.
 
+pub mod cdf;
 pub mod density;
 pub mod sample;
 
@@ -60,6 +61,8 @@ impl Domain {
             (Unit, Interval(lo, hi)) => lo >= 0.0 && hi <= 1.0,
             (Interval(lo, hi), Interval(a, b)) => a >= lo && b <= hi,
             (Interval(lo, hi), Unit) => lo <= 0.0 && hi >= 1.0,
+            (Interval(lo, hi), Positive | PositiveOrdered) => lo <= 0.0 && hi == f64::INFINITY,
+            (Interval(lo, hi), Real | Ordered) => lo == f64::NEG_INFINITY && hi == f64::INFINITY,
             (Count, Binary) | (Int, Binary) | (Int, Count) | (Int, Category) => true,
             (Category, Binary) | (Category, Count) | (Category, Int) => true,
             (Count, Category) => true,

@@ -478,7 +478,16 @@ pub struct DistApp {
     pub batch: Vec<Dim>,
     /// The shape of one draw (`[K]` for a Dirichlet over K categories).
     pub event: Vec<Dim>,
+    /// `T[lo, hi]`: the density renormalised to the bounds.
+    pub trunc: Option<Truncation>,
     pub span: Span,
+}
+
+/// The bounds of a truncated density (Stan's `T[lo, hi]`): scalars, or shaped like the draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Truncation {
+    pub lo: Option<NodeId>,
+    pub hi: Option<NodeId>,
 }
 
 impl DistApp {

@@ -312,6 +312,14 @@ pub fn analyse(model: &Model) -> Plan {
                 }
             }
         }
+        if let Some(t) = site.dist.trunc {
+            let bounds = [t.lo, t.hi].into_iter().flatten();
+            for a in site.dist.args.iter().copied().chain(bounds) {
+                for l in model.latents_of(a) {
+                    broken[l.index()].get_or_insert(("it appears in a truncated density".into(), site.span));
+                }
+            }
+        }
         if site.dist.family == crate::dist::Family::Factor {
             if let Target::Derived { value } = site.target {
                 for l in model.latents_of(value) {

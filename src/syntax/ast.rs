@@ -161,6 +161,18 @@ pub struct DistCall {
     pub args: Vec<Arg>,
     /// The iid shape after the call, `[K]`, with the span of the brackets.
     pub iid: Option<(Vec<Expr>, Span)>,
+    /// Stan's truncation `T[lo, hi]` (either bound may be left out).
+    pub trunc: Option<Truncation>,
+    pub span: Span,
+}
+
+/// `T[lo, hi]`, `T[lo, ]` or `T[, hi]` after a distribution call. `marker` is the word before
+/// the bracket, which the checker requires to be `T`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truncation {
+    pub marker: Ident,
+    pub lo: Option<Expr>,
+    pub hi: Option<Expr>,
     pub span: Span,
 }
 

@@ -15,6 +15,10 @@ pub enum Bijection {
     Exp,
     /// (lo, hi): x = lo + (hi − lo) σ(z); the unit interval is (0, 1).
     Interval(f64, f64),
+    /// (lo, ∞): x = lo + exp(z) (a truncation's lower bound).
+    Above(f64),
+    /// (−∞, hi): x = hi − exp(z).
+    Below(f64),
     /// The simplex: stick-breaking from K − 1 reals (as NumPyro's StickBreakingTransform).
     StickBreaking,
     /// Increasing vectors: x_1 = z_1 (exp(z_1) when `positive`), x_k = x_{k−1} + exp(z_k), as
@@ -34,6 +38,8 @@ impl Bijection {
             Domain::Real => Some(Bijection::Identity),
             Domain::Positive => Some(Bijection::Exp),
             Domain::Unit => Some(Bijection::Interval(0.0, 1.0)),
+            Domain::Interval(lo, f64::INFINITY) => Some(Bijection::Above(lo)),
+            Domain::Interval(f64::NEG_INFINITY, hi) => Some(Bijection::Below(hi)),
             Domain::Interval(lo, hi) => Some(Bijection::Interval(lo, hi)),
             Domain::Simplex => Some(Bijection::StickBreaking),
             Domain::Ordered => Some(Bijection::Ordered { positive: false }),
@@ -71,6 +77,15 @@ impl Bijection {
                 (z.clone(), zero)
             }
             Bijection::Exp => (map(s, MapFn::Exp, z), z.clone()),
+            Bijection::Above(lo) => {
+                let e = map(s, MapFn::Exp, z);
+                (Value::new(s.shift(&e.arr, lo), z.lay.clone()), z.clone())
+            }
+            Bijection::Below(hi) => {
+                let e = map(s, MapFn::Exp, z);
+                let x = Value::new(s.scale(&e.arr, -1.0), z.lay.clone());
+                (Value::new(s.shift(&x.arr, hi), z.lay.clone()), z.clone())
+            }
             Bijection::Interval(lo, hi) => {
                 let sg = map(s, MapFn::Sigmoid, z);
                 let x = Value::new(s.scale(&sg.arr, hi - lo), z.lay.clone());
@@ -95,6 +110,8 @@ impl Bijection {
         match self {
             Bijection::Identity => x.to_vec(),
             Bijection::Exp => x.iter().map(|v| v.ln()).collect(),
+            Bijection::Above(lo) => x.iter().map(|v| (v - lo).max(1e-300).ln()).collect(),
+            Bijection::Below(hi) => x.iter().map(|v| (hi - v).max(1e-300).ln()).collect(),
             Bijection::Interval(lo, hi) => x
                 .iter()
                 .map(|v| {
@@ -310,6 +327,8 @@ mod tests {
         // For a scalar bijection, log |dx/dz| by central differences.
         for b in [
             Bijection::Exp,
+            Bijection::Above(-1.5),
+            Bijection::Below(2.0),
             Bijection::Interval(0.0, 1.0),
             Bijection::Interval(-2.0, 5.0),
         ] {
@@ -324,7 +343,7 @@ mod tests {
             let (xp, _) = at(&mut s, z0 + h);
             let (xm, _) = at(&mut s, z0 - h);
             let (_, ld) = at(&mut s, z0);
-            let fd = ((xp - xm) / (2.0 * h)).ln();
+            let fd = ((xp - xm) / (2.0 * h)).abs().ln();
             assert!((fd - ld).abs() < 1e-6, "{b:?}: {fd} vs {ld}");
         }
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::backend::{Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::dist::{density::log_prob, Family};
+use crate::dist::Family;
 use crate::graph::Target;
 use crate::infer::psis::{self, PointLoo};
 use crate::infer::{FitOptions, NamedTensor};
@@ -221,11 +221,7 @@ pub fn compute(
         };
         let x = ev.eval(&mut s, value);
         let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(&mut s, *a)).collect();
-        let lp = if site.dist.family == Family::MvNormal {
-            crate::infer::svi::mv_normal(&mut s, site.dist.pz, &args, &x)
-        } else {
-            log_prob(&mut s, site.dist.family, site.dist.pz, &args, &x)
-        };
+        let lp = crate::infer::svi::site_log_prob(&mut s, &mut ev, site, &args, &x);
         let mut shape: Vec<usize> = site.dist.iid.iter().map(|d| d.value().expect("bound")).collect();
         shape.extend(site.dist.batch.iter().map(|d| d.value().expect("bound")));
         let full = Layout {

@@ -174,11 +174,7 @@ fn log_joint(s: &mut Session, model: &Model, ev: &mut Evaluator, m: usize) -> Va
             Target::Data { value, .. } | Target::Derived { value } => ev.eval(s, *value),
         };
         let args: Vec<Value> = site.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
-        let lp = if site.dist.family == Family::MvNormal {
-            crate::infer::svi::mv_normal(s, site.dist.pz, &args, &x)
-        } else {
-            log_prob(s, site.dist.family, site.dist.pz, &args, &x)
-        };
+        let lp = crate::infer::svi::site_log_prob(s, ev, site, &args, &x);
         let t = per_draw_total(s, &lp, m);
         total = zip(s, ZipFn::Add, &total, &t);
     }

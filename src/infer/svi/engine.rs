@@ -389,10 +389,8 @@ impl<'a> Engine<'a> {
                 // log p(x) + log |dx/dz| is the standard density at z.
                 let (family, std_args) = nc.standard(s, &args);
                 log_prob(s, family, crate::dist::Parameterization::Standard, &std_args, z)
-            } else if site.dist.family == Family::MvNormal {
-                mv_normal(s, site.dist.pz, &args, &x)
             } else {
-                log_prob(s, site.dist.family, site.dist.pz, &args, &x)
+                site_log_prob(s, &mut ev, site, &args, &x)
             };
             let t = self.total(s, &lp, &site.plates);
             per_site.push((k, t.clone()));
@@ -466,6 +464,30 @@ impl Engine<'_> {
         };
         self.points = None;
         (values, grads)
+    }
+}
+
+/// log p(x) under one statement's density, given its arguments' values: an MvNormal through
+/// its factorised covariance, a truncated density renormalised to its bounds (and zero outside
+/// them, for observations).
+pub fn site_log_prob(s: &mut Session, ev: &mut Evaluator, site: &Site, args: &[Value], x: &Value) -> Value {
+    let d = &site.dist;
+    if d.family == Family::MvNormal {
+        return mv_normal(s, d.pz, args, x);
+    }
+    let lp = log_prob(s, d.family, d.pz, args, x);
+    let Some(t) = d.trunc else { return lp };
+    let lo = t.lo.map(|b| ev.eval(s, b));
+    let hi = t.hi.map(|b| ev.eval(s, b));
+    let mass = crate::dist::cdf::log_mass(s, d.family, d.pz, args, lo.as_ref(), hi.as_ref());
+    let lp = zip(s, ZipFn::Sub, &lp, &mass);
+    if matches!(site.target, Target::Latent(_)) {
+        // The bijection keeps a latent inside.
+        return lp;
+    }
+    match crate::dist::cdf::outside(s, x, lo.as_ref(), hi.as_ref()) {
+        Some(zero_density) => zip(s, ZipFn::Add, &lp, &zero_density),
+        None => lp,
     }
 }
 

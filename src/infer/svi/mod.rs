@@ -40,7 +40,7 @@ mod state;
 mod support;
 mod trainer;
 
-pub(super) use engine::mv_normal;
+pub(super) use engine::{mv_normal, site_log_prob};
 pub use restored::{draw_guide, draw_guide_at, iw_per_row, log_weights, Restored};
 pub use support::check_supported;
 
