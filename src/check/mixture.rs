@@ -18,7 +18,10 @@ impl Checker<'_> {
             self.error(
                 Diagnostic::new("vi::dist::truncation_family", "Mixture cannot be truncated")
                     .primary(t.span, "a truncated mixture")
-                    .help(format!("truncation renormalises by a closed-form CDF, which vinf has for {}", crate::dist::cdf::TRUNCATABLE.map(|f| f.name()).join(", "))),
+                    .help(format!(
+                        "truncation renormalises by a closed-form CDF, which vinf has for {}",
+                        crate::dist::cdf::TRUNCATABLE.map(|f| f.name()).join(", ")
+                    )),
             );
             return None;
         }

@@ -20,9 +20,9 @@ mod scan;
 mod select;
 mod shape;
 mod shift;
-mod truncate;
 mod site;
 mod support;
+mod truncate;
 
 use std::collections::HashMap;
 

@@ -21,7 +21,11 @@ pub(super) fn between(lo: f64, hi: f64) -> Domain {
 }
 
 fn family_list() -> String {
-    TRUNCATABLE.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+    TRUNCATABLE
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Checker<'_> {
@@ -34,9 +38,12 @@ impl Checker<'_> {
     ) -> Result<Truncation, ()> {
         if t.marker.name != "T" {
             self.error(
-                Diagnostic::new("vi::dist::truncation", format!("`{}[...]` after a distribution", t.marker.name))
-                    .primary(t.marker.span, "not `T`")
-                    .help("truncate a density with `T[lo, hi]` (either bound may be left out: `T[0, ]`)"),
+                Diagnostic::new(
+                    "vi::dist::truncation",
+                    format!("`{}[...]` after a distribution", t.marker.name),
+                )
+                .primary(t.marker.span, "not `T`")
+                .help("truncate a density with `T[lo, hi]` (either bound may be left out: `T[0, ]`)"),
             );
             return Err(());
         }
@@ -74,7 +81,10 @@ impl Checker<'_> {
         };
         let lo = bound(self, &t.lo)?;
         let hi = bound(self, &t.hi)?;
-        if let (Some(a), Some(b)) = (lo.and_then(|l| self.constant(l)), hi.and_then(|h| self.constant(h))) {
+        if let (Some(a), Some(b)) = (
+            lo.and_then(|l| self.constant(l)),
+            hi.and_then(|h| self.constant(h)),
+        ) {
             if a >= b {
                 self.error(
                     Diagnostic::new("vi::dist::truncation_bounds", format!("`T[{a}, {b}]` is empty"))
@@ -85,13 +95,20 @@ impl Checker<'_> {
             }
         }
         let support = family.support();
-        let s_lo = if support == Domain::Positive { 0.0 } else { f64::NEG_INFINITY };
+        let s_lo = if support == Domain::Positive {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        };
         if let Some(b) = hi.and_then(|h| self.constant(h)) {
             if b <= s_lo {
                 self.error(
-                    Diagnostic::new("vi::dist::truncation_bounds", format!("{family} has no mass below {b}"))
-                        .primary(t.span, format!("{family} draws values in {support}"))
-                        .help("the upper bound must lie above the family's lowest value"),
+                    Diagnostic::new(
+                        "vi::dist::truncation_bounds",
+                        format!("{family} has no mass below {b}"),
+                    )
+                    .primary(t.span, format!("{family} draws values in {support}"))
+                    .help("the upper bound must lie above the family's lowest value"),
                 );
                 return Err(());
             }
@@ -111,7 +128,11 @@ impl Checker<'_> {
             Some(h) => self.constant(h)?,
             None => f64::INFINITY,
         };
-        let lo = if app.support() == Domain::Positive { lo.max(0.0) } else { lo };
+        let lo = if app.support() == Domain::Positive {
+            lo.max(0.0)
+        } else {
+            lo
+        };
         Some(between(lo, hi))
     }
 
@@ -122,7 +143,10 @@ impl Checker<'_> {
         match self.truncated_support(app) {
             Some(d) => Ok(Some(d)),
             None => {
-                let moving = [t.lo, t.hi].into_iter().flatten().find(|b| self.constant(*b).is_none());
+                let moving = [t.lo, t.hi]
+                    .into_iter()
+                    .flatten()
+                    .find(|b| self.constant(*b).is_none());
                 let span = moving.map_or(app.span, |b| self.node_span(b));
                 self.error(
                     Diagnostic::new("vi::dist::truncation_moving", "a truncated latent's bounds must be constants")
@@ -136,7 +160,12 @@ impl Checker<'_> {
 
     /// Observed data outside constant truncation bounds have zero density: an error, pointing at
     /// the first value outside.
-    pub(super) fn observed_within_truncation(&mut self, value: NodeId, app: &DistApp, target_span: crate::syntax::Span) -> bool {
+    pub(super) fn observed_within_truncation(
+        &mut self,
+        value: NodeId,
+        app: &DistApp,
+        target_span: crate::syntax::Span,
+    ) -> bool {
         let Some(t) = app.trunc else { return true };
         let plain_data = match self.nodes[value.index()].op {
             Op::Data(_) => true,
@@ -148,7 +177,9 @@ impl Checker<'_> {
         }
         let (min, max) = self.value_range(value);
         for (b, below) in [(t.lo, true), (t.hi, false)] {
-            let Some(v) = b.and_then(|b| self.constant(b)) else { continue };
+            let Some(v) = b.and_then(|b| self.constant(b)) else {
+                continue;
+            };
             let (outside, seen) = if below { (min < v, min) } else { (max > v, max) };
             if outside {
                 self.error(
@@ -160,7 +191,17 @@ impl Checker<'_> {
                         ),
                     )
                     .primary(target_span, format!("has a value {seen}"))
-                    .secondary(app.span, format!("truncated to {}", if below { format!("≥ {v}") } else { format!("≤ {v}") }))
+                    .secondary(
+                        app.span,
+                        format!(
+                            "truncated to {}",
+                            if below {
+                                format!("≥ {v}")
+                            } else {
+                                format!("≤ {v}")
+                            }
+                        ),
+                    )
                     .help("a truncated density is zero outside its bounds: fix the bounds or the data"),
                 );
                 return false;
