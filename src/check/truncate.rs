@@ -180,7 +180,9 @@ impl Checker<'_> {
             let Some(v) = b.and_then(|b| self.constant(b)) else {
                 continue;
             };
+            // Unbound data have an infinite range: nothing to check until they are bound.
             let (outside, seen) = if below { (min < v, min) } else { (max > v, max) };
+            let outside = outside && seen.is_finite();
             if outside {
                 self.error(
                     Diagnostic::new(
