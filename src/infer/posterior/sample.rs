@@ -12,7 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::backend::{Precision, Session};
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::dist::sample::{categorical, draw_scalar, draw_vector};
+use crate::dist::sample::{categorical, draw_scalar, draw_truncated, draw_vector};
 use crate::dist::Family;
 use crate::graph::{Dim, Target};
 use crate::infer::{FitOptions, NamedTensor};
@@ -202,6 +202,22 @@ fn replicates(s: &mut Session, ev: &mut Evaluator, n: usize, rng: &mut ChaCha8Rn
             widths.push(ev_shape.iter().product::<usize>());
             rows.push(s.values(&e.arr));
         }
+        // Truncation bounds, one per value, laid out like the scalar parameters.
+        let bound_rows = |s: &mut Session, ev: &mut Evaluator, b: Option<crate::graph::NodeId>| {
+            b.map(|b| {
+                let v = ev.eval(s, b);
+                let target = Layout {
+                    shape: batch_shape.clone(),
+                    ..site_lay.clone()
+                };
+                let e = expand(s, &v, &joint_layout(&target, &v.lay));
+                s.values(&e.arr)
+            })
+        };
+        let (lo, hi) = match d.trunc {
+            Some(t) => (bound_rows(s, ev, t.lo), bound_rows(s, ev, t.hi)),
+            None => (None, None),
+        };
         let count: usize = n
             * site_lay.plates.iter().map(|p| p.1).product::<usize>()
             * batch_shape.iter().product::<usize>();
@@ -220,7 +236,12 @@ fn replicates(s: &mut Session, ev: &mut Evaluator, n: usize, rng: &mut ChaCha8Rn
                 .collect();
             if d.family.event_rank() == 0 && !matches!(d.family, Family::Categorical | Family::Mixture) {
                 let p: Vec<f64> = params.iter().map(|x| x[0]).collect();
-                values.push(draw_scalar(d.family, d.pz, &p, rng));
+                values.push(if d.trunc.is_some() {
+                    let (l, h) = (lo.as_ref().map(|b| b[i]), hi.as_ref().map(|b| b[i]));
+                    draw_truncated(d.family, d.pz, &p, l, h, rng)
+                } else {
+                    draw_scalar(d.family, d.pz, &p, rng)
+                });
             } else {
                 values.extend(draw_vector(d.family, d.pz, &params, event, rng));
             }
