@@ -53,11 +53,11 @@ impl Checker<'_> {
             (_, value) => Dim::sym(&start_name, value.map(|a| a - 1)),
         };
         let size = match (from.value(), to.value()) {
-            (Some(a), Some(b)) if b + 1 < a => {
+            (Some(a), Some(b)) if b < a => {
                 self.error(
                     Diagnostic::new("vi::plate::empty", format!("the plate {a}..{b} has no members"))
                         .primary(f.from.span.to(f.to.span), "empty")
-                        .help("a plate runs from its first member to its last, inclusive: the first must not exceed the last by more than one"),
+                        .help("a plate runs from its first member to its last, inclusive: the first must not come after the last"),
                 );
                 return None;
             }
