@@ -99,6 +99,54 @@ impl Diagnostic {
     pub fn render_plain(&self) -> String {
         render(self, GraphicalTheme::unicode_nocolor())
     }
+
+    /// The diagnostic as one JSON object (`--message-format json`): its code, severity,
+    /// message and help, the file it points into, and each label with its byte range and its
+    /// 1-based line and column (columns count characters) at both ends.
+    pub fn to_json(&self) -> serde_json::Value {
+        let text = self.source.as_ref().map(|s| s.inner().as_str());
+        let labels: Vec<serde_json::Value> = self
+            .labels
+            .iter()
+            .map(|l| {
+                let mut o = serde_json::json!({
+                    "message": l.text,
+                    "primary": l.primary,
+                    "byte_start": l.span.start,
+                    "byte_end": l.span.end,
+                });
+                if let Some(t) = text {
+                    let (line, column) = line_column(t, l.span.start);
+                    let (end_line, end_column) = line_column(t, l.span.end);
+                    o["line"] = line.into();
+                    o["column"] = column.into();
+                    o["end_line"] = end_line.into();
+                    o["end_column"] = end_column.into();
+                }
+                o
+            })
+            .collect();
+        serde_json::json!({
+            "code": self.code,
+            "severity": if self.warning { "warning" } else { "error" },
+            "message": self.message,
+            "help": self.help,
+            "file": self.source.as_ref().map(|s| s.name().to_string()),
+            "labels": labels,
+        })
+    }
+}
+
+/// The 1-based line and character column of a byte offset into `text` (clamped to it).
+pub fn line_column(text: &str, byte: usize) -> (usize, usize) {
+    let mut at = byte.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |k| k + 1);
+    (line, text[start..at].chars().count() + 1)
 }
 
 fn render(diag: &Diagnostic, theme: GraphicalTheme) -> String {

@@ -77,6 +77,60 @@ fn model_errors_exit_1_with_a_located_diagnostic() {
     }
 }
 
+/// `--message-format json`: every mistake in tests/errors/ comes out as JSON lines on stderr,
+/// each with the expected code, a help line, and a primary label with a line and column.
+#[test]
+fn json_diagnostics_carry_code_location_and_help() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "vi") {
+            continue;
+        }
+        let src = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let expect = src
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let rel = format!("tests/errors/{}", path.file_name().unwrap().to_string_lossy());
+        let mut args = vec!["check".to_string(), rel, "--message-format".into(), "json".into()];
+        if let Some(line) = src.lines().find_map(|l| l.strip_prefix("# args:")) {
+            args.extend(line.split_whitespace().map(str::to_string));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = vi(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", path.display());
+        let diags: Vec<serde_json::Value> = text(&out.stderr)
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display()))
+            })
+            .collect();
+        let d = diags
+            .iter()
+            .find(|d| d["code"] == expect.as_str())
+            .unwrap_or_else(|| panic!("{}: no {expect} in {diags:?}", path.display()));
+        assert!(d["help"].is_string(), "{}: no help", path.display());
+        let primary = d["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["primary"] == true);
+        let primary = primary.unwrap_or_else(|| panic!("{}: no primary label", path.display()));
+        assert!(
+            primary["line"].as_u64().is_some_and(|l| l >= 1),
+            "{}: {primary}",
+            path.display()
+        );
+        assert!(
+            primary["column"].as_u64().is_some_and(|c| c >= 1),
+            "{}: {primary}",
+            path.display()
+        );
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(vi(&[]).status.code(), Some(2));

@@ -1,7 +1,6 @@
 //! `vinf fit`: the flags merged into the model's settings, the checkpoint plan, the fit, and
 //! what it says and writes.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -208,7 +207,7 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         }
     }
     if let Some(d) = out.diverged {
-        eprintln!("{}", Diagnostics::from(d).render(std::io::stderr().is_terminal()));
+        super::report(&Diagnostics::from(d));
         return Ok(EXIT_DIVERGED);
     }
     Ok(match out.status {

@@ -56,6 +56,29 @@ pub(crate) use outln;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How diagnostics are printed on stderr: `human` (source excerpts) or `json` (one object
+    /// per line: code, severity, message, help, file, and labels with lines and columns).
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MessageFormat {
+    Human,
+    Json,
+}
+
+static MESSAGE_FORMAT: std::sync::OnceLock<MessageFormat> = std::sync::OnceLock::new();
+
+/// Print diagnostics on stderr in the format asked for.
+fn report(diags: &Diagnostics) {
+    if MESSAGE_FORMAT.get() == Some(&MessageFormat::Json) {
+        for d in diags.iter() {
+            eprintln!("{}", d.to_json());
+        }
+    } else {
+        eprintln!("{}", diags.render(std::io::stderr().is_terminal()));
+    }
 }
 
 #[derive(Subcommand)]
@@ -173,10 +196,11 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// Parse the command line, run it, and say how it went.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    MESSAGE_FORMAT.get_or_init(|| cli.message_format);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(diags) => {
-            eprintln!("{}", diags.render(std::io::stderr().is_terminal()));
+            report(&diags);
             ExitCode::from(1)
         }
     }
@@ -273,8 +297,7 @@ fn load(model: &std::path::Path, opts: &LoadOptions) -> Result<vi::Loaded, Diagn
     let loaded = vi::load(model, opts)?;
     let warnings = &loaded.model.warnings;
     if !warnings.is_empty() {
-        let color = std::io::stderr().is_terminal();
-        eprintln!("{}", Diagnostics(warnings.clone()).render(color));
+        report(&Diagnostics(warnings.clone()));
     }
     Ok(loaded)
 }
