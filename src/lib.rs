@@ -17,6 +17,7 @@ pub mod check;
 pub mod data;
 pub mod diag;
 pub mod dist;
+pub mod editor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod graph;

@@ -127,7 +127,6 @@ fn run(path: &Path, loaded: &vi::Loaded, label: &str) {
         use_defaults: false,
         require_data: true,
         bindings,
-        ..vi::LoadOptions::default()
     };
     let loaded = vi::load(path, &opts).unwrap_or_else(|d| {
         panic!(

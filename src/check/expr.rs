@@ -51,6 +51,10 @@ pub(super) fn is_builtin_function(name: &str) -> bool {
     FUNCTIONS.iter().any(|(n, _)| *n == name)
 }
 
+pub(super) fn builtin_names() -> impl Iterator<Item = &'static str> {
+    FUNCTIONS.iter().map(|(n, _)| *n)
+}
+
 fn map_fn(name: &str) -> Option<MapFn> {
     MapFn::ALL
         .into_iter()

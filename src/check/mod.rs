@@ -37,6 +37,16 @@ use crate::settings::Settings;
 use crate::syntax::ast::{self, Item, Stmt};
 use crate::syntax::Span;
 
+/// The built-in functions a model may call, for editors' completions.
+pub fn function_names() -> impl Iterator<Item = &'static str> {
+    expr::builtin_names()
+}
+
+/// A built-in function's one-line signature, for editors' hovers.
+pub fn function_signature(name: &str) -> Option<String> {
+    expr::is_builtin_function(name).then(|| expr::signature(name))
+}
+
 /// Check a parsed model against the data bound so far (possibly none) and lower it.
 pub fn check(
     program: &ast::Program,

@@ -8,6 +8,7 @@
 
 mod fit;
 mod flags;
+mod lsp;
 mod progress;
 mod resume;
 
@@ -147,6 +148,9 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Serve the Language Server Protocol over stdio, for editors: diagnostics as you type,
+    /// hover, go-to-definition and completion.
+    Lsp,
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -280,6 +284,12 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let path = from.join("loo.json");
             vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
             outln!("wrote {}", path.display());
+        }
+        Command::Lsp => {
+            if let Err(e) = lsp::serve() {
+                eprintln!("vinf lsp: {e}");
+                return Ok(1);
+            }
         }
         Command::Graph { model, format, data } => {
             let loaded = load(&model, &data.options(false))?;

@@ -222,9 +222,12 @@ mod tests {
 
     /// ln P(lo < X < hi) against scipy.stats (cdf and sf) at random parameters and bounds, one
     /// or both bounds given, and far in the Normal's upper tail (8 to 9 sd: −35.01).
+    /// (family, parameters, lower bound, upper bound, ln P(lo < X < hi)).
+    type Case = (Family, &'static [f64], Option<f64>, Option<f64>, f64);
+
     #[test]
     fn log_masses_match_scipy() {
-        let cases: &[(Family, &[f64], Option<f64>, Option<f64>, f64)] = &[
+        let cases: &[Case] = &[
             (
                 Family::Normal,
                 &[4.081838242770365, 0.9393883678094692],

@@ -294,7 +294,9 @@ mod tests {
     fn truncated_draws_have_the_truncated_means() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let st = Parameterization::Standard;
-        let cases: &[(Family, &[f64], Option<f64>, Option<f64>, f64, f64)] = &[
+        // (family, parameters, lower bound, upper bound, mean, tolerance)
+        type Case = (Family, &'static [f64], Option<f64>, Option<f64>, f64, f64);
+        let cases: &[Case] = &[
             (
                 Family::Normal,
                 &[0.0, 1.0],

@@ -162,7 +162,7 @@ pub struct DistCall {
     /// The iid shape after the call, `[K]`, with the span of the brackets.
     pub iid: Option<(Vec<Expr>, Span)>,
     /// Stan's truncation `T[lo, hi]` (either bound may be left out).
-    pub trunc: Option<Truncation>,
+    pub trunc: Option<Box<Truncation>>,
     pub span: Span,
 }
 
