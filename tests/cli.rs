@@ -285,6 +285,34 @@ fn fit_writes_the_contract_files_and_sample_reads_them() {
             csv.lines().any(|l| l.contains(",predictive,")),
             "{model}: no predictive draws"
         );
+        // CmdStan's layout: comments, then a header of lp__ and Stan-style names, one row per
+        // draw with a value for every column.
+        let cmdstan = out.join("cmdstan.csv");
+        let r = vi(&[
+            "sample",
+            &format!("models/{model}.vi"),
+            "--from",
+            &out_s,
+            "-n",
+            "20",
+            "--format",
+            "cmdstan",
+            "--out",
+            cmdstan.to_str().unwrap(),
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+        let csv = std::fs::read_to_string(&cmdstan).unwrap();
+        let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
+        let header: Vec<&str> = rows[0].split(',').collect();
+        assert_eq!(header[0], "lp__");
+        assert!(
+            header.iter().any(|h| h.ends_with("_rep.1")),
+            "{model}: no replicates in {header:?}"
+        );
+        let latent = if model == "gmm" { "mu.1" } else { "theta_tilde.8" };
+        assert!(header.contains(&latent), "{model}: no {latent} in {header:?}");
+        assert_eq!(rows.len(), 21, "{model}: a header and 20 draws");
+        assert!(rows[1..].iter().all(|r| r.split(',').count() == header.len()));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -106,6 +106,10 @@ enum Command {
         /// Where to write the draws (CSV; default FROM/samples.csv).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `long`: one row per value (`draw,variable,kind,index,value`); `cmdstan`: one row per
+        /// draw in CmdStan's layout (`theta.1`, `y_rep.3`), for `arviz.from_cmdstan`.
+        #[arg(long, value_enum, default_value_t = SampleFormat::Long)]
+        format: SampleFormat,
         /// Random seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -185,6 +189,12 @@ impl DataArgs {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SampleFormat {
+    Long,
+    Cmdstan,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Text,
@@ -222,6 +232,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             from,
             n,
             out,
+            format,
             seed,
             data,
         } => {
@@ -229,8 +240,14 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let (state, meta) = read_fit(&from, &loaded)?;
             let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
             let path = out.unwrap_or_else(|| from.join("samples.csv"));
-            vi::store::write_atomic(&path, vi::infer::sample::to_csv(&draws, n).as_bytes())
-                .map_err(Diagnostics::from)?;
+            let text = match format {
+                SampleFormat::Long => vi::infer::sample::to_csv(&draws, n),
+                SampleFormat::Cmdstan => {
+                    let method = meta.get("method").map_or("vinf", String::as_str);
+                    vi::infer::sample::to_cmdstan(&draws, n, &loaded.model.name, method)
+                }
+            };
+            vi::store::write_atomic(&path, text.as_bytes()).map_err(Diagnostics::from)?;
             for d in &draws {
                 outln!(
                     "{:<12} {:<10} {} values per draw",

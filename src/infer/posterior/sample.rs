@@ -356,6 +356,56 @@ pub(super) fn cavi_draws(
     Ok(out)
 }
 
+/// The draws in CmdStan's CSV layout, one row per draw, so that `arviz.from_cmdstan` and
+/// CmdStanPy's readers take them: `#` comment lines (the model, the method), then `lp__` (0,
+/// as CmdStan's variational output writes it: no log density is evaluated here) and one column
+/// per element named Stan's way, `theta.1`, `beta.2.1` (1-based, row-major). Posterior
+/// predictive replicates are named `NAME_rep`, as Stan programs name them.
+pub fn to_cmdstan(draws: &[Drawn], n: usize, model: &str, method: &str) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "# model = {model}\n# method = variational\n#   algorithm = {method} (vinf)\n#   output_samples = {n}\n# written by vinf {}\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut header = vec!["lp__".to_string()];
+    for d in draws {
+        let base = if d.kind == "predictive" {
+            format!("{}_rep", d.name)
+        } else {
+            d.name.clone()
+        };
+        let per: usize = d.shape.iter().product::<usize>().max(1);
+        for i in 0..per {
+            if d.shape.is_empty() {
+                header.push(base.clone());
+                continue;
+            }
+            let mut idx = Vec::with_capacity(d.shape.len());
+            let mut rest = i;
+            for k in (0..d.shape.len()).rev() {
+                idx.push(rest % d.shape[k] + 1);
+                rest /= d.shape[k];
+            }
+            idx.reverse();
+            let idx: Vec<String> = idx.iter().map(ToString::to_string).collect();
+            header.push(format!("{base}.{}", idx.join(".")));
+        }
+    }
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for r in 0..n {
+        out.push('0');
+        for d in draws {
+            let per: usize = d.shape.iter().product::<usize>().max(1);
+            for v in &d.values[r * per..(r + 1) * per] {
+                let _ = write!(out, ",{v}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// The draws as a long CSV: `draw,variable,kind,index,value`, index as `i;j;...`.
 pub fn to_csv(draws: &[Drawn], n: usize) -> String {
     use std::fmt::Write;
