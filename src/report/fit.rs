@@ -134,6 +134,11 @@ pub fn posterior_table(out: &FitOutput) -> String {
 /// variational parameters are all in params.safetensors).
 const JSON_ELEMENTS: usize = 100_000;
 
+/// summary.json's text: what `vinf fit` writes, and what the Python module's `Fit` reads.
+pub fn summary_text(model: &Model, out: &FitOutput) -> String {
+    serde_json::to_string_pretty(&summary_json(model, out)).expect("JSON of plain values")
+}
+
 fn summary_json(model: &Model, out: &FitOutput) -> Json {
     let mut latents = Map::new();
     for l in &out.latents {
@@ -258,8 +263,7 @@ fn latent_json(l: &LatentSummary) -> Json {
 /// into `dir`; returns the names written.
 pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<String>, Diagnostic> {
     std::fs::create_dir_all(dir).map_err(|e| crate::store::io_error(dir, e))?;
-    let summary = serde_json::to_string_pretty(&summary_json(model, out)).expect("JSON of plain values");
-    write_atomic(&dir.join("summary.json"), summary.as_bytes())?;
+    write_atomic(&dir.join("summary.json"), summary_text(model, out).as_bytes())?;
     let mut csv = String::from("iteration,elbo\n");
     for (i, e) in out.elbo_trace.iter().enumerate() {
         let _ = writeln!(csv, "{},{e}", i + 1);

@@ -127,14 +127,23 @@ impl Loo {
     }
 }
 
-/// PSIS-LOO of a fit saved as `state` (with its metadata), from `n` draws of its q.
-pub fn compute(
+/// The pointwise log-likelihood of every observation at `n` draws of a saved fit's q, with
+/// the draws' log importance ratios log p(x, z) / q(z): what PSIS-LOO weighs, and ArviZ's
+/// `log_likelihood` group. One column per observation, named `y[i]` (zero-based).
+pub struct PointwiseLogLik {
+    pub names: Vec<String>,
+    pub columns: Vec<Vec<f64>>,
+    pub log_ratios: Vec<f64>,
+}
+
+/// [`PointwiseLogLik`] of a fit saved as `state` (with its metadata), from `n` draws of its q.
+pub fn pointwise_log_lik(
     loaded: &Loaded,
     state: &[NamedTensor],
     meta: &HashMap<String, String>,
     n: usize,
     seed: u64,
-) -> Result<Loo, Diagnostics> {
+) -> Result<PointwiseLogLik, Diagnostics> {
     let model = &loaded.model;
     let refuse = |why: &str| {
         Diagnostics::from(
@@ -252,6 +261,26 @@ pub fn compute(
                 .help("the fit's draws reach values where the model's densities are undefined; check the fit's diagnostics"),
         ));
     }
+    Ok(PointwiseLogLik {
+        names,
+        columns,
+        log_ratios: log_r,
+    })
+}
+
+/// PSIS-LOO of a fit saved as `state` (with its metadata), from `n` draws of its q.
+pub fn compute(
+    loaded: &Loaded,
+    state: &[NamedTensor],
+    meta: &HashMap<String, String>,
+    n: usize,
+    seed: u64,
+) -> Result<Loo, Diagnostics> {
+    let PointwiseLogLik {
+        names,
+        columns,
+        log_ratios: log_r,
+    } = pointwise_log_lik(loaded, state, meta, n, seed)?;
     let points = psis::loo(&columns, &log_r);
     Ok(Loo {
         summary: Summary::of(&points),

@@ -1,0 +1,98 @@
+"""The Python module end to end: data as numpy arrays, settings as keywords, exact conjugate
+answers, ArviZ round trips, diagnostics as exceptions, and Ctrl-C. Run by tests/python.rs
+(`cargo test`) with the venv that .ci/run makes; by hand: `pip install ./python` then
+`pytest python/tests`."""
+
+import _thread
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import vinf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COIN = """
+data y: binary[N]
+p ~ Beta(2, 3)
+for i in 1..N {
+    y[i] ~ Bernoulli(p)
+}
+"""
+
+
+def test_a_conjugate_fit_from_numpy_data_is_exact():
+    y = np.array([1, 0, 1, 1, 1, 0, 1, 1, 0, 1])
+    fit = vinf.fit(COIN, data={"y": y})
+    assert fit.diagnostics["method"] == "cavi"
+    assert fit.diagnostics["status"] == "converged"
+    a, b = 2 + y.sum(), 3 + len(y) - y.sum()
+    s = fit.summary()
+    assert abs(s.loc["p", "mean"] - a / (a + b)) < 1e-9
+    sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    assert abs(s.loc["p", "sd"] - sd) < 1e-9
+    draws = fit.draws(4000)["p"]
+    assert draws.shape == (4000,)
+    assert abs(draws.mean() - a / (a + b)) < 0.01
+
+
+def test_settings_are_keywords_and_bad_ones_are_errors():
+    path = os.path.join(ROOT, "models", "eight_schools.vi")
+    fit = vinf.fit(path, steps=300, seed=3, guide="full-rank")
+    assert fit.diagnostics["iterations"] <= 300
+    assert fit.draws(10)["theta_tilde"].shape == (10, 8)
+    with pytest.raises(ValueError, match="stepz"):
+        vinf.fit(path, stepz=10)
+    with pytest.raises(ValueError, match="lr"):
+        vinf.fit(path, lr=-1)
+
+
+def test_eight_schools_to_arviz():
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+    src = open(os.path.join(ROOT, "models", "eight_schools.vi")).read()
+    src = src.replace(' from "data/eight_schools.csv"', "")
+    fit = vinf.fit(src, data={"y": y, "sigma": sigma})
+    # NUTS reference (posteriordb): mu 4.4 ± 3.3, tau 3.6 ± 3.2.
+    s = fit.summary()
+    assert abs(s.loc["mu", "mean"] - 4.4) < 0.5 * 3.3
+    idata = fit.to_arviz(500)
+    for group in ("posterior", "posterior_predictive", "log_likelihood", "observed_data"):
+        assert hasattr(idata, group), group
+    assert idata.posterior["theta_tilde"].shape == (1, 500, 8)
+    assert idata.posterior_predictive["y"].shape == (1, 500, 8)
+    assert idata.log_likelihood["y"].shape == (1, 500, 8)
+    np.testing.assert_allclose(idata.observed_data["y"].values, y)
+    table = az.summary(idata, var_names=["mu", "tau"], kind="stats")
+    assert abs(table.loc["mu", "mean"] - s.loc["mu", "mean"]) < 0.6
+    axes = az.plot_posterior(idata, var_names=["mu"])
+    assert axes is not None
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo)
+
+
+def test_model_errors_carry_the_diagnostic():
+    with pytest.raises(vinf.ModelError) as e:
+        vinf.check("mu ~ Normal(0, 1)\nx ~ Normal(mu, mu)\n")
+    assert "help:" in str(e.value)
+    d = e.value.diagnostics[0]
+    assert d["code"].startswith("vi::")
+    primary = [l for l in d["labels"] if l["primary"]][0]
+    assert primary["line"] == 2
+    assert "checks" in vinf.check(COIN)
+
+
+def test_ctrl_c_interrupts_a_fit():
+    path = os.path.join(ROOT, "models", "eight_schools.vi")
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    start = time.time()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        vinf.fit(path, steps=10_000_000, tol=0, init="origin")
+    assert time.time() - start < 30
