@@ -90,6 +90,10 @@ pub fn choose(model: &Model, latent: LatentId, earlier: &[LatentId], reparam: Re
     }
     let lat = model.latent(latent);
     let dist = &model.sites[lat.site].dist;
+    // Standardising would drop a truncation's normaliser.
+    if dist.trunc.is_some() {
+        return None;
+    }
     let (loc, scale) = match (dist.family, dist.pz) {
         (Family::Normal, Parameterization::Precision) => (0, ScaleArg::Precision(1)),
         (Family::Normal, Parameterization::Variance) => (0, ScaleArg::Variance(1)),
