@@ -1,7 +1,8 @@
 //! The Python module (`python/`, built with maturin) under pytest. `.ci/run` makes the venv:
 //! it installs maturin, numpy, pandas, arviz, matplotlib and pytest, runs
 //! `pip install ./python`, and points `VINF_PYTHON` at that interpreter. Without `VINF_PYTHON`
-//! (a machine where only Rust was set up) this test says it is skipped.
+//! (a machine where only Rust was set up) this test says it is skipped. `VINF_BIN` gives pytest
+//! the command line built here, for the ArviZ round trip of `vinf sample --format cmdstan`.
 
 use std::process::Command;
 
@@ -14,6 +15,7 @@ fn the_python_module_passes_its_tests() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "python/tests"])
+        .env("VINF_BIN", env!("CARGO_BIN_EXE_vinf"))
         .current_dir(root)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));

@@ -96,3 +96,25 @@ def test_ctrl_c_interrupts_a_fit():
     with pytest.raises(KeyboardInterrupt):
         vinf.fit(path, steps=10_000_000, tol=0, init="origin")
     assert time.time() - start < 30
+
+
+def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
+    """`vinf sample --format cmdstan` (the binary that cargo test built: VINF_BIN) in ArviZ."""
+    import subprocess
+
+    import arviz as az
+
+    vinf_bin = os.environ.get("VINF_BIN")
+    if not vinf_bin:
+        pytest.skip("VINF_BIN is not set (tests/python.rs sets it)")
+    model = os.path.join(ROOT, "models", "eight_schools.vi")
+    out = tmp_path / "fit"
+    subprocess.run([vinf_bin, "fit", model, "--out", str(out)], check=True, capture_output=True)
+    csv = tmp_path / "draws.csv"
+    subprocess.run([vinf_bin, "sample", model, "--from", str(out), "-n", "300", "--format",
+                    "cmdstan", "--out", str(csv)], check=True, capture_output=True)
+    idata = az.from_cmdstan(posterior=str(csv), posterior_predictive=["y_rep"])
+    assert idata.posterior["theta_tilde"].shape == (1, 300, 8)
+    assert idata.posterior_predictive["y_rep"].shape == (1, 300, 8)
+    table = az.summary(idata, var_names=["mu", "tau"], kind="stats")
+    assert abs(table.loc["mu", "mean"] - 4.4) < 0.5 * 3.3
