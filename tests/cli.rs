@@ -131,6 +131,27 @@ fn json_diagnostics_carry_code_location_and_help() {
     }
 }
 
+/// Shell completions name every command, the man page documents them, and `--help` lists the
+/// data formats.
+#[test]
+fn completions_man_page_and_help() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = vi(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        for cmd in ["check", "fit", "sample", "loo", "lsp"] {
+            assert!(script.contains(cmd), "{shell} completions lack {cmd}");
+        }
+    }
+    let man = text(&vi(&["man"]).stdout);
+    assert!(man.starts_with(".ie") || man.contains(".TH vinf 1"), "{man}");
+    assert!(man.contains("lsp") && man.contains("completions"), "{man}");
+    let help = text(&vi(&["fit", "--help"]).stdout);
+    for format in ["CSV", ".npy", "IDX", ".amat", ".mat", "gzipped"] {
+        assert!(help.contains(format), "--help lacks {format}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(vi(&[]).status.code(), Some(2));

@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use vi::data::Binding;
 use vi::diag::Diagnostics;
@@ -155,6 +155,14 @@ enum Command {
     /// Serve the Language Server Protocol over stdio, for editors: diagnostics as you type,
     /// hover, go-to-definition and completion.
     Lsp,
+    /// Print a shell completion script: `vinf completions bash > /etc/bash_completion.d/vinf`,
+    /// `vinf completions zsh > ~/.zfunc/_vinf`, `vinf completions fish > ~/.config/fish/completions/vinf.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `vinf man > vinf.1 && man ./vinf.1`.
+    Man,
     /// Print the lowered graph of a model.
     Graph {
         /// The model file.
@@ -171,7 +179,9 @@ enum Command {
 struct DataArgs {
     /// Bind data: `NAME=PATH` (a CSV column named NAME, columns NAME0.., or the whole table),
     /// `NAME=PATH:COLS` (columns by name, position, or range a..b), or a bare `PATH` for every
-    /// declared name the file has columns for. CSV, .npy and IDX (MNIST), gzipped or not.
+    /// declared name the file has columns for. Formats: CSV with a header row, NumPy .npy, IDX
+    /// (MNIST), .amat (whitespace-separated rows), MATLAB v5 .mat (one numeric variable); any of
+    /// them gzipped (.gz).
     #[arg(long = "data", value_name = "NAME=PATH", value_parser = Binding::parse)]
     bindings: Vec<Binding>,
     /// Do not read the model's default data (`data ... from "file"`).
@@ -301,6 +311,23 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let path = from.join("loo.json");
             vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;
             outln!("wrote {}", path.display());
+        }
+        Command::Completions { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vinf", &mut text);
+            out!("{}", String::from_utf8_lossy(&text));
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut text)
+                .map_err(|e| {
+                    Diagnostics::from(vi::diag::Diagnostic::new(
+                        "vi::io::write",
+                        format!("cannot render the manual: {e}"),
+                    ))
+                })?;
+            out!("{}", String::from_utf8_lossy(&text));
         }
         Command::Lsp => {
             if let Err(e) = lsp::serve() {
