@@ -5,39 +5,17 @@
 //! density, normaliser or log-Jacobian moves the importance-weighted bound off log Z = 0 or the
 //! sd off. Then correlated varying intercepts and slopes (`models/hierarchical/`) against NUTS.
 
+mod common;
+
 use std::path::Path;
 
-use vi::infer::{self, FitOutput, LatentSummary};
+use common::{fit, summary};
+use vi::infer::FitOutput;
 
 fn fit_source(src: &str) -> FitOutput {
     let loaded = vi::load_str("lkj", "lkj.vi", src, Path::new("."), &vi::LoadOptions::default())
         .unwrap_or_else(|d| panic!("{}", d.render_plain()));
     fit(&loaded)
-}
-
-fn fit_path(path: &Path) -> FitOutput {
-    let loaded = vi::load(
-        path,
-        &vi::LoadOptions {
-            require_data: true,
-            ..vi::LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()));
-    fit(&loaded)
-}
-
-fn fit(loaded: &vi::Loaded) -> FitOutput {
-    let opts = infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
-
-fn summary<'a>(out: &'a FitOutput, name: &str) -> &'a LatentSummary {
-    out.latents
-        .iter()
-        .chain(&out.derived)
-        .find(|l| l.name == name)
-        .unwrap_or_else(|| panic!("no `{name}` in the fit"))
 }
 
 #[test]
@@ -70,7 +48,7 @@ fn the_lkj_prior_integrates_to_one_with_its_marginals() {
 #[test]
 fn correlated_varying_slopes_match_nuts() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = fit_path(&root.join("models/hierarchical/varying_slopes.vi"));
+    let out = fit(&common::load("models/hierarchical/varying_slopes.vi"));
     let refs: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root.join("models/hierarchical/reference.json")).unwrap(),
     )

@@ -2,9 +2,11 @@
 //! one latent), against an exact conjugate posterior reached through the recurrence's
 //! gradients, and inside a plate (one recurrence per series).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use vi::infer::{self, FitOptions, FitOutput, Status};
+use vi::infer::{self, FitOutput, Status};
 
 fn write_model(name: &str, model: &str, files: &[(&str, String)]) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scan_{name}"));
@@ -18,16 +20,7 @@ fn write_model(name: &str, model: &str, files: &[(&str, String)]) -> PathBuf {
 }
 
 fn fit(path: &Path) -> FitOutput {
-    let loaded = vi::load(
-        path,
-        &vi::LoadOptions {
-            require_data: true,
-            ..vi::LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()));
-    let opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    infer::fit(&loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
+    common::fit(&common::load(path.to_str().expect("a UTF-8 path")))
 }
 
 fn derived<'a>(out: &'a FitOutput, name: &str) -> &'a infer::LatentSummary {

@@ -3,30 +3,15 @@
 //! each written with `scan` and fitted at default settings: every reported mean within 0.5
 //! reference sd.
 
+mod common;
+
 use std::path::Path;
 
-use vi::infer::{self, FitOutput, LatentSummary};
+use common::summary;
+use vi::infer::FitOutput;
 
 fn fit(model: &str) -> FitOutput {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(model);
-    let loaded = vi::load(
-        &path,
-        &vi::LoadOptions {
-            require_data: true,
-            ..vi::LoadOptions::default()
-        },
-    )
-    .unwrap_or_else(|d| panic!("{}", d.render_plain()));
-    let opts = infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    infer::fit(&loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
-
-fn summary<'a>(out: &'a FitOutput, name: &str) -> &'a LatentSummary {
-    out.latents
-        .iter()
-        .chain(&out.derived)
-        .find(|l| l.name == name)
-        .unwrap_or_else(|| panic!("no `{name}` in the fit"))
+    common::fit(&common::load(model))
 }
 
 /// Worst |mean - reference mean| / reference sd over `names` (scalars).

@@ -5,20 +5,18 @@
 //! 0; grid log Z −430.015, mu −0.925 ± 1.136, sigma 2.312 ± 0.369). Without the normaliser
 //! the bound would sit hundreds of nats away.
 
+mod common;
+
 use std::path::Path;
 
-use vi::infer::{self, FitOutput, LatentSummary, Method};
+use common::summary;
+use vi::infer::{FitOutput, Method};
 
 fn fit(src: &str) -> FitOutput {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/truncation");
     let loaded = vi::load_str("t", "t.vi", src, &base, &vi::LoadOptions::default())
         .unwrap_or_else(|d| panic!("{}", d.render_plain()));
-    let opts = infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
-    infer::fit(&loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
-}
-
-fn summary<'a>(out: &'a FitOutput, name: &str) -> &'a LatentSummary {
-    out.latents.iter().find(|l| l.name == name).expect("a latent")
+    common::fit(&loaded)
 }
 
 #[test]

@@ -47,3 +47,18 @@ pub fn tensor<'a>(out: &'a FitOutput, name: &str) -> &'a [f64] {
         .unwrap_or_else(|| panic!("no tensor {name}"))
         .values
 }
+
+/// Fit at the model's own settings; a failure panics with the rendered diagnostic.
+pub fn fit(loaded: &Loaded) -> FitOutput {
+    let opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    vi::infer::fit(loaded, &opts, &mut |_| {}).unwrap_or_else(|d| panic!("{}", d.render_plain()))
+}
+
+/// A latent's or derived quantity's summary by name.
+pub fn summary<'a>(out: &'a FitOutput, name: &str) -> &'a vi::infer::LatentSummary {
+    out.latents
+        .iter()
+        .chain(&out.derived)
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no `{name}` in the fit"))
+}
