@@ -75,7 +75,8 @@ pub struct Analysis {
     /// Errors and warnings, in the order the checker found them.
     pub diagnostics: Vec<Diagnostic>,
     defs: Vec<Def>,
-    model: Option<Model>,
+    /// The checked model with its conjugacy plan, when it checks.
+    model: Option<(Model, crate::infer::plan::Plan)>,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -111,7 +112,10 @@ pub fn analyse(path: &Path, text: &str) -> Analysis {
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let opts = crate::LoadOptions::default();
     let (diagnostics, model) = match crate::load_str(&name, &path.display().to_string(), text, &base, &opts) {
-        Ok(loaded) => (loaded.model.warnings.clone(), Some(loaded.model)),
+        Ok(loaded) => {
+            let plan = crate::infer::plan::analyse(&loaded.model);
+            (loaded.model.warnings.clone(), Some((loaded.model, plan)))
+        }
         Err(d) => (d.0, None),
     };
     let defs = crate::syntax::parse_program(text).map_or_else(|_| Vec::new(), |p| definitions(&p));
@@ -204,7 +208,10 @@ impl Analysis {
     /// The identifier under (or just before) the byte offset, outside comments.
     pub fn word_at(&self, offset: usize) -> Option<(String, Span)> {
         let text = &self.text;
-        let at = offset.min(text.len());
+        let mut at = offset.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
         let line_start = text[..at].rfind('\n').map_or(0, |k| k + 1);
         if text[line_start..at].contains('#') {
             return None;
@@ -262,7 +269,7 @@ impl Analysis {
             .trim()
             .to_string();
         let mut out = format!("**{}** `{}`\n\n```vi\n{code}\n```", d.kind.word(), d.name);
-        if let Some(extra) = self.model.as_ref().and_then(|m| facts(m, d)) {
+        if let Some(extra) = self.model.as_ref().and_then(|(m, plan)| facts(m, plan, d)) {
             out.push_str("\n\n");
             out.push_str(&extra);
         }
@@ -331,7 +338,7 @@ fn family_signature(f: Family) -> String {
 }
 
 /// What the checked model knows of a definition.
-fn facts(m: &Model, d: &Def) -> Option<String> {
+fn facts(m: &Model, plan: &crate::infer::plan::Plan, d: &Def) -> Option<String> {
     let shape = |s: &[crate::graph::Dim]| {
         if s.is_empty() {
             String::new()
@@ -370,7 +377,6 @@ fn facts(m: &Model, d: &Def) -> Option<String> {
             } else {
                 format!(", one per {}", plates.join(", "))
             };
-            let plan = crate::infer::plan::analyse(m);
             let verdict = plan.verdicts.get(k);
             // The plan's reason starts with the latent's name.
             let reason = |r: &str| r.strip_prefix(&format!("{}: ", l.name)).unwrap_or(r).to_string();
