@@ -48,8 +48,10 @@ fn check_succeeds_on_every_model() {
     }
 }
 
-#[test]
-fn model_errors_exit_1_with_a_located_diagnostic() {
+/// Every mistake in tests/errors/: its path, its source, and the `vinf check` arguments that
+/// load it (its `# args:` header line included), with `extra` after them.
+fn error_fixtures(extra: &[&str]) -> Vec<(std::path::PathBuf, String, Vec<String>)> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "vi") {
@@ -60,9 +62,18 @@ fn model_errors_exit_1_with_a_located_diagnostic() {
             "check".to_string(),
             format!("tests/errors/{}", path.file_name().unwrap().to_string_lossy()),
         ];
+        args.extend(extra.iter().map(|a| a.to_string()));
         if let Some(line) = src.lines().find_map(|l| l.strip_prefix("# args:")) {
             args.extend(line.split_whitespace().map(str::to_string));
         }
+        out.push((path, src, args));
+    }
+    out
+}
+
+#[test]
+fn model_errors_exit_1_with_a_located_diagnostic() {
+    for (path, _, args) in error_fixtures(&[]) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = vi(&args);
         let err = text(&out.stderr);
@@ -81,23 +92,13 @@ fn model_errors_exit_1_with_a_located_diagnostic() {
 /// each with the expected code, a help line, and a primary label with a line and column.
 #[test]
 fn json_diagnostics_carry_code_location_and_help() {
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "vi") {
-            continue;
-        }
-        let src = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+    for (path, src, args) in error_fixtures(&["--message-format", "json"]) {
         let expect = src
             .lines()
             .find_map(|l| l.strip_prefix("# expect:"))
             .unwrap()
             .trim()
             .to_string();
-        let rel = format!("tests/errors/{}", path.file_name().unwrap().to_string_lossy());
-        let mut args = vec!["check".to_string(), rel, "--message-format".into(), "json".into()];
-        if let Some(line) = src.lines().find_map(|l| l.strip_prefix("# args:")) {
-            args.extend(line.split_whitespace().map(str::to_string));
-        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = vi(&args);
         assert_eq!(out.status.code(), Some(1), "{}", path.display());
