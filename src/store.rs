@@ -1,4 +1,4 @@
-//! Named tensors on disk: safetensors files and atomic writes.
+//! Named tensors on disk: safetensors files, Zarr stores (`zarr`) and atomic writes.
 //!
 //! Below everything that saves (the fit's outputs, checkpoints, draws): it knows files and
 //! tensors, nothing of models or engines, and must never import `infer`, `report` or `backend`.
@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::diag::Diagnostic;
+
+pub mod zarr;
 
 /// A named tensor to report or save.
 #[derive(Clone, Debug)]

@@ -1,8 +1,8 @@
 //! The Python module (`python/`, built with maturin) under pytest. `.ci/run` makes the venv:
-//! it installs maturin, numpy, pandas, arviz, matplotlib and pytest, runs
+//! it installs maturin, numpy, pandas, arviz, matplotlib, pytest and zarr, runs
 //! `pip install ./python`, and points `VINF_PYTHON` at that interpreter. Without `VINF_PYTHON`
 //! (a machine where only Rust was set up) this test says it is skipped. `VINF_BIN` gives pytest
-//! the command line built here, for the ArviZ round trip of `vinf sample --format cmdstan`.
+//! the command line built here, for the ArviZ round trips of `vinf sample --format cmdstan|zarr`.
 
 use std::process::Command;
 

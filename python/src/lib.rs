@@ -206,23 +206,10 @@ impl NativeFit {
 
     /// The observed data: (name, shape, values) of every data array a `~` observes.
     fn observed(&self) -> Vec<(String, Vec<usize>, Vec<f64>)> {
-        let m = &self.loaded.model;
-        let mut out = Vec::new();
-        for site in &m.sites {
-            if let vi::graph::Target::Data { data, .. } = site.target {
-                let name = &m.data[data.index()].name;
-                if out
-                    .iter()
-                    .any(|(n, _, _): &(String, Vec<usize>, Vec<f64>)| n == name)
-                {
-                    continue;
-                }
-                if let Some(a) = self.loaded.data.get(name) {
-                    out.push((name.clone(), a.shape.clone(), a.values.clone()));
-                }
-            }
-        }
-        out
+        vi::infer::sample::observed(&self.loaded)
+            .into_iter()
+            .map(|t| (t.name, t.shape, t.values))
+            .collect()
     }
 
     /// The fitted tensors (variational parameters, params, weights): name, shape, values.

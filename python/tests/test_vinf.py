@@ -118,3 +118,34 @@ def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
     assert idata.posterior_predictive["y_rep"].shape == (1, 300, 8)
     table = az.summary(idata, var_names=["mu", "tau"], kind="stats")
     assert abs(table.loc["mu", "mean"] - 4.4) < 0.5 * 3.3
+
+
+def test_zarr_stores_from_the_command_line_load_in_arviz(tmp_path):
+    """`vinf sample --format zarr`: an InferenceData store with the posterior, the replicates,
+    the pointwise log-likelihood (so `az.loo` runs) and the observed data."""
+    import subprocess
+
+    import arviz as az
+    import xarray as xr
+
+    vinf_bin = os.environ.get("VINF_BIN")
+    if not vinf_bin:
+        pytest.skip("VINF_BIN is not set (tests/python.rs sets it)")
+    model = os.path.join(ROOT, "models", "eight_schools.vi")
+    out = tmp_path / "fit"
+    subprocess.run([vinf_bin, "fit", model, "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([vinf_bin, "sample", model, "--from", str(out), "-n", "400", "--format", "zarr"],
+                   check=True, capture_output=True)
+    tree = xr.open_datatree(str(out / "samples.zarr"), engine="zarr")
+    # ArviZ 0.x takes the tree into an InferenceData; ArviZ 1.x works on the tree itself.
+    idata = az.InferenceData.from_datatree(tree) if hasattr(az, "InferenceData") else tree
+    assert idata.posterior["theta_tilde"].shape == (1, 400, 8)
+    assert list(idata.posterior["draw"].values[:3]) == [0, 1, 2]
+    assert idata.posterior_predictive["y"].dims == ("chain", "draw", "y_dim_0")
+    assert idata.observed_data["y"].dims == ("y_dim_0",)
+    assert list(idata.observed_data["y"].values) == [28, 8, -3, 7, -1, 1, 18, 12]
+    table = az.summary(idata, var_names=["mu", "tau"], kind="stats")
+    assert abs(table.loc["mu", "mean"] - 4.4) < 0.5 * 3.3
+    loo = az.loo(idata)
+    # The reference elpd_loo of eight schools is about -30.7 (PSIS-LOO on NUTS draws).
+    assert -33 < float(loo["elpd_loo"]) < -29

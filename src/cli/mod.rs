@@ -103,11 +103,13 @@ enum Command {
         /// Number of draws.
         #[arg(short = 'n', long = "draws", default_value_t = 100, value_parser = at_least_one)]
         n: usize,
-        /// Where to write the draws (CSV; default FROM/samples.csv).
+        /// Where to write the draws (default FROM/samples.csv, or FROM/samples.zarr for `zarr`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// `long`: one row per value (`draw,variable,kind,index,value`); `cmdstan`: one row per
-        /// draw in CmdStan's layout (`theta.1`, `y_rep.3`), for `arviz.from_cmdstan`.
+        /// draw in CmdStan's layout (`theta.1`, `y_rep.3`), for `arviz.from_cmdstan`; `zarr`:
+        /// an ArviZ InferenceData store (`posterior`, `posterior_predictive`, `log_likelihood`,
+        /// `observed_data`) for `arviz.from_zarr` or `xarray.open_datatree(engine="zarr")`.
         #[arg(long, value_enum, default_value_t = SampleFormat::Long)]
         format: SampleFormat,
         /// Random seed.
@@ -203,6 +205,7 @@ impl DataArgs {
 enum SampleFormat {
     Long,
     Cmdstan,
+    Zarr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -249,15 +252,37 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let loaded = load(&model, &data.options(true))?;
             let (state, meta) = read_fit(&from, &loaded)?;
             let draws = vi::infer::sample::draw(&loaded, &state, &meta, n, seed)?;
-            let path = out.unwrap_or_else(|| from.join("samples.csv"));
-            let text = match format {
-                SampleFormat::Long => vi::infer::sample::to_csv(&draws, n),
-                SampleFormat::Cmdstan => {
-                    let method = meta.get("method").map_or("vinf", String::as_str);
-                    vi::infer::sample::to_cmdstan(&draws, n, &loaded.model.name, method)
-                }
+            let method = meta.get("method").map_or("vinf", String::as_str);
+            let default = if format == SampleFormat::Zarr {
+                "samples.zarr"
+            } else {
+                "samples.csv"
             };
-            vi::store::write_atomic(&path, text.as_bytes()).map_err(Diagnostics::from)?;
+            let path = out.unwrap_or_else(|| from.join(default));
+            match format {
+                SampleFormat::Long => {
+                    let text = vi::infer::sample::to_csv(&draws, n);
+                    vi::store::write_atomic(&path, text.as_bytes()).map_err(Diagnostics::from)?;
+                }
+                SampleFormat::Cmdstan => {
+                    let text = vi::infer::sample::to_cmdstan(&draws, n, &loaded.model.name, method);
+                    vi::store::write_atomic(&path, text.as_bytes()).map_err(Diagnostics::from)?;
+                }
+                SampleFormat::Zarr => {
+                    let log_lik =
+                        vi::infer::posterior::loo::pointwise_log_lik(&loaded, &state, &meta, n, seed ^ 0x11)
+                            .map_err(|d| {
+                                let why = d.0.first().map_or(String::new(), |d| d.message.clone());
+                                eprintln!("note: no log_likelihood group: {why}");
+                            })
+                            .ok();
+                    let observed = vi::infer::sample::observed(&loaded);
+                    let groups = vi::infer::arviz::groups(&draws, n, &observed, log_lik.as_ref(), method);
+                    let mut attrs = vi::infer::arviz::attributes(method);
+                    attrs.insert("model".into(), loaded.model.name.clone().into());
+                    vi::store::zarr::write_store(&path, attrs, &groups).map_err(Diagnostics::from)?;
+                }
+            }
             for d in &draws {
                 outln!(
                     "{:<12} {:<10} {} values per draw",

@@ -23,7 +23,7 @@ pub mod svi;
 pub use crate::store::NamedTensor;
 pub use options::*;
 pub use output::*;
-pub use posterior::{eval, pictures, sample, trust};
+pub use posterior::{arviz, eval, pictures, sample, trust};
 pub use stop::StopRule;
 pub use svi::reparam::Reparam;
 pub use svi::{checkpoint, guide, optim};

@@ -4,6 +4,7 @@
 //! These use the engines' forward passes and draws, never their training loops: nothing here
 //! imports `svi`'s trainer, `cavi`'s sweeps, or the command line.
 
+pub mod arviz;
 pub mod eval;
 pub mod loo;
 pub mod pictures;

@@ -356,6 +356,29 @@ pub(super) fn cavi_draws(
     Ok(out)
 }
 
+/// The observed data arrays, each once (ArviZ's `observed_data`): the data that some `~`
+/// statement observes directly.
+pub fn observed(loaded: &Loaded) -> Vec<NamedTensor> {
+    let m = &loaded.model;
+    let mut out: Vec<NamedTensor> = Vec::new();
+    for site in &m.sites {
+        if let Target::Data { data, .. } = site.target {
+            let name = &m.data[data.index()].name;
+            if out.iter().any(|t| &t.name == name) {
+                continue;
+            }
+            if let Some(a) = loaded.data.get(name) {
+                out.push(NamedTensor {
+                    name: name.clone(),
+                    shape: a.shape.clone(),
+                    values: a.values.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The draws in CmdStan's CSV layout, one row per draw, so that `arviz.from_cmdstan` and
 /// CmdStanPy's readers take them: `#` comment lines (the model, the method), then `lp__` (0,
 /// as CmdStan's variational output writes it: no log density is evaluated here) and one column
