@@ -538,8 +538,8 @@ fn a_killed_fit_resumes_to_the_same_result() {
     let whole = dir.join("whole");
     uninterrupted_fit(&args, &whole);
     assert!(
-        !whole.join("checkpoint.safetensors").exists(),
-        "a finished fit keeps no checkpoint"
+        whole.join("checkpoint.safetensors").exists(),
+        "a finished fit keeps its final state, to be extended"
     );
 
     let cut = dir.join("cut");
@@ -548,15 +548,30 @@ fn a_killed_fit_resumes_to_the_same_result() {
     assert!(cut.join("checkpoint.safetensors").exists());
     assert!(!cut.join("summary.json").exists(), "killed before the end");
 
-    // Other flags with --resume are a usage error: the run keeps its own settings.
+    // Other settings with --resume are refused: the run keeps its own; other flags are a
+    // usage error.
     let cut_arg = cut.to_string_lossy().to_string();
     let r = vi(&[
         "fit",
         "models/eight_schools.vi",
         "--resume",
         &cut_arg,
-        "--steps",
-        "5",
+        "--lr",
+        "0.1",
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("cannot change them"),
+        "{}",
+        text(&r.stderr)
+    );
+    let r = vi(&[
+        "fit",
+        "models/eight_schools.vi",
+        "--resume",
+        &cut_arg,
+        "--out",
+        "x",
     ]);
     assert_eq!(r.status.code(), Some(2), "{}", text(&r.stderr));
     // Another model is refused.
@@ -568,11 +583,61 @@ fn a_killed_fit_resumes_to_the_same_result() {
     assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
     assert!(text(&r.stderr).contains("resuming"));
     assert_same_fit(&whole, &cut);
-    assert!(!cut.join("checkpoint.safetensors").exists());
-    // Nothing left to resume.
+    // A finished fit resumes only to be extended.
     let r = vi(&["fit", "models/eight_schools.vi", "--resume", &cut_arg]);
     assert_eq!(r.status.code(), Some(1));
-    assert!(text(&r.stderr).contains("no checkpoint"), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("already ended (completed) after 60000 steps"),
+        "{}",
+        text(&r.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_finished_fit_is_extended_by_more_steps() {
+    let dir = std::env::temp_dir().join(format!("vi-cli-extend-{}", std::process::id()));
+    let out = dir.to_string_lossy().to_string();
+    let model = "models/logreg.vi";
+    let r = vi(&[
+        "fit",
+        model,
+        "--guide",
+        "mean-field",
+        "--steps",
+        "400",
+        "--tol",
+        "0",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    let before = std::fs::read_to_string(dir.join("elbo.csv")).unwrap();
+    let r = vi(&["fit", model, "--resume", &out, "--steps", "250", "--tol", "0"]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("extending the fit"),
+        "{}",
+        text(&r.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["iterations"], 650);
+    assert_eq!(summary["status"], "completed");
+    // The trace goes on from where the first fit ended.
+    let after = std::fs::read_to_string(dir.join("elbo.csv")).unwrap();
+    assert_eq!(after.lines().count(), 651);
+    assert!(
+        after.starts_with(&before),
+        "the first 400 steps are the first fit's"
+    );
+    // With the stop rule on, the extension still runs until it is met again or the steps end.
+    let r = vi(&["fit", model, "--resume", &out, "--steps", "20000"]);
+    assert!(matches!(r.status.code(), Some(0 | 3)), "{}", text(&r.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let n = summary["iterations"].as_u64().unwrap();
+    assert!(n > 650 + 100 && n <= 20650, "{n}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

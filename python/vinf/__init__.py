@@ -108,7 +108,9 @@ class Fit:
 
     def summary(self):
         """Per element of every latent and derived quantity: mean, sd, 5% and 95% quantiles
-        (and the PSIS-weighted mean). A pandas DataFrame when pandas is installed."""
+        (and the PSIS-weighted mean); for categorical latents also the most likely category
+        and its probability (`most_likely`, `probability`). A pandas DataFrame when pandas is
+        installed."""
         rows = []
         for group in ("latents", "derived"):
             for name, s in self.result.get(group, {}).items():
@@ -120,6 +122,9 @@ class Fit:
                            "q95": s["q95"][i], "derived": group == "derived"}
                     if "psis_mean" in s:
                         row["psis_mean"] = s["psis_mean"][i]
+                    if "most_likely" in s:
+                        row["most_likely"] = s["most_likely"][i]
+                        row["probability"] = s["probability"][i]
                     rows.append(row)
         try:
             import pandas as pd

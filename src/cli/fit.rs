@@ -29,15 +29,16 @@ pub struct FitArgs {
     /// Where tensors live: `cpu`, or `cuda` in a build with `--features cuda` (its default).
     #[arg(long, value_enum)]
     device: Option<DeviceArg>,
-    /// Steps between checkpoints of a gradient fit (written to the output folder, and on
-    /// Ctrl-C; removed when the fit ends).
+    /// Steps between checkpoints of a gradient fit (written to the output folder, on Ctrl-C,
+    /// and when the fit ends, as its final state for `--resume DIR --steps N`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     checkpoint_every: Option<u64>,
-    /// Continue the interrupted fit whose output folder is DIR, from its last checkpoint, with
-    /// the settings and data it was started with.
+    /// Continue the gradient fit whose output folder is DIR, with the settings and data it was
+    /// started with: an interrupted fit from its last checkpoint; a finished one (converged,
+    /// stalled or completed) for `--steps N` more steps, its stop rule started afresh (`--tol`
+    /// may be given too).
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "bindings", "no_default_data", "settings", "diagnostic_draws", "out", "device",
-        "checkpoint_every",
+        "bindings", "no_default_data", "diagnostic_draws", "out", "device", "checkpoint_every",
     ])]
     resume: Option<PathBuf>,
 }
@@ -105,23 +106,69 @@ fn on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     flag
 }
 
+/// The settings `--resume` takes: how much further to run, and when to stop.
+const RESUME_SETTINGS: [&str; 2] = ["steps", "tol"];
+
 /// Reconstructions in the image grids of a deep generative model (and twice as many samples).
 const PICTURES: usize = 32;
 
 pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     let mut resumed = None;
+    let mut extend = false;
     if let Some(dir) = args.resume.take() {
         let model = std::path::absolute(&args.model).unwrap_or(args.model);
+        let asked = std::mem::take(&mut args.settings.given);
+        let refuse = |msg: String, help: &str| {
+            Err(Diagnostics::from(
+                Diagnostic::new("vi::resume", msg).help(help.to_string()),
+            ))
+        };
+        if let Some((key, _)) = asked.iter().find(|(k, _)| !RESUME_SETTINGS.contains(k)) {
+            return refuse(
+                format!("`--resume` continues a fit with the settings it was started with; `--{}` cannot change them", key.replace('_', "-")),
+                "only `--steps` and `--tol` may be given with `--resume`; to change other settings, fit afresh",
+            );
+        }
         let resume = super::resume::resume_from(&model, &dir)?;
         let mut recorded = FitArgs::from_recorded(&resume.args)?;
         recorded.out = Some(resume.dir);
         let ck = resume.checkpoint;
+        let more = asked.iter().find(|(k, _)| *k == "steps").map(|(_, v)| v.clone());
+        match (&ck.state.ended, &more) {
+            (Some(ended), None) => {
+                return refuse(
+                    format!(
+                        "the fit in `{}` already ended ({ended}) after {} steps",
+                        dir.display(),
+                        ck.state.step
+                    ),
+                    "pass `--steps N` with `--resume` to run N more steps",
+                )
+            }
+            (Some(ended), Some(_)) => eprintln!(
+                "extending the fit in `{}`, which ended ({ended}) after {} steps",
+                dir.display(),
+                ck.state.step
+            ),
+            (None, _) => eprintln!(
+                "resuming `{}` from its checkpoint at step {}",
+                dir.display(),
+                ck.state.step
+            ),
+        }
+        // `--steps N` counts the steps to run now, past the checkpoint's.
+        for (key, value) in asked {
+            let value = match (key, value) {
+                ("steps", vi::settings::Value::Number(n)) => {
+                    vi::settings::Value::Number(n + ck.state.step as f64)
+                }
+                (_, v) => v,
+            };
+            recorded.settings.given.retain(|(k, _)| *k != key);
+            recorded.settings.given.push((key, value));
+        }
+        extend = more.is_some();
         args = FitArgs { model, ..recorded };
-        eprintln!(
-            "resuming `{}` from its checkpoint at step {}",
-            dir.display(),
-            ck.state.step
-        );
         resumed = Some(ck);
     }
     check_device(args.device)?;
@@ -148,7 +195,11 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         Some(ck) => ck.record.clone(),
         None => super::resume::this_command(&args.model),
     };
-    if resumed.is_none() && out_dir.join(vi::infer::checkpoint::FILE).exists() {
+    let unfinished = || {
+        vi::infer::checkpoint::Checkpoint::load(&out_dir.join(vi::infer::checkpoint::FILE))
+            .is_ok_and(|ck| ck.state.ended.is_none())
+    };
+    if resumed.is_none() && unfinished() {
         eprintln!(
             "warning: `{}` holds the checkpoint of an unfinished fit; this fit replaces it \
              (`vinf fit {} --resume {}` would have continued it)",
@@ -165,13 +216,15 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         record,
         interrupt: on_interrupt(),
         resume: resumed,
+        extend,
+        keep_final: true,
     });
 
-    let mut bar = super::progress::Reporter::new(opts.steps.unwrap_or(0));
+    let mut bar = super::progress::Reporter::new();
     let out = vi::infer::fit(&loaded, &opts, &mut |p| bar.update(p))?;
     bar.finish();
 
-    for line in vi::report::narrate::narration(&out, &format!(" (exit code {EXIT_STALLED})")) {
+    for line in vi::report::narrate::outcome(&out, &format!(" (exit code {EXIT_STALLED})")) {
         match line {
             Line::Out(text) => outln!("{text}"),
             Line::Warn(text) => eprintln!("{text}"),
@@ -183,7 +236,10 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
         let pictures =
             vi::infer::pictures::pictures(&loaded, &opts, &out.state, PICTURES).map_err(Diagnostics::from)?;
         if let Some(p) = pictures {
-            written.extend(vi::report::images::write_pictures(&out_dir, &p).map_err(Diagnostics::from)?);
+            written.extend(
+                vi::report::images::write_pictures(&out_dir, &loaded.model.name, &p)
+                    .map_err(Diagnostics::from)?,
+            );
         }
     }
     outln!("\nwrote {}/{{{}}}", out_dir.display(), written.join(", "));

@@ -304,6 +304,7 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
             let given = !data.bindings.is_empty();
             let loaded = load(&model, &data.options(true))?;
             let (state, meta) = read_fit(&from, &loaded)?;
+            let mut bar = progress::RowBar::new();
             let result = vi::infer::eval::evaluate(
                 &loaded,
                 &state,
@@ -312,11 +313,9 @@ fn run(cli: Cli) -> Result<u8, Diagnostics> {
                 k,
                 rows,
                 seed,
-                &mut |done, total| {
-                    eprint!("\r{done}/{total} rows");
-                },
+                &mut |done, total| bar.update(done, total),
             )?;
-            eprintln!();
+            bar.finish();
             outln!("{}", result.describe());
             let path = from.join("eval.json");
             vi::store::write_atomic(&path, result.to_json().as_bytes()).map_err(Diagnostics::from)?;

@@ -1,20 +1,30 @@
-//! A progress bar with the running ELBO on a terminal; plain lines otherwise.
+//! What a running fit shows: the method and reasons before it starts, then a progress bar with
+//! the running ELBO, the rate and the time left to the step limit on a terminal (plain lines
+//! otherwise), restarts and escalations labelled, one line per epoch.
 
 use std::io::IsTerminal;
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use vi::infer::Progress;
+use vi::report::narrate::Line;
 
-/// One epoch, per row: the training ELBO as rate + distortion, then the held-out ELBO.
-fn epoch_line(e: &vi::infer::epoch::EpochReport) -> String {
+use super::outln;
+
+/// One epoch: the training ELBO in total over `rows` and per row as rate + distortion, then
+/// the held-out ELBO per row.
+fn epoch_line(e: &vi::infer::epoch::EpochReport, rows: Option<usize>) -> String {
     let width = e.epochs.to_string().len();
+    let total = rows.map_or(String::new(), |n| {
+        format!("{:.1} total, ", e.train.elbo * n as f64)
+    });
     let mut line = format!(
-        "epoch {:>width$}/{}  ELBO {:.3} (rate {:.3}, distortion {:.3})",
+        "epoch {:>width$}/{}  ELBO {total}{:.3} per row (rate {:.3}, distortion {:.3})",
         e.epoch, e.epochs, e.train.elbo, e.train.rate, e.train.distortion
     );
     if let Some(h) = &e.heldout {
         line += &format!(
-            "  held-out {:.3} (rate {:.3}, distortion {:.3})",
+            "  held-out {:.3} per row (rate {:.3}, distortion {:.3})",
             h.elbo, h.rate, h.distortion
         );
     }
@@ -24,67 +34,219 @@ fn epoch_line(e: &vi::infer::epoch::EpochReport) -> String {
     line + &format!("  {:.2} s", e.seconds)
 }
 
+/// Seconds as `1:05` or `1:02:05`.
+fn clock(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The stage of a fit that the bar is showing: a restart, or the richer fit `auto` escalated to.
+fn stage_prefix(stage: &Option<String>) -> String {
+    stage.as_ref().map_or(String::new(), |s| format!("{s}  "))
+}
+
 pub struct Reporter {
     bar: Option<ProgressBar>,
-    total: usize,
     every: usize,
+    /// When the current stage's steps began, for the rate and the time left on plain lines.
+    began: Instant,
+    stage: Option<String>,
+    /// The last step seen: (step, unit, ELBO), for the line that closes a restart.
+    last: Option<(usize, &'static str, f64)>,
+    /// A minibatched model's training rows: its step ELBO is a total over them.
+    rows: Option<usize>,
+    /// The stage's first step (a resumed fit starts past 1), for the rate.
+    first: Option<usize>,
+}
+
+/// An ELBO with its unit: a minibatched model's is a total over its rows, shown per row too.
+fn elbo_text(elbo: f64, rows: Option<usize>) -> String {
+    match rows {
+        Some(n) => format!("{elbo:.1} total ({:.3} per row)", elbo / n as f64),
+        None => format!("{elbo:.4}"),
+    }
 }
 
 impl Reporter {
-    pub fn new(total: usize) -> Reporter {
+    pub fn new() -> Reporter {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(total as u64);
+            let b = ProgressBar::new(0);
+            // The time left is to the step limit: the stop rule may end the fit sooner.
             b.set_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}] ELBO {msg}")
-                    .expect("a valid template"),
+                ProgressStyle::with_template(
+                    "{prefix}{bar:32} {pos}/{len} {per_sec:.dim} [{elapsed_precise}, ≤{eta} left] ELBO {msg}",
+                )
+                .expect("a valid template"),
             );
             b
         });
         Reporter {
             bar,
-            total,
-            every: (total / 10).max(1),
+            every: 1,
+            began: Instant::now(),
+            stage: None,
+            last: None,
+            rows: None,
+            first: None,
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Begin a new stage of steps: the bar starts again from zero.
+    fn begin(&mut self, stage: Option<String>) {
+        self.close_restart();
+        self.stage = stage;
+        self.began = Instant::now();
+        self.last = None;
+        self.first = None;
+        if let Some(b) = &self.bar {
+            b.reset();
+            b.set_prefix(stage_prefix(&self.stage));
+        }
+    }
+
+    /// The closing line of a restart: where it ended.
+    fn close_restart(&mut self) {
+        if let (Some(stage), Some((step, unit, elbo))) = (&self.stage, self.last) {
+            if stage.starts_with("restart") {
+                self.line(&format!(
+                    "{stage}: ELBO {} after {step} {unit}s",
+                    elbo_text(elbo, self.rows)
+                ));
+            }
         }
     }
 
     pub fn update(&mut self, p: Progress) {
         match p {
+            Progress::Plan {
+                method,
+                reasons,
+                rows,
+            } => {
+                self.rows = rows;
+                for line in vi::report::narrate::plan(method, &reasons) {
+                    let (Line::Out(text) | Line::Warn(text)) = line;
+                    outln!("{text}");
+                }
+                self.begin(None);
+            }
+            Progress::Restart { restart, restarts } => {
+                self.begin(Some(format!("restart {restart}/{restarts}")));
+            }
+            Progress::Escalating {
+                from,
+                to,
+                khat,
+                reading,
+            } => {
+                let name = |s: &str| s.replace('_', "-");
+                self.line(&format!(
+                    "the {} fit's k-hat is {khat:.2} ({reading}): trying a {} fit",
+                    name(from),
+                    name(to)
+                ));
+                self.begin(Some(name(to)));
+            }
             Progress::Step {
                 step,
                 elbo,
                 total,
                 unit,
-            } => match &self.bar {
-                Some(b) => {
-                    b.set_length(total as u64);
-                    b.set_position(step as u64);
-                    if step % 10 == 0 || step == 1 {
-                        b.set_message(format!("{elbo:.4}"));
-                    }
-                }
-                None => {
-                    self.total = total;
-                    self.every = (total / 10).max(1);
-                    if step % self.every == 0 || step == 1 {
-                        eprintln!("{unit} {step}/{}  ELBO {elbo:.4}", self.total);
-                    }
-                }
-            },
-            Progress::Diverged(_) | Progress::Checkpoint { .. } => {}
-            Progress::Backoff { reason, lr, .. } => {
-                let line = format!(
-                    "warning: {reason}; back to the last finite parameters, learning rate halved to {lr:e}"
-                );
+            } => {
+                self.last = Some((step, unit, elbo));
+                let first = *self.first.get_or_insert(step);
                 match &self.bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+                    Some(b) => {
+                        b.set_length(total as u64);
+                        b.set_position(step as u64);
+                        if step % 10 == 0 || step == 1 {
+                            b.set_message(elbo_text(elbo, self.rows));
+                        }
+                    }
+                    None => {
+                        self.every = (total / 10).max(1);
+                        if step % self.every == 0 || step == first {
+                            let secs = self.began.elapsed().as_secs_f64();
+                            let rate = (step + 1 - first) as f64 / secs.max(1e-9);
+                            let left = total.saturating_sub(step) as f64 / rate;
+                            eprintln!(
+                                "{}{unit} {step}/{total}  ELBO {}  ({rate:.0} {unit}s/s, ≤{} left)",
+                                stage_prefix(&self.stage),
+                                elbo_text(elbo, self.rows),
+                                clock(left)
+                            );
+                        }
+                    }
                 }
             }
-            Progress::Epoch(e) => {
-                let line = epoch_line(&e);
-                match &self.bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
+            Progress::Diverged(_) | Progress::Checkpoint { .. } => {}
+            Progress::Backoff { reason, lr, .. } => self.line(&format!(
+                "warning: {reason}; back to the last finite parameters, learning rate halved to {lr:e}"
+            )),
+            Progress::Epoch(e) => self.line(&epoch_line(&e, self.rows)),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.close_restart();
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Rows done of a long per-row computation (`vinf eval`): a bar on a terminal, a line every
+/// tenth otherwise.
+pub struct RowBar {
+    bar: Option<ProgressBar>,
+    began: Instant,
+    shown: usize,
+}
+
+impl RowBar {
+    pub fn new() -> RowBar {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{bar:32} {pos}/{len} rows {per_sec:.dim} [{elapsed_precise}, {eta} left]",
+                )
+                .expect("a valid template"),
+            );
+            b
+        });
+        RowBar {
+            bar,
+            began: Instant::now(),
+            shown: 0,
+        }
+    }
+
+    pub fn update(&mut self, done: usize, total: usize) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+            }
+            None => {
+                // A line at each tenth of the rows (and at the end).
+                let tenth = (done * 10 / total.max(1)).min(10);
+                if tenth > self.shown || (done == total && self.shown < 10) {
+                    self.shown = tenth.max(self.shown + usize::from(done == total));
+                    let secs = self.began.elapsed().as_secs_f64();
+                    let left = secs / done.max(1) as f64 * total.saturating_sub(done) as f64;
+                    eprintln!("{done}/{total} rows  ({:.1} s, {} left)", secs, clock(left));
                 }
             }
         }

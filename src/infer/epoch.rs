@@ -79,6 +79,16 @@ pub fn steps_per_epoch(model: &Model, split: Option<Split>) -> usize {
     }
 }
 
+/// The rows a minibatched model's step ELBO is scaled to (the training rows of its first
+/// batched plate); `None` without batches.
+pub fn training_rows(model: &Model, fraction: f64) -> Option<usize> {
+    let (plate, n, _) = batched_plate(model)?;
+    Some(match split(model, fraction) {
+        Some(s) if s.plate == plate => s.train,
+        _ => n,
+    })
+}
+
 /// ELBO, rate and distortion per row.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PerRow {

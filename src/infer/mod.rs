@@ -75,6 +75,17 @@ pub fn fit(
     if let Some(richer) = escalation(loaded, opts, &out) {
         let mut o = opts.clone();
         o.guide = Guide::FullRank;
+        if let Some(p) = &mut o.checkpoint {
+            (p.resume, p.extend, p.keep_final, p.every) = (None, false, false, usize::MAX);
+        }
+        if let Some(t) = &out.trust {
+            progress(Progress::Escalating {
+                from: out.guide.unwrap_or("mean_field"),
+                to: richer.name(),
+                khat: t.khat,
+                reading: t.reading,
+            });
+        }
         let second = match richer {
             Richer::FullRank => run(loaded, &o, progress),
             Richer::Pathfinder => svi::pathfinder::fit(loaded, &o, progress),
@@ -99,6 +110,15 @@ pub fn fit(
                 kept: if keep_second { richer.name() } else { from },
             };
             if keep_second {
+                // The final state on disk is the first fit's, which no longer is the answer.
+                if let Some(p) = &opts.checkpoint {
+                    if std::fs::remove_file(p.path()).is_ok() {
+                        second.notes.push(format!(
+                            "the kept fit is the {} one `auto` escalated to: `--resume --steps` cannot extend it (fit again with `--guide full-rank` for that)",
+                            richer.name().replace('_', "-")
+                        ));
+                    }
+                }
                 second.time_s += out.time_s;
                 second.grad_evals += out.grad_evals;
                 out = second;
@@ -109,37 +129,81 @@ pub fn fit(
             out.escalation = Some(e);
         }
     }
-    summarise_derived(loaded, opts, &mut out);
+    summarise_draws(loaded, opts, &mut out);
     Ok(out)
 }
 
 /// Derived quantities with more values than this are left to `vinf sample` (as latents are).
 const DERIVED_SUMMARY_ELEMENTS: usize = 10_000;
 
-/// Summaries of the model's derived quantities from 1000 draws of the fitted q (none for
-/// models with networks, whose codes are not summarised either).
-fn summarise_derived(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
+/// Scalars drawn for density plots.
+pub const MARGINALS: usize = 20;
+
+/// Latent values above which a model without derived quantities is not drawn for its density
+/// plots (1000 draws of each).
+const MARGINAL_DRAW_VALUES: usize = 20_000;
+
+/// Summaries of the model's derived quantities, and draws of its first [`MARGINALS`] scalars
+/// for their density plots, from 1000 draws of the fitted q (none for models with networks,
+/// whose codes are not summarised either).
+fn summarise_draws(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
     let model = &loaded.model;
-    if model.derived.is_empty() || !model.nets.is_empty() || out.state.is_empty() {
+    if !model.nets.is_empty() || out.state.is_empty() || out.status == Status::Diverged {
+        return;
+    }
+    let latent_values: usize = model
+        .latents
+        .iter()
+        .map(|l| {
+            let plates: usize = l
+                .plates
+                .iter()
+                .map(|p| model.plate(*p).size.value().unwrap_or(1))
+                .product();
+            plates * l.shape.iter().map(|d| d.value().unwrap_or(1)).product::<usize>()
+        })
+        .sum();
+    if model.derived.is_empty() && latent_values > MARGINAL_DRAW_VALUES {
         return;
     }
     const DRAWS: usize = 1000;
-    match sample::derived_draws(loaded, out, DRAWS, opts.seed ^ 0xde71) {
-        Ok(draws) => {
-            out.derived = draws
-                .iter()
-                .filter(|d| d.shape.iter().product::<usize>() <= DERIVED_SUMMARY_ELEMENTS)
-                .map(|d| {
-                    let per = d.shape.iter().product::<usize>().max(1);
-                    LatentSummary::from_draws(&d.name, d.shape.clone(), &d.values, DRAWS, per)
-                })
-                .collect();
+    let draws = match sample::fitted_draws(loaded, out, DRAWS, opts.seed ^ 0xde71) {
+        Ok(d) => d,
+        Err(e) => {
+            if !model.derived.is_empty() {
+                out.notes.push(format!(
+                    "derived quantities: not summarised ({})",
+                    e.0.first().map_or(String::new(), |d| d.message.clone())
+                ));
+            }
+            return;
         }
-        Err(e) => out.notes.push(format!(
-            "derived quantities: not summarised ({})",
-            e.0.first().map_or(String::new(), |d| d.message.clone())
-        )),
+    };
+    out.derived = draws
+        .iter()
+        .filter(|d| d.kind == "derived" && d.shape.iter().product::<usize>() <= DERIVED_SUMMARY_ELEMENTS)
+        .map(|d| {
+            let per = d.shape.iter().product::<usize>().max(1);
+            LatentSummary::from_draws(&d.name, d.shape.clone(), &d.values, DRAWS, per)
+        })
+        .collect();
+    // Categorical latents are shown by their probabilities, not as densities of labels.
+    let categorical = |name: &str| {
+        out.latents
+            .iter()
+            .any(|l| l.name == name && l.categories.is_some())
+    };
+    let mut marginals = Vec::new();
+    for d in draws.iter().filter(|d| !categorical(&d.name)) {
+        let per = d.shape.iter().product::<usize>().max(1);
+        for k in 0..per.min(MARGINALS - marginals.len()) {
+            marginals.push(Marginal {
+                label: format!("{}{}", d.name, index_label(&d.shape, k)),
+                draws: (0..DRAWS).map(|i| d.values[i * per + k]).collect(),
+            });
+        }
     }
+    out.marginals = marginals;
 }
 
 /// Whether the richer fit `b` is closer to the posterior than `a`, beyond the estimates'
@@ -281,27 +345,55 @@ fn run(
         o.steps.get_or_insert(CAVI_SWEEPS);
         o.tol.get_or_insert(CAVI_TOL);
         memory::check(loaded, &o, true).map_err(Diagnostics::from)?;
+        progress(Progress::Plan {
+            method: Method::Cavi,
+            reasons: plan.verdicts.iter().map(|v| v.reason.clone()).collect(),
+            rows: None,
+        });
         return cavi::fit(loaded, &plan, &o, progress);
     }
     let mut o = opts.clone();
     o.steps.get_or_insert(SVI_STEPS);
     o.tol.get_or_insert(SVI_TOL);
     memory::check(loaded, &o, false).map_err(Diagnostics::from)?;
+    let reasons = gradient_reasons(model, &plan, opts, learnable);
+    let rows = epoch::training_rows(model, opts.holdout);
+    progress(Progress::Plan {
+        method: Method::Svi,
+        reasons: reasons.clone(),
+        rows,
+    });
     let mut out = svi::fit(loaded, &o, progress)?;
     out.guide = Some(opts.guide.name());
-    out.reasons = plan
-        .verdicts
+    out.reasons = reasons;
+    out.rows = rows;
+    // One figure everywhere: a fit in epochs reports its last epoch's mean, in total.
+    if let (Some(n), Some(e)) = (rows, out.epochs.last()) {
+        out.elbo = e.train.elbo * n as f64;
+    }
+    Ok(out)
+}
+
+/// Why each latent of a gradient fit is fitted as it is, said before the fit starts.
+fn gradient_reasons(
+    model: &crate::graph::Model,
+    plan: &plan::Plan,
+    opts: &FitOptions,
+    learnable: bool,
+) -> Vec<String> {
+    let noncentred = svi::reparam::noncentred_names(model, opts.reparam);
+    plan.verdicts
         .iter()
         .map(|v| {
             let guided = model.guide_site(v.latent).map(|g| g.dist.family);
             let name = &model.latent(v.latent).name;
             let how = match guided {
                 Some(f) => format!("the guide's {f}"),
-                None if out.noncentred.contains(name) && model.sites[model.latent(v.latent).site].dist.family == crate::dist::Family::Uniform => format!(
+                None if noncentred.contains(name) && model.sites[model.latent(v.latent).site].dist.family == crate::dist::Family::Uniform => format!(
                     "a {} Gaussian on the logit of ({name} - low) / (high - low), its bounds moving with the values they read",
                     opts.guide.label()
                 ),
-                None if out.noncentred.contains(name) => format!(
+                None if noncentred.contains(name) => format!(
                     "a {} Gaussian on its non-centred value, ({name} - loc) / scale of its prior",
                     opts.guide.label()
                 ),
@@ -322,6 +414,5 @@ fn run(
                 format!("{} (with {how})", v.reason)
             }
         })
-        .collect();
-    Ok(out)
+        .collect()
 }

@@ -72,6 +72,37 @@ pub struct LatentSummary {
     pub sd: Vec<f64>,
     pub q05: Vec<f64>,
     pub q95: Vec<f64>,
+    /// A categorical latent's probabilities (the mean of a label means little).
+    pub categories: Option<CategoryProbs>,
+}
+
+/// The probabilities of each element's `k` categories, row-major (`k` per element).
+#[derive(Clone, Debug)]
+pub struct CategoryProbs {
+    pub k: usize,
+    pub probs: Vec<f64>,
+}
+
+impl CategoryProbs {
+    /// Element `i`'s most likely category and its probability.
+    pub fn most_likely(&self, i: usize) -> (usize, f64) {
+        self.probs[i * self.k..(i + 1) * self.k]
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |best, (j, p)| if p > best.1 { (j, p) } else { best },
+            )
+    }
+
+    pub fn len(&self) -> usize {
+        self.probs.len() / self.k.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl LatentSummary {
@@ -107,8 +138,25 @@ impl LatentSummary {
             sd,
             q05,
             q95,
+            categories: None,
         }
     }
+}
+
+/// Element `flat` (row-major) of an array of `shape`, as `[i, j]`; empty for a scalar.
+pub fn index_label(shape: &[usize], mut flat: usize) -> String {
+    if shape.is_empty() {
+        return String::new();
+    }
+    let mut idx = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        idx[k] = flat % shape[k];
+        flat /= shape[k];
+    }
+    format!(
+        "[{}]",
+        idx.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// Linear-interpolated quantile of sorted values.
@@ -125,6 +173,9 @@ pub struct FitOutput {
     pub method: Method,
     /// One line per latent: how it was fitted and why.
     pub reasons: Vec<String>,
+    /// For a minibatched model, the training rows its ELBO totals over (the ELBO and its
+    /// trace are totals; per row is the ELBO over these).
+    pub rows: Option<usize>,
     pub status: Status,
     pub iterations: usize,
     pub elbo_trace: Vec<f64>,
@@ -158,6 +209,16 @@ pub struct FitOutput {
     pub noncentred: Vec<String>,
     /// The model's derived quantities, summarised from draws of q like the latents.
     pub derived: Vec<LatentSummary>,
+    /// Draws of the first scalars (latent and derived elements), for their density plots.
+    pub marginals: Vec<Marginal>,
+}
+
+/// Draws of one scalar of the posterior: a latent's or a derived quantity's element.
+#[derive(Clone, Debug)]
+pub struct Marginal {
+    /// As the posterior table names it: `mu`, `theta[3]`.
+    pub label: String,
+    pub draws: Vec<f64>,
 }
 
 /// What `auto` did after a first fit whose diagnostics read poor: which richer family it
@@ -210,6 +271,25 @@ impl FitOutput {
 /// What an engine reports while it runs.
 #[derive(Clone, Debug)]
 pub enum Progress {
+    /// The method chosen and why each latent is fitted as it is: sent before fitting starts.
+    Plan {
+        method: Method,
+        reasons: Vec<String>,
+        /// For a minibatched model, the rows its step ELBO totals over.
+        rows: Option<usize>,
+    },
+    /// Restart `restart` (1-based) of `restarts` begins.
+    Restart {
+        restart: usize,
+        restarts: usize,
+    },
+    /// The fit just made reads k̂ `khat` (`reading`), so `auto` tries the richer family `to`.
+    Escalating {
+        from: &'static str,
+        to: &'static str,
+        khat: f64,
+        reading: &'static str,
+    },
     /// One step (SVI) or sweep (CAVI) done.
     Step {
         step: usize,

@@ -15,21 +15,6 @@ use crate::store::{safetensors_bytes, write_atomic};
 /// The most rows one latent gets in the terminal table (summary.json has them all).
 const ROWS_PER_LATENT: usize = 12;
 
-fn index_text(shape: &[usize], mut flat: usize) -> String {
-    if shape.is_empty() {
-        return String::new();
-    }
-    let mut idx = vec![0; shape.len()];
-    for k in (0..shape.len()).rev() {
-        idx[k] = flat % shape[k];
-        flat /= shape[k];
-    }
-    format!(
-        "[{}]",
-        idx.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-    )
-}
-
 fn num(x: f64) -> String {
     if x == 0.0 || (x.abs() >= 1e-3 && x.abs() < 1e5) {
         format!("{x:.4}")
@@ -52,7 +37,7 @@ fn summary_rows(
     let n = l.mean.len();
     for k in 0..n.min(ROWS_PER_LATENT) {
         let mut row = vec![
-            format!("{}{}{suffix}", l.name, index_text(&l.shape, k)),
+            format!("{}{}{suffix}", l.name, crate::infer::index_label(&l.shape, k)),
             num(l.mean[k]),
         ];
         if with_psis {
@@ -91,7 +76,7 @@ pub fn posterior_table(out: &FitOutput) -> String {
     header.extend(["sd", "5%", "95%"]);
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     let mut notes = Vec::new();
-    for l in &out.latents {
+    for l in out.latents.iter().filter(|l| l.categories.is_none()) {
         summary_rows(l, "", psis_means(&l.name), with_psis, &mut rows, &mut notes);
     }
     let columns = rows[0].len();
@@ -101,13 +86,63 @@ pub fn posterior_table(out: &FitOutput) -> String {
     for p in &out.params {
         for k in 0..p.values.len().min(ROWS_PER_LATENT) {
             let mut row = vec![
-                format!("{}{} (param)", p.name, index_text(&p.shape, k)),
+                format!("{}{} (param)", p.name, crate::infer::index_label(&p.shape, k)),
                 num(p.values[k]),
             ];
             row.resize(columns, String::new());
             rows.push(row);
         }
     }
+    let mut s = if rows.len() > 1 {
+        render(&rows, &notes)
+    } else {
+        String::new()
+    };
+    let categorical: Vec<&LatentSummary> = out.latents.iter().filter(|l| l.categories.is_some()).collect();
+    if !categorical.is_empty() {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s += &category_table(&categorical);
+    }
+    s
+}
+
+/// Categorical latents: each element's most likely category and its probability, and how
+/// many elements are nearly certain.
+fn category_table(latents: &[&LatentSummary]) -> String {
+    let mut rows = vec![["categorical", "most likely", "probability"]
+        .map(String::from)
+        .to_vec()];
+    let mut notes = Vec::new();
+    for l in latents {
+        let c = l.categories.as_ref().expect("categorical latents");
+        for i in 0..c.len().min(ROWS_PER_LATENT) {
+            let (j, p) = c.most_likely(i);
+            rows.push(vec![
+                format!("{}{}", l.name, crate::infer::index_label(&l.shape, i)),
+                j.to_string(),
+                format!("{p:.4}"),
+            ]);
+        }
+        let sure = (0..c.len()).filter(|&i| c.most_likely(i).1 >= 0.9).count();
+        notes.push(format!(
+            "{}: {sure} of {} elements have a category of probability ≥ 0.9{}",
+            l.name,
+            c.len(),
+            if c.len() > ROWS_PER_LATENT {
+                "; every element's probabilities are in summary.json"
+            } else {
+                ""
+            }
+        ));
+    }
+    render(&rows, &notes)
+}
+
+/// Rows (the first a header) as aligned columns, the first left-aligned, then the notes.
+fn render(rows: &[Vec<String>], notes: &[String]) -> String {
+    let columns = rows[0].len();
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -187,6 +222,8 @@ fn summary_json(model: &Model, out: &FitOutput) -> Json {
         "noncentred": out.noncentred,
         "iterations": out.iterations,
         "elbo": finite(out.elbo),
+        "rows": out.rows,
+        "elbo_per_row": out.rows.map(|n| finite(out.elbo / n as f64)),
         "time_s": out.time_s,
         "loop_time_s": out.loop_s,
         "time_per_iteration_s": if out.iterations > 0 { out.loop_s / out.iterations as f64 } else { 0.0 },
@@ -250,13 +287,22 @@ fn finite_or_null(v: &[f64]) -> Vec<Json> {
 }
 
 fn latent_json(l: &LatentSummary) -> Json {
-    json!({
+    let mut e = json!({
         "shape": l.shape,
         "mean": finite_or_null(&l.mean),
         "sd": finite_or_null(&l.sd),
         "q05": finite_or_null(&l.q05),
         "q95": finite_or_null(&l.q95),
-    })
+    });
+    // A label's mean is kept for old readers; its probabilities are what to read.
+    if let Some(c) = &l.categories {
+        let (most, prob): (Vec<usize>, Vec<f64>) = (0..c.len()).map(|i| c.most_likely(i)).unzip();
+        e["categories"] = json!(c.k);
+        e["most_likely"] = json!(most);
+        e["probability"] = json!(finite_or_null(&prob));
+        e["probabilities"] = json!(c.probs.chunks(c.k).map(finite_or_null).collect::<Vec<_>>());
+    }
+    e
 }
 
 /// Write summary.json, elbo.csv, elbo.svg, epochs.csv (with epochs) and params.safetensors
@@ -269,10 +315,22 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
         let _ = writeln!(csv, "{},{e}", i + 1);
     }
     write_atomic(&dir.join("elbo.csv"), csv.as_bytes())?;
-    write_atomic(&dir.join("elbo.svg"), elbo_svg(model, out).as_bytes())?;
+    write_atomic(
+        &dir.join("elbo.svg"),
+        super::plots::elbo_svg(model, out).as_bytes(),
+    )?;
     let mut written: Vec<String> = ["summary.json", "elbo.csv", "elbo.svg"]
         .map(String::from)
         .to_vec();
+    for (name, svg) in [
+        ("posterior.svg", super::plots::forest_svg(model, out)),
+        ("densities.svg", super::plots::densities_svg(model, out)),
+    ] {
+        if let Some(svg) = svg {
+            write_atomic(&dir.join(name), svg.as_bytes())?;
+            written.push(name.to_string());
+        }
+    }
     if !out.epochs.is_empty() {
         write_atomic(&dir.join("epochs.csv"), epochs_csv(out).as_bytes())?;
         written.push("epochs.csv".into());
@@ -284,65 +342,4 @@ pub fn write_outputs(dir: &Path, model: &Model, out: &FitOutput) -> Result<Vec<S
     )?;
     written.push("params.safetensors".into());
     Ok(written)
-}
-
-/// The ELBO per iteration as an SVG line plot.
-pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
-    use plotters::prelude::*;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let pts: Vec<(f64, f64)> = out
-            .elbo_trace
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.is_finite())
-            .map(|(i, e)| ((i + 1) as f64, *e))
-            .collect();
-        if pts.is_empty() {
-            let _ = root.present();
-        } else {
-            // Show the last 90% of the trace's range so the start does not flatten the rest.
-            let mut ys: Vec<f64> = pts.iter().map(|p| p.1).collect();
-            ys.sort_by(f64::total_cmp);
-            let lo = ys[(ys.len() as f64 * 0.05) as usize];
-            let hi = ys[ys.len() - 1];
-            let pad = ((hi - lo).abs() * 0.05).max(1e-9);
-            let x_max = pts.last().map_or(1.0, |p| p.0).max(2.0);
-            let title = format!(
-                "{} — ELBO per {}",
-                model.name,
-                if out.method == crate::infer::Method::Cavi {
-                    "sweep"
-                } else {
-                    "step"
-                }
-            );
-            if let Ok(mut chart) = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(80)
-                .build_cartesian_2d(1.0..x_max, (lo - pad)..(hi + pad))
-            {
-                let _ = chart
-                    .configure_mesh()
-                    .x_desc(if out.method == crate::infer::Method::Cavi {
-                        "sweep"
-                    } else {
-                        "step"
-                    })
-                    .y_desc("ELBO")
-                    .light_line_style(WHITE.mix(0.0))
-                    .draw();
-                let _ = chart.draw_series(LineSeries::new(
-                    pts.into_iter().filter(|p| p.1 >= lo - pad),
-                    BLUE.stroke_width(2),
-                ));
-            }
-            let _ = root.present();
-        }
-    }
-    svg
 }

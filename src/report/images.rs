@@ -1,4 +1,5 @@
-//! Image grids as PNG files: reconstructions beside their inputs, prior samples, the manifold.
+//! Image grids as PNG files: reconstructions beside their inputs, prior samples, the manifold,
+//! each captioned (in `font8x8`'s public-domain 8×8 glyphs: no font files or system libraries).
 
 use std::path::Path;
 
@@ -42,6 +43,38 @@ impl Grid {
         }
     }
 
+    /// The grid under a white band with `text` in black, wrapped to the grid's width.
+    fn captioned(self, text: &str) -> Grid {
+        const GLYPH: usize = 8;
+        const PAD: usize = 4;
+        let per_line = ((self.width.saturating_sub(2 * PAD)) / GLYPH).max(1);
+        let lines = wrap(text, per_line);
+        let band = lines.len() * (GLYPH + 2) + 2 * PAD;
+        let mut pixels = vec![255u8; self.width * band];
+        for (r, line) in lines.iter().enumerate() {
+            for (c, ch) in line.chars().enumerate() {
+                let glyph =
+                    font8x8::legacy::BASIC_LEGACY[if ch.is_ascii() { ch as usize } else { b'?' as usize }];
+                for (y, bits) in glyph.iter().enumerate() {
+                    for x in 0..GLYPH {
+                        if bits >> x & 1 == 1 {
+                            let (py, px) = (PAD + r * (GLYPH + 2) + y, PAD + c * GLYPH + x);
+                            if px < self.width {
+                                pixels[py * self.width + px] = 0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        pixels.extend(self.pixels);
+        Grid {
+            width: self.width,
+            height: self.height + band,
+            pixels,
+        }
+    }
+
     fn png(&self) -> Result<Vec<u8>, png::EncodingError> {
         let mut bytes = Vec::new();
         {
@@ -52,6 +85,34 @@ impl Grid {
         }
         Ok(bytes)
     }
+}
+
+/// Words into lines of at most `width` characters (a longer word is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        while word.chars().count() > width {
+            let head: String = word.chars().take(width).collect();
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(head);
+            word = word.chars().skip(width).collect();
+        }
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line += &word;
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Grey levels to bytes: [0, 1] as is, or stretched from `range`.
@@ -74,8 +135,9 @@ fn encode_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
 }
 
 /// Write `reconstructions.png` (rows of inputs above rows of their reconstructions),
-/// `samples.png` and, for a two-dimensional code, `manifold.png` into `dir`; returns the names.
-pub fn write_pictures(dir: &Path, p: &Pictures) -> Result<Vec<String>, Diagnostic> {
+/// `samples.png` and, for a two-dimensional code, `manifold.png` into `dir`, each captioned
+/// with what it shows of `model`; returns the names.
+pub fn write_pictures(dir: &Path, model: &str, p: &Pictures) -> Result<Vec<String>, Diagnostic> {
     let range = if p.unit {
         (0.0, 1.0)
     } else {
@@ -109,18 +171,26 @@ pub fn write_pictures(dir: &Path, p: &Pictures) -> Result<Vec<String>, Diagnosti
         tiles.extend(pad(a));
         tiles.extend(pad(b));
     }
+    let rows = if p.heldout { "held-out rows" } else { "data rows" };
     put(
         "reconstructions.png",
-        Grid::new(&tiles, p.height, p.width, COLUMNS, z),
+        Grid::new(&tiles, p.height, p.width, COLUMNS, z).captioned(&format!(
+            "{model}: {rows} (odd lines) over their reconstructions: the decoder's mean at a code drawn from the encoder (even lines)"
+        )),
     )?;
     put(
         "samples.png",
-        Grid::new(&to_tiles(&p.samples), p.height, p.width, COLUMNS, z),
+        Grid::new(&to_tiles(&p.samples), p.height, p.width, COLUMNS, z).captioned(&format!(
+            "{model}: {} codes drawn from the prior, decoded (the decoder's mean)",
+            p.samples.len()
+        )),
     )?;
     if let Some((side, grid)) = &p.manifold {
         put(
             "manifold.png",
-            Grid::new(&to_tiles(grid), p.height, p.width, *side, z),
+            Grid::new(&to_tiles(grid), p.height, p.width, *side, z).captioned(&format!(
+                "{model}: the decoder's mean over a {side}x{side} grid of the 2-D code at the prior's 5%..95% quantiles (z1 down, z2 across)"
+            )),
         )?;
     }
     Ok(written)
@@ -141,6 +211,20 @@ mod tests {
         assert_eq!(g.pixels[0], GAP_LEVEL);
         let png = g.png().unwrap();
         assert_eq!(&png[1..4], b"PNG");
+    }
+
+    #[test]
+    fn a_caption_sits_above_the_grid_in_wrapped_lines() {
+        assert_eq!(wrap("a bb ccc dddddd", 4), vec!["a bb", "ccc", "dddd", "dd"]);
+        let g = Grid::new(&[vec![7u8; 4]], 2, 2, 1, 1);
+        let tall = Grid::new(&[vec![7u8; 1600]], 40, 40, 1, 1).captioned("Hi");
+        assert_eq!(tall.width, 42);
+        let band = tall.height - 42;
+        assert_eq!(band, 18);
+        // Some ink in the band, and the grid unchanged below it.
+        assert!(tall.pixels[..band * tall.width].contains(&0));
+        assert_eq!(tall.pixels[(band + 1) * tall.width + 1], 7);
+        assert_eq!(g.captioned("x").width, 4);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod fit;
 pub mod images;
 pub mod narrate;
+pub mod plots;
 
 use std::fmt::Write;
 

@@ -16,8 +16,22 @@ pub enum Line {
 /// status line, the diagnostics and their warning, the table, the notes. `stalled_hint` ends
 /// the warning of a fit that stopped at its step limit (the command line adds its exit code).
 pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
-    let mut lines = vec![Line::Out(format!("method: {}", out.method.name()))];
-    lines.extend(out.reasons.iter().map(|r| Line::Out(format!("  {r}"))));
+    let mut lines = plan(out.method, &out.reasons);
+    lines.extend(outcome(out, stalled_hint));
+    lines
+}
+
+/// The method and why each latent is fitted as it is: what the command line prints before
+/// fitting starts.
+pub fn plan(method: Method, reasons: &[String]) -> Vec<Line> {
+    let mut lines = vec![Line::Out(format!("method: {}", method.name()))];
+    lines.extend(reasons.iter().map(|r| Line::Out(format!("  {r}"))));
+    lines
+}
+
+/// [`narration`] after the plan: how the fit ended and what it found.
+pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
+    let mut lines = Vec::new();
     let unit = if out.method == Method::Cavi {
         "sweeps"
     } else if out.method == Method::Pathfinder {
@@ -27,16 +41,32 @@ pub fn narration(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
     };
     lines.push(Line::Out(match out.epochs.last() {
         // Per row, as the epochs were reported.
+        // A total over the training rows, and per row, as the epochs were reported.
         Some(e) => format!(
-            "{} after {} {unit} ({} epochs) in {:.2} s; ELBO {:.3} per row{}",
+            "{} after {} {unit} ({} epochs) in {:.2} s; ELBO {}{:.3} per row{}",
             out.status.name(),
             out.iterations,
             out.epochs.len(),
             out.time_s,
+            out.rows.map_or(String::new(), |n| format!(
+                "{:.1} total over {n} rows, ",
+                e.train.elbo * n as f64
+            )),
             e.train.elbo,
             e.heldout
-                .map_or(String::new(), |h| format!(", held-out {:.3}", h.elbo))
+                .map_or(String::new(), |h| format!(", held-out {:.3} per row", h.elbo))
         ),
+        None if out.rows.is_some() => {
+            let n = out.rows.unwrap_or(1);
+            format!(
+                "{} after {} {unit} in {:.2} s; ELBO {:.1} total over {n} rows ({:.3} per row)",
+                out.status.name(),
+                out.iterations,
+                out.time_s,
+                out.elbo,
+                out.elbo / n as f64
+            )
+        }
         None => format!(
             "{} after {} {unit} in {:.2} s; ELBO {:.4}",
             out.status.name(),

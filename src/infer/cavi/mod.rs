@@ -266,6 +266,8 @@ pub fn fit(
         epochs: Vec::new(),
         grad_evals: 0,
         escalation: None,
+        rows: None,
+        marginals: Vec::new(),
         reparam: None,
         noncentred: Vec::new(),
         derived: Vec::new(),

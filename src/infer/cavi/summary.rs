@@ -91,10 +91,12 @@ pub(super) fn normal_summary(name: &str, shape: Vec<usize>, m: &[f64], sd: &[f64
         sd: sd.to_vec(),
         q05: m.iter().zip(sd).map(|(m, s)| m - Z95 * s).collect(),
         q95: m.iter().zip(sd).map(|(m, s)| m + Z95 * s).collect(),
+        categories: None,
     }
 }
 
-/// A categorical's summary: the expected category, its sd, and the 5% / 95% categories.
+/// A categorical's summary: its probabilities, and (for summary.json's readers of old) the
+/// expected category, its sd, and the 5% / 95% categories.
 pub(super) fn categorical_summary(name: &str, shape: Vec<usize>, p: &[f64], k: usize) -> LatentSummary {
     let n = p.len() / k;
     let mut s = LatentSummary {
@@ -104,6 +106,7 @@ pub(super) fn categorical_summary(name: &str, shape: Vec<usize>, p: &[f64], k: u
         sd: vec![0.0; n],
         q05: vec![0.0; n],
         q95: vec![0.0; n],
+        categories: Some(crate::infer::CategoryProbs { k, probs: p.to_vec() }),
     };
     for i in 0..n {
         let row = &p[i * k..(i + 1) * k];

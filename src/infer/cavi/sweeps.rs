@@ -34,6 +34,12 @@ pub(super) fn best_run(
     let mut best: Option<Run> = None;
     let mut loop_s = 0.0;
     for restart in 0..opts.restarts.max(1) {
+        if opts.restarts > 1 {
+            progress(Progress::Restart {
+                restart: restart + 1,
+                restarts: opts.restarts,
+            });
+        }
         ctx.init(restart, rng);
         let sweeps_start = Instant::now();
         let mut trace = Vec::new();
@@ -49,14 +55,12 @@ pub(super) fn best_run(
             let elbo = ctx.elbo();
             sweeps += 1;
             trace.push(elbo);
-            if restart == 0 || opts.restarts > 1 {
-                progress(Progress::Step {
-                    step: sweeps,
-                    total: max_sweeps,
-                    elbo,
-                    unit: "sweep",
-                });
-            }
+            progress(Progress::Step {
+                step: sweeps,
+                total: max_sweeps,
+                elbo,
+                unit: "sweep",
+            });
             if !elbo.is_finite() {
                 status = Status::Diverged;
                 break;

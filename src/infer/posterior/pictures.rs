@@ -25,6 +25,8 @@ pub struct Pictures {
     pub width: usize,
     /// Data rows and their reconstructions, pairwise.
     pub inputs: Vec<Vec<f64>>,
+    /// Whether the inputs are held-out rows (the fit did not train on them).
+    pub heldout: bool,
     pub reconstructions: Vec<Vec<f64>>,
     /// Decoded draws from the prior.
     pub samples: Vec<Vec<f64>>,
@@ -299,6 +301,7 @@ pub fn pictures(
         height,
         width,
         inputs,
+        heldout: first > 0,
         reconstructions,
         samples,
         manifold,

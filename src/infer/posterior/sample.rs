@@ -56,9 +56,9 @@ pub fn draw(
     draws(loaded, state, meta, n, seed, true)
 }
 
-/// Draws of the derived quantities only, from a fit's output (its tensors and what it saves):
-/// what the fit's summary reports of them.
-pub fn derived_draws(
+/// Draws of the latents and derived quantities (no replicates) from a fit's output (its
+/// tensors and what it saves): what the fit's summary and plots report of them.
+pub fn fitted_draws(
     loaded: &Loaded,
     out: &crate::infer::FitOutput,
     n: usize,
@@ -68,7 +68,7 @@ pub fn derived_draws(
     draws(loaded, &out.state, &meta, n, seed, false)
 }
 
-/// The derived quantities' draws, after the latents' and before the replicates' when `all`.
+/// The latents' draws, then the derived quantities', then (when `all`) the replicates'.
 fn draws(
     loaded: &Loaded,
     state: &[NamedTensor],
@@ -85,7 +85,7 @@ fn draws(
     let (latents, params, nets) = posterior(&mut s, loaded, state, meta, n, seed, &mut rng)?;
     let mut out = Vec::new();
     for (k, l) in model.latents.iter().enumerate() {
-        if let (true, Some(v)) = (all, &latents[k]) {
+        if let Some(v) = &latents[k] {
             let mut shape: Vec<usize> = l.plates.iter().map(|p| plates[p.index()].len).collect();
             shape.extend(dims(&l.shape));
             out.push(Drawn {

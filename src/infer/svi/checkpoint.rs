@@ -45,6 +45,12 @@ pub struct Plan {
     pub interrupt: Arc<AtomicBool>,
     /// The checkpoint to continue from.
     pub resume: Option<Checkpoint>,
+    /// Whether the resumed fit is extended past where it ended: its stop rule starts afresh,
+    /// so that it stops again only on new evidence.
+    pub extend: bool,
+    /// Whether the fit's final state is kept (not for the richer fit `auto` escalates to,
+    /// which the recorded command would not rebuild).
+    pub keep_final: bool,
 }
 
 impl Plan {
@@ -78,6 +84,10 @@ pub struct LoopState {
     pub backoffs: usize,
     #[serde(default)]
     pub backoff_notes: Vec<String>,
+    /// How the fit ended (`converged`, `stalled`, `completed`) when this is its final state,
+    /// kept so that `--resume DIR --steps N` can extend it; `None` while it runs.
+    #[serde(default)]
+    pub ended: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -165,7 +175,7 @@ impl Checkpoint {
         };
         if !path.exists() {
             return Err(bad(
-                "there is no checkpoint in that folder: `vinf fit` writes one every `--checkpoint-every` steps and on Ctrl-C, and removes it when the fit ends"
+                "there is no checkpoint in that folder: a gradient fit writes one every `--checkpoint-every` steps, on Ctrl-C and when it ends (CAVI fits, which run in seconds, take none)"
                     .into(),
             ));
         }

@@ -107,6 +107,8 @@ pub(super) fn finish(
         epochs: Vec::new(),
         grad_evals: 0,
         escalation: None,
+        rows: None,
+        marginals: Vec::new(),
         reparam: Some(opts.reparam.name()),
         noncentred: eng
             .auto()

@@ -61,8 +61,13 @@ pub fn fit(
 ) -> Result<FitOutput, Diagnostics> {
     let mut t = Trainer::new(loaded, opts)?;
     let plan = opts.checkpoint.as_ref();
-    if let Some(ck) = plan.and_then(|p| p.resume.as_ref()) {
-        t.resume(ck)?;
+    if let Some(p) = plan {
+        if let Some(ck) = &p.resume {
+            t.resume(ck)?;
+            if p.extend {
+                t.restart_stop_rule();
+            }
+        }
     }
     let mut status = Status::at_step_limit(t.tol);
     while t.state.step < t.steps {
@@ -104,7 +109,7 @@ pub fn fit(
         if let Some(p) = plan {
             let interrupted = p.interrupted();
             if (step % p.every.max(1) == 0 && step < t.steps) || interrupted {
-                t.save(p).map_err(Diagnostics::from)?;
+                t.save(p, None).map_err(Diagnostics::from)?;
                 progress(Progress::Checkpoint { step });
             }
             if interrupted {
@@ -114,9 +119,10 @@ pub fn fit(
         }
     }
     if let Some(p) = plan {
-        // A finished fit needs no checkpoint; an interrupted one keeps it to resume from.
-        if status != Status::Interrupted {
-            let _ = std::fs::remove_file(p.path());
+        // A finished fit's final state stays, marked as ended, so that `--resume DIR --steps N`
+        // can extend it; an interrupted fit's checkpoint is already there to resume from.
+        if p.keep_final && status != Status::Interrupted && t.state.step > 0 {
+            t.save(p, Some(status)).map_err(Diagnostics::from)?;
         }
     }
     Ok(t.finish(status))

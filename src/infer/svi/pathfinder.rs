@@ -314,6 +314,27 @@ pub fn fit(
         }
         return Err(Diagnostics::from(d));
     }
+    let noncentred = super::reparam::noncentred_names(model, opts.reparam);
+    let reasons: Vec<String> = model
+        .latents
+        .iter()
+        .map(|l| {
+            let value = if noncentred.contains(&l.name) {
+                "non-centred"
+            } else {
+                "unconstrained"
+            };
+            format!(
+                "{}: Pathfinder (a full-rank Gaussian on its {value} value)",
+                l.name
+            )
+        })
+        .collect();
+    progress(Progress::Plan {
+        method: Method::Pathfinder,
+        reasons: reasons.clone(),
+        rows: None,
+    });
     let start = Instant::now();
     let mut full = opts.clone();
     full.guide = Guide::FullRank;
@@ -399,21 +420,7 @@ pub fn fit(
         ended.join(", "),
         multi.khat,
     ));
-    out.reasons = model
-        .latents
-        .iter()
-        .map(|l| {
-            let value = if out.noncentred.contains(&l.name) {
-                "non-centred"
-            } else {
-                "unconstrained"
-            };
-            format!(
-                "{}: Pathfinder (a full-rank Gaussian on its {value} value)",
-                l.name
-            )
-        })
-        .collect();
+    out.reasons = reasons;
     Ok(out)
 }
 

@@ -73,6 +73,19 @@ impl Reparam {
     }
 }
 
+/// The latents of the automatic guide (those no user guide draws) that are fitted non-centred,
+/// by name, as the engine will choose them.
+pub fn noncentred_names(model: &Model, reparam: Reparam) -> Vec<String> {
+    let auto: Vec<LatentId> = (0..model.latents.len())
+        .map(|k| LatentId(k as u32))
+        .filter(|l| model.guide_site(*l).is_none())
+        .collect();
+    (0..auto.len())
+        .filter(|&k| choose(model, auto[k], &auto[..k], reparam).is_some())
+        .map(|k| model.latent(auto[k]).name.clone())
+        .collect()
+}
+
 /// Whether `latent` is fitted non-centred: its prior is Normal (any parameterisation),
 /// LogNormal, StudentT, Cauchy or Laplace on its natural support, its scale depends on some
 /// latent, and every latent its prior reads is one of `earlier` (drawn before it, so that its

@@ -130,6 +130,7 @@ impl TrainerState {
                 backoffs: *backoffs,
                 backoff_notes: backoff_notes.clone(),
                 loop_s,
+                ended: None,
             },
             learn: learn
                 .entries
@@ -195,6 +196,7 @@ impl TrainerState {
             loop_s,
             backoffs,
             backoff_notes,
+            ended: _,
         } = ck.state.clone();
         let orders_fit = orders.len() == self.shuffler.orders.len()
             && orders

@@ -148,11 +148,18 @@ impl<'a> Trainer<'a> {
     }
 
     /// Save the state as the plan's checkpoint.
-    pub(super) fn save(&self, plan: &Plan) -> Result<(), Diagnostic> {
-        let ck = self
+    /// Write a checkpoint; `ended` names how the fit ended when this is its final state.
+    pub(super) fn save(&self, plan: &Plan, ended: Option<Status>) -> Result<(), Diagnostic> {
+        let mut ck = self
             .state
             .checkpoint(&self.eng.learn, plan.record.clone(), self.loop_seconds());
+        ck.state.ended = ended.map(|s| s.name().to_string());
         ck.save(&plan.path())
+    }
+
+    /// A fresh stop rule, for a finished fit extended by more steps.
+    pub(super) fn restart_stop_rule(&mut self) {
+        self.state.stop = StopRule::new(self.tol);
     }
 
     /// One step: the finite ELBO estimate it climbed from, or the fault that stopped it (then
