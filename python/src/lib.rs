@@ -128,6 +128,9 @@ fn fit(
         record: String::new(),
         interrupt: interrupt.clone(),
         resume: None,
+        extend: false,
+        // The plan is here for Ctrl-C; a notebook's fit leaves nothing on disk.
+        keep_final: false,
     });
     let flag = interrupt.clone();
     let result = py.allow_threads(move || {

@@ -77,6 +77,14 @@ def test_eight_schools_to_arviz():
     assert np.isfinite(loo.elpd_loo)
 
 
+def test_categorical_latents_are_summarised_by_their_probabilities():
+    fit = vinf.fit(os.path.join(ROOT, "models", "gmm.vi"))
+    table = fit.summary()
+    c0 = table.loc["c[0]"]
+    assert c0["most_likely"] == 2 and c0["probability"] > 0.99
+    assert np.isnan(table.loc["mu[0]"]["probability"])
+
+
 def test_model_errors_carry_the_diagnostic():
     with pytest.raises(vinf.ModelError) as e:
         vinf.check("mu ~ Normal(0, 1)\nx ~ Normal(mu, mu)\n")
