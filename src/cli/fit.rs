@@ -167,7 +167,8 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
             recorded.settings.given.retain(|(k, _)| *k != key);
             recorded.settings.given.push((key, value));
         }
-        extend = more.is_some();
+        // Only a fit that ended needs its stop rule started afresh.
+        extend = ck.state.ended.is_some() && more.is_some();
         args = FitArgs { model, ..recorded };
         resumed = Some(ck);
     }

@@ -34,6 +34,11 @@ fn epoch_line(e: &vi::infer::epoch::EpochReport, rows: Option<usize>) -> String 
     line + &format!("  {:.2} s", e.seconds)
 }
 
+/// The bar's rate, as `1234/s`.
+fn per_second(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.0}/s", state.per_sec());
+}
+
 /// Seconds as `1:05` or `1:02:05`.
 fn clock(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
@@ -50,6 +55,9 @@ fn stage_prefix(stage: &Option<String>) -> String {
 }
 
 pub struct Reporter {
+    /// Whether stderr is a terminal: then each stage's steps show as a bar.
+    terminal: bool,
+    /// The current stage's bar, from its first step (nothing is drawn before the steps start).
     bar: Option<ProgressBar>,
     every: usize,
     /// When the current stage's steps began, for the rate and the time left on plain lines.
@@ -73,19 +81,9 @@ fn elbo_text(elbo: f64, rows: Option<usize>) -> String {
 
 impl Reporter {
     pub fn new() -> Reporter {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(0);
-            // The time left is to the step limit: the stop rule may end the fit sooner.
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{prefix}{bar:32} {pos}/{len} {per_sec:.dim} [{elapsed_precise}, ≤{eta} left] ELBO {msg}",
-                )
-                .expect("a valid template"),
-            );
-            b
-        });
         Reporter {
-            bar,
+            terminal: std::io::stderr().is_terminal(),
+            bar: None,
             every: 1,
             began: Instant::now(),
             stage: None,
@@ -102,17 +100,31 @@ impl Reporter {
         }
     }
 
-    /// Begin a new stage of steps: the bar starts again from zero.
+    /// Begin a new stage of steps: its bar starts at its first step.
     fn begin(&mut self, stage: Option<String>) {
         self.close_restart();
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
         self.stage = stage;
         self.began = Instant::now();
         self.last = None;
         self.first = None;
-        if let Some(b) = &self.bar {
-            b.reset();
-            b.set_prefix(stage_prefix(&self.stage));
-        }
+    }
+
+    /// A bar for `total` steps, labelled with the stage.
+    fn new_bar(&self, total: usize) -> ProgressBar {
+        let b = ProgressBar::new(total as u64);
+        // The time left is to the step limit: the stop rule may end the fit sooner.
+        b.set_style(
+            ProgressStyle::with_template(
+                "{prefix}{bar:32} {pos}/{len} {rate:.dim} [{elapsed_precise}, ≤{eta} left] ELBO {msg}",
+            )
+            .expect("a valid template")
+            .with_key("rate", per_second),
+        );
+        b.set_prefix(stage_prefix(&self.stage));
+        b
     }
 
     /// The closing line of a restart: where it ended.
@@ -135,9 +147,16 @@ impl Reporter {
                 rows,
             } => {
                 self.rows = rows;
-                for line in vi::report::narrate::plan(method, &reasons) {
-                    let (Line::Out(text) | Line::Warn(text)) = line;
-                    outln!("{text}");
+                let print = || {
+                    for line in vi::report::narrate::plan(method, &reasons) {
+                        let (Line::Out(text) | Line::Warn(text)) = line;
+                        outln!("{text}");
+                    }
+                };
+                // On stdout, with the bar (on stderr) out of the way while it prints.
+                match &self.bar {
+                    Some(b) => b.suspend(print),
+                    None => print(),
                 }
                 self.begin(None);
             }
@@ -166,11 +185,18 @@ impl Reporter {
             } => {
                 self.last = Some((step, unit, elbo));
                 let first = *self.first.get_or_insert(step);
+                if self.terminal && self.bar.is_none() {
+                    let b = self.new_bar(total);
+                    // A resumed fit's bar starts where it left off, its rate from here.
+                    b.set_position(step.saturating_sub(1) as u64);
+                    b.reset_eta();
+                    self.bar = Some(b);
+                }
                 match &self.bar {
                     Some(b) => {
                         b.set_length(total as u64);
                         b.set_position(step as u64);
-                        if step % 10 == 0 || step == 1 {
+                        if step % 10 == 0 || step == first {
                             b.set_message(elbo_text(elbo, self.rows));
                         }
                     }
@@ -220,9 +246,10 @@ impl RowBar {
             let b = ProgressBar::new(0);
             b.set_style(
                 ProgressStyle::with_template(
-                    "{bar:32} {pos}/{len} rows {per_sec:.dim} [{elapsed_precise}, {eta} left]",
+                    "{bar:32} {pos}/{len} rows {rate:.dim} [{elapsed_precise}, {eta} left]",
                 )
-                .expect("a valid template"),
+                .expect("a valid template")
+                .with_key("rate", per_second),
             );
             b
         });

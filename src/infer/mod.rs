@@ -148,7 +148,7 @@ const MARGINAL_DRAW_VALUES: usize = 20_000;
 /// whose codes are not summarised either).
 fn summarise_draws(loaded: &Loaded, opts: &FitOptions, out: &mut FitOutput) {
     let model = &loaded.model;
-    if !model.nets.is_empty() || out.state.is_empty() || out.status == Status::Diverged {
+    if !model.nets.is_empty() || out.state.is_empty() {
         return;
     }
     let latent_values: usize = model
