@@ -160,9 +160,9 @@ INC="$ROOT/toolkit/include"
 grep -aqF "$INC" "$OUT" || die "baked CUDA_INCLUDE_DIR $INC not found in $OUT"
 
 # What NVRTC reads at run time, at the baked paths (cuda_fp16.h needs only its .hpp).
+cuh=("$OUT_DIR"/*.cuh)
 tar -C / -czhf "$OUT-nvrtc.tar.gz" \
-  "${INC#/}/cuda_fp16.h" "${INC#/}/cuda_fp16.hpp" \
-  $(cd / && ls "${OUT_DIR#/}"/*.cuh)
+  "${INC#/}/cuda_fp16.h" "${INC#/}/cuda_fp16.hpp" "${cuh[@]#/}"
 # NVRTC 13.0 itself, for a GPU machine whose NVRTC is newer than its driver:
 # its PTX ISA would be rejected like NVVM 13.5's above.
 if [ "$BUNDLE_NVRTC" = 1 ]; then

@@ -8,10 +8,12 @@
 #
 # Expects beside VINF_CUDA (all written by build-cuda.sh): VINF_CUDA.env,
 # VINF_CUDA-nvrtc.tar.gz, and optionally nvrtc-13.0.tar.xz and vinf-cpu.
-# Env: VINF_CPU (default: vinf-cpu beside VINF_CUDA, else target/release/vinf),
-# MNIST (default ../shared/data/mnist/t10k-images-idx3-ubyte.gz), GPU_CHECK_OUT
-# (default $OUT, else /tmp/vi-gpu-check), TOL_SCALE (multiplies every tolerance),
-# RUN_TIMEOUT (s per fit, default 150), GPU_CHECK_DRY=1 (no GPU: VINF_CUDA may be
+# Env: VINF_CPU (default: vinf-cpu beside VINF_CUDA, else target/release/vinf);
+# MNIST (default {../shared,shared}/data/mnist/t10k-images-idx3-ubyte.gz);
+# GPU_CHECK_OUT (default $OUT, else /tmp/vi-gpu-check); CUDA_LIB_DIRS (extra
+# library dirs, colon-separated); TOL_SCALE (multiplies every tolerance);
+# RUN_TIMEOUT (s per fit, default 120); BUDGET (s after which the remaining
+# fits are skipped, default 240); GPU_CHECK_DRY=1 (no GPU here: VINF_CUDA may be
 # a CPU build; checks this script's own plumbing and parsing).
 set -euo pipefail
 
@@ -22,8 +24,12 @@ BIN="$(realpath "${1:-target/cuda/vinf-cuda}")"
 BIN_DIR="$(dirname "$BIN")"
 DRY="${GPU_CHECK_DRY:-0}"
 WORK="${GPU_CHECK_OUT:-${OUT:-/tmp/vi-gpu-check}}"
-MNIST="${MNIST:-$REPO/../shared/data/mnist/t10k-images-idx3-ubyte.gz}"
-RUN_TIMEOUT="${RUN_TIMEOUT:-150}"
+if [ -z "${MNIST:-}" ]; then  # shared/ sits beside the checkout here, inside it on some machines
+  MNIST="$REPO/../shared/data/mnist/t10k-images-idx3-ubyte.gz"
+  [ -f "$MNIST" ] || MNIST="$REPO/shared/data/mnist/t10k-images-idx3-ubyte.gz"
+fi
+RUN_TIMEOUT="${RUN_TIMEOUT:-120}"
+BUDGET="${BUDGET:-240}"
 export TOL_SCALE="${TOL_SCALE:-1}"
 if [ -z "${VINF_CPU:-}" ]; then
   if [ -x "$BIN_DIR/vinf-cpu" ]; then VINF_CPU="$BIN_DIR/vinf-cpu"; else VINF_CPU="$REPO/target/release/vinf"; fi
@@ -74,6 +80,8 @@ fi
 # writes PTX the 13.0 driver cannot load (CUDA_ERROR_UNSUPPORTED_PTX_VERSION).
 say "libraries"
 LIBDIRS=()
+# CUDA_LIB_DIRS (colon-separated) goes first, for libraries in places not searched below.
+[ -n "${CUDA_LIB_DIRS:-}" ] && IFS=: read -r -a LIBDIRS <<<"$CUDA_LIB_DIRS"
 if [ -f "$BIN_DIR/nvrtc-13.0.tar.xz" ]; then
   mkdir -p "$WORK/nvrtc-13.0"
   [ -f "$WORK/nvrtc-13.0/libnvrtc.so.13" ] || tar -xJf "$BIN_DIR/nvrtc-13.0.tar.xz" -C "$WORK/nvrtc-13.0"
@@ -87,7 +95,10 @@ try:
     roots = list(nvidia.__path__)
 except ImportError:
     roots = []
-roots += glob.glob("/usr/local/lib/python3*/*-packages/nvidia") + glob.glob("/usr/lib/python3*/*-packages/nvidia")
+for pat in ("/usr/local/lib/python3*/*-packages/nvidia", "/usr/lib/python3*/*-packages/nvidia",
+            "/opt/*/lib/python3*/site-packages/nvidia", os.path.expanduser("~/.local/lib/python3*/site-packages/nvidia"),
+            os.environ.get("VIRTUAL_ENV", "/nonexistent") + "/lib/python3*/site-packages/nvidia"):
+    roots += glob.glob(pat)
 seen = set()
 for r in roots:
     for d in [os.path.join(r, "cu13", "lib")] + glob.glob(os.path.join(r, "*", "lib")):
@@ -101,7 +112,7 @@ export LD_LIBRARY_PATH
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 ldd "$BIN" | grep -E 'cuda|nvrtc|cublas|not found' || true
 if ldd "$BIN" | grep -q 'not found'; then
-  [ "$DRY" = 1 ] && echo "(dry run: missing libraries tolerated)" || die "the binary's libraries are not all found (above)"
+  if [ "$DRY" = 1 ]; then echo "(dry run: missing libraries tolerated)"; else die "the binary's libraries are not all found (above)"; fi
 fi
 NVRTC_SO="$(ldd "$BIN" | awk '/libnvrtc\.so/{print $3}')"
 
@@ -156,7 +167,8 @@ def ok(r, what):
     if r != 0:
         s = ctypes.c_char_p(); cu.cuGetErrorName(r, ctypes.byref(s))
         sys.exit(f"{what}: {s.value.decode() if s.value else r}"
-                 + (f" (NVRTC {nvrtc_ver} is newer than the driver's CUDA {drv}: bring nvrtc-13.0.tar.xz)" if nvrtc_ver > drv else ""))
+                 + (f" (NVRTC {nvrtc_ver} is newer than the driver's CUDA {drv}: bring nvrtc-13.0.tar.xz)"
+                    if what.startswith("cuModuleLoadData") and nvrtc_ver > drv else ""))
 ok(cu.cuInit(0), "cuInit")
 dev = ctypes.c_int(); ok(cu.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
 ctx = ctypes.c_void_p(); ok(cu.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev), "cuDevicePrimaryCtxRetain")
@@ -169,12 +181,12 @@ fi
 # One fit = one output folder with summary.json; wall time is measured here.
 fit() { # fit NAME WHICH BINARY ARGS...
   local name="$1" which="$2" bin="$3"; shift 3
-  local out="$WORK/$name-$which" s e rc=0
+  local out="$WORK/$name-$which" s rc=0
   rm -rf "$out"
-  s=$(date +%s.%N)
+  s=$EPOCHREALTIME
   timeout "$RUN_TIMEOUT" "$bin" fit "$@" --out "$out" >"$out.log" 2>&1 || rc=$?
-  e=$(date +%s.%N)
-  printf '%s %s %s %.2f\n' "$name" "$which" "$rc" "$(echo "$e - $s" | bc -l 2>/dev/null || python3 -c "print($e-$s)")" >>"$WORK/walls.txt"
+  awk -v n="$name" -v w="$which" -v rc="$rc" -v s="$s" -v e="$EPOCHREALTIME" \
+    'BEGIN { printf "%s %s %s %.3f\n", n, w, rc, e - s }' >>"$WORK/walls.txt"
   if [ "$rc" != 0 ]; then
     echo "  $name on $which: exit $rc; last lines of $out.log:"; tail -n 8 "$out.log" | sed 's/^/    /'
   fi
@@ -206,6 +218,9 @@ fi
 
 for c in "${CASES[@]}"; do
   IFS='|' read -r name model extra <<<"$c"
+  if [ $(( $(date +%s) - T0 )) -gt "$BUDGET" ]; then
+    echo "(over the ${BUDGET}s budget: $name skipped)"; continue
+  fi
   # shellcheck disable=SC2086
   say "$name: fit $model $extra"
   # shellcheck disable=SC2086
@@ -221,7 +236,8 @@ say "CPU vs GPU"
 # draw): ELBO 0.23 nats (eight schools) and 0.14 (logreg) -> 1 nat; posterior
 # means 0.12 sd -> 0.35 sd; VAE per-row ELBO 2.2% (digits), 1.4% (MNIST) ->
 # 5%, held-out 4% -> 10%. A broken kernel gives NaN or errors far beyond these.
-python3 - "$WORK" "${CASES[@]}" <<'EOF'
+rc=0
+python3 - "$WORK" "${CASES[@]}" <<'EOF' || rc=$?
 import json, os, sys
 work, cases = sys.argv[1], [c.split("|")[0] for c in sys.argv[2:]]
 k = float(os.environ.get("TOL_SCALE", "1"))
@@ -237,6 +253,8 @@ def num(x): return float("nan") if x is None else float(x)
 for n in cases:
     g, c = load(n, "gpu"), load(n, "cpu")
     gw, cw = walls.get((n, "gpu")), walls.get((n, "cpu"))
+    if gw is None:
+        rows.append(f"{n:14s} skipped"); continue
     if g is None:
         fails.append(f"{n}: no GPU summary.json (exit {gw[0] if gw else '?'})"); continue
     line = f"{n:14s} GPU elbo {num(g['elbo']):14.4f} time_s {num(g.get('time_s')):8.2f} wall {gw[1]:7.2f}s"
@@ -279,6 +297,5 @@ if fails:
     print("\nFAILED:\n  " + "\n  ".join(fails)); sys.exit(1)
 print("\nall agree")
 EOF
-rc=$?
 echo "gpu-check took $(( $(date +%s) - T0 )) s; logs and summaries in $WORK"
 exit $rc

@@ -38,9 +38,24 @@ pub const DEVICE: &str = if cfg!(feature = "cuda") { "cuda" } else { "cpu" };
 pub fn device_available() -> Result<(), String> {
     #[cfg(feature = "cuda")]
     {
-        dfdx::tensor::Cuda::try_build(0, 0)
-            .map(|_| ())
-            .map_err(|e| format!("no usable CUDA device: {e:?}"))
+        // cudarc 0.9 unwraps `cuInit` inside `try_build`: without a device it panics rather
+        // than returning the error, so the panic is caught here and said as one.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let built = std::panic::catch_unwind(|| dfdx::tensor::Cuda::try_build(0, 0));
+        std::panic::set_hook(hook);
+        match built {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("no usable CUDA device: {e:?}")),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("no usable CUDA device: {why}"))
+            }
+        }
     }
     #[cfg(not(feature = "cuda"))]
     {
