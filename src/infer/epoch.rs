@@ -64,29 +64,26 @@ pub fn split(model: &Model, fraction: f64) -> Option<Split> {
     })
 }
 
+/// The first batched plate's training rows under `split`, and its batch size.
+fn train_rows(model: &Model, split: Option<Split>) -> Option<(usize, usize)> {
+    let (plate, n, batch) = batched_plate(model)?;
+    let rows = match split {
+        Some(s) if s.plate == plate => s.train,
+        _ => n,
+    };
+    Some((rows, batch))
+}
+
 /// Steps in one pass over the training rows: ⌊N/M⌋ for the first batched plate (a partial last
 /// batch is dropped, and the next epoch reshuffles), 1 without batches.
 pub fn steps_per_epoch(model: &Model, split: Option<Split>) -> usize {
-    match batched_plate(model) {
-        Some((plate, n, batch)) => {
-            let rows = match split {
-                Some(s) if s.plate == plate => s.train,
-                _ => n,
-            };
-            (rows / batch).max(1)
-        }
-        None => 1,
-    }
+    train_rows(model, split).map_or(1, |(rows, batch)| (rows / batch).max(1))
 }
 
 /// The rows a minibatched model's step ELBO is scaled to (the training rows of its first
 /// batched plate); `None` without batches.
 pub fn training_rows(model: &Model, fraction: f64) -> Option<usize> {
-    let (plate, n, _) = batched_plate(model)?;
-    Some(match split(model, fraction) {
-        Some(s) if s.plate == plate => s.train,
-        _ => n,
-    })
+    train_rows(model, split(model, fraction)).map(|(rows, _)| rows)
 }
 
 /// ELBO, rate and distortion per row.
