@@ -59,7 +59,6 @@ pub struct Reporter {
     terminal: bool,
     /// The current stage's bar, from its first step (nothing is drawn before the steps start).
     bar: Option<ProgressBar>,
-    every: usize,
     /// When the current stage's steps began, for the rate and the time left on plain lines.
     began: Instant,
     stage: Option<String>,
@@ -84,7 +83,6 @@ impl Reporter {
         Reporter {
             terminal: std::io::stderr().is_terminal(),
             bar: None,
-            every: 1,
             began: Instant::now(),
             stage: None,
             last: None,
@@ -201,8 +199,7 @@ impl Reporter {
                         }
                     }
                     None => {
-                        self.every = (total / 10).max(1);
-                        if step % self.every == 0 || step == first {
+                        if step % (total / 10).max(1) == 0 || step == first {
                             let secs = self.began.elapsed().as_secs_f64();
                             let rate = (step + 1 - first) as f64 / secs.max(1e-9);
                             let left = total.saturating_sub(step) as f64 / rate;
@@ -267,10 +264,10 @@ impl RowBar {
                 b.set_position(done as u64);
             }
             None => {
-                // A line at each tenth of the rows (and at the end).
+                // A line at each tenth of the rows reached (the tenth is 10 only at the end).
                 let tenth = (done * 10 / total.max(1)).min(10);
-                if tenth > self.shown || (done == total && self.shown < 10) {
-                    self.shown = tenth.max(self.shown + usize::from(done == total));
+                if tenth > self.shown {
+                    self.shown = tenth;
                     let secs = self.began.elapsed().as_secs_f64();
                     let left = secs / done.max(1) as f64 * total.saturating_sub(done) as f64;
                     eprintln!("{done}/{total} rows  ({:.1} s, {} left)", secs, clock(left));

@@ -39,10 +39,9 @@ pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
     } else {
         "steps"
     };
-    lines.push(Line::Out(match out.epochs.last() {
-        // Per row, as the epochs were reported.
+    lines.push(Line::Out(match (out.epochs.last(), out.rows) {
         // A total over the training rows, and per row, as the epochs were reported.
-        Some(e) => format!(
+        (Some(e), _) => format!(
             "{} after {} {unit} ({} epochs) in {:.2} s; ELBO {}{:.3} per row{}",
             out.status.name(),
             out.iterations,
@@ -56,18 +55,15 @@ pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
             e.heldout
                 .map_or(String::new(), |h| format!(", held-out {:.3} per row", h.elbo))
         ),
-        None if out.rows.is_some() => {
-            let n = out.rows.unwrap_or(1);
-            format!(
-                "{} after {} {unit} in {:.2} s; ELBO {:.1} total over {n} rows ({:.3} per row)",
-                out.status.name(),
-                out.iterations,
-                out.time_s,
-                out.elbo,
-                out.elbo / n as f64
-            )
-        }
-        None => format!(
+        (None, Some(n)) => format!(
+            "{} after {} {unit} in {:.2} s; ELBO {:.1} total over {n} rows ({:.3} per row)",
+            out.status.name(),
+            out.iterations,
+            out.time_s,
+            out.elbo,
+            out.elbo / n as f64
+        ),
+        (None, None) => format!(
             "{} after {} {unit} in {:.2} s; ELBO {:.4}",
             out.status.name(),
             out.iterations,
