@@ -16,6 +16,16 @@ fn vinf(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// `vinf fit MODEL ARGS... --out DIR`, DIR a temporary folder named for the test.
+fn fit_into(name: &str, model: &str, args: &[&str]) -> (std::path::PathBuf, std::process::Output) {
+    let dir = std::env::temp_dir().join(format!("vi-{name}-{}", std::process::id()));
+    let out = dir.to_string_lossy().to_string();
+    let mut all = vec!["fit", model];
+    all.extend_from_slice(args);
+    all.extend(["--out", &out]);
+    (dir.clone(), vinf(&all))
+}
+
 fn json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -42,9 +52,7 @@ fn the_method_and_its_reasons_come_before_the_first_step() {
 
 #[test]
 fn restarts_are_labelled_and_closed_with_their_elbo() {
-    let dir = std::env::temp_dir().join(format!("vi-restarts-{}", std::process::id()));
-    let out = dir.to_string_lossy().to_string();
-    let r = vinf(&["fit", "models/gmm.vi", "--restarts", "3", "--out", &out]);
+    let (dir, r) = fit_into("restarts", "models/gmm.vi", &["--restarts", "3"]);
     assert_eq!(r.status.code(), Some(0));
     let err = String::from_utf8_lossy(&r.stderr);
     for k in 1..=3 {
@@ -57,9 +65,7 @@ fn restarts_are_labelled_and_closed_with_their_elbo() {
 
 #[test]
 fn categorical_latents_are_summarised_by_their_probabilities() {
-    let dir = std::env::temp_dir().join(format!("vi-categorical-{}", std::process::id()));
-    let out = dir.to_string_lossy().to_string();
-    let r = vinf(&["fit", "models/gmm.vi", "--out", &out]);
+    let (dir, r) = fit_into("categorical", "models/gmm.vi", &[]);
     assert_eq!(r.status.code(), Some(0));
     let table = String::from_utf8_lossy(&r.stdout);
     assert!(table.contains("categorical  most likely  probability"), "{table}");
@@ -91,9 +97,7 @@ fn categorical_latents_are_summarised_by_their_probabilities() {
 
 #[test]
 fn a_minibatched_fit_reports_one_elbo_unit_labelled_total_and_per_row() {
-    let dir = std::env::temp_dir().join(format!("vi-units-{}", std::process::id()));
-    let out = dir.to_string_lossy().to_string();
-    let r = vinf(&["fit", "models/vae.vi", "--epochs", "2", "--out", &out]);
+    let (dir, r) = fit_into("units", "models/vae.vi", &["--epochs", "2"]);
     assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     let s = json(&dir.join("summary.json"));
     let rows = s["rows"].as_f64().unwrap();
@@ -123,9 +127,7 @@ fn a_minibatched_fit_reports_one_elbo_unit_labelled_total_and_per_row() {
 
 #[test]
 fn a_fit_writes_a_forest_plot_and_marginal_densities() {
-    let dir = std::env::temp_dir().join(format!("vi-plots-{}", std::process::id()));
-    let out = dir.to_string_lossy().to_string();
-    let r = vinf(&["fit", "models/eight_schools.vi", "--out", &out]);
+    let (dir, r) = fit_into("plots", "models/eight_schools.vi", &[]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let forest = std::fs::read_to_string(dir.join("posterior.svg")).unwrap();
     // plotters writes each text on its own line.
@@ -146,12 +148,16 @@ fn a_fit_writes_a_forest_plot_and_marginal_densities() {
 
 #[test]
 fn eval_progress_is_a_line_per_tenth_when_piped() {
-    let dir = std::env::temp_dir().join(format!("vi-eval-progress-{}", std::process::id()));
-    let out = dir.to_string_lossy().to_string();
-    assert!(vinf(&["fit", "models/vae.vi", "--epochs", "1", "--out", &out])
-        .status
-        .success());
-    let r = vinf(&["eval", "models/vae.vi", "--from", &out, "-k", "20"]);
+    let (dir, fitted) = fit_into("eval-progress", "models/vae.vi", &["--epochs", "1"]);
+    assert!(fitted.status.success());
+    let r = vinf(&[
+        "eval",
+        "models/vae.vi",
+        "--from",
+        &dir.to_string_lossy(),
+        "-k",
+        "20",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stderr = String::from_utf8_lossy(&r.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(" rows  (")).collect();

@@ -106,11 +106,10 @@ def test_ctrl_c_interrupts_a_fit():
     assert time.time() - start < 30
 
 
-def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
-    """`vinf sample --format cmdstan` (the binary that cargo test built: VINF_BIN) in ArviZ."""
+def _sample_eight_schools(tmp_path, *sample_args):
+    """Fit eight schools with the command line that cargo test built (VINF_BIN) and run
+    `vinf sample --from` that fit with `sample_args`; returns the fit's folder."""
     import subprocess
-
-    import arviz as az
 
     vinf_bin = os.environ.get("VINF_BIN")
     if not vinf_bin:
@@ -118,9 +117,17 @@ def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
     model = os.path.join(ROOT, "models", "eight_schools.vi")
     out = tmp_path / "fit"
     subprocess.run([vinf_bin, "fit", model, "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([vinf_bin, "sample", model, "--from", str(out), *sample_args], check=True,
+                   capture_output=True)
+    return out
+
+
+def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
+    """`vinf sample --format cmdstan` in ArviZ."""
+    import arviz as az
+
     csv = tmp_path / "draws.csv"
-    subprocess.run([vinf_bin, "sample", model, "--from", str(out), "-n", "300", "--format",
-                    "cmdstan", "--out", str(csv)], check=True, capture_output=True)
+    _sample_eight_schools(tmp_path, "-n", "300", "--format", "cmdstan", "--out", str(csv))
     idata = az.from_cmdstan(posterior=str(csv), posterior_predictive=["y_rep"])
     assert idata.posterior["theta_tilde"].shape == (1, 300, 8)
     assert idata.posterior_predictive["y_rep"].shape == (1, 300, 8)
@@ -131,19 +138,10 @@ def test_cmdstan_files_from_the_command_line_load_in_arviz(tmp_path):
 def test_zarr_stores_from_the_command_line_load_in_arviz(tmp_path):
     """`vinf sample --format zarr`: an InferenceData store with the posterior, the replicates,
     the pointwise log-likelihood (so `az.loo` runs) and the observed data."""
-    import subprocess
-
     import arviz as az
     import xarray as xr
 
-    vinf_bin = os.environ.get("VINF_BIN")
-    if not vinf_bin:
-        pytest.skip("VINF_BIN is not set (tests/python.rs sets it)")
-    model = os.path.join(ROOT, "models", "eight_schools.vi")
-    out = tmp_path / "fit"
-    subprocess.run([vinf_bin, "fit", model, "--out", str(out)], check=True, capture_output=True)
-    subprocess.run([vinf_bin, "sample", model, "--from", str(out), "-n", "400", "--format", "zarr"],
-                   check=True, capture_output=True)
+    out = _sample_eight_schools(tmp_path, "-n", "400", "--format", "zarr")
     tree = xr.open_datatree(str(out / "samples.zarr"), engine="zarr")
     # ArviZ 0.x takes the tree into an InferenceData; ArviZ 1.x works on the tree itself.
     idata = az.InferenceData.from_datatree(tree) if hasattr(az, "InferenceData") else tree
