@@ -152,6 +152,15 @@ impl AutoGuide {
             AutoGuide::MeanField(l) | AutoGuide::FullRank { latents: l, .. } => l,
         }
     }
+
+    /// Every learnable of the guide: per latent its location and raw scale (mean-field), or the
+    /// location, the factor's off-diagonal entries and its raw diagonal (full-rank).
+    pub fn learnables(&self) -> Vec<usize> {
+        match self {
+            AutoGuide::MeanField(l) => l.iter().flat_map(|a| [a.loc, a.scale]).collect(),
+            AutoGuide::FullRank { loc, off, diag, .. } => vec![*loc, *off, *diag],
+        }
+    }
 }
 
 /// Glorot-uniform weights and zero biases for every net.

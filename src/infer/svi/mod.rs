@@ -97,7 +97,8 @@ pub fn fit(
         });
         let converged = t.state.stop.active() && step % crate::infer::stop::WINDOW == 0 && {
             let score = t.score_average();
-            t.state.stop.observe(score)
+            let drift = t.guide_drift();
+            t.state.stop.observe(score, drift)
         };
         if step % t.per_epoch == 0 || step == t.steps || converged {
             t.report_epoch(progress);

@@ -263,6 +263,9 @@ impl<'a> Trainer<'a> {
                 *a += w * (x - *a);
             }
         }
+        let guide = self.eng.auto().learnables();
+        st.stop
+            .track(st.step, guide.iter().flat_map(|&i| st.params[i].iter()));
         st.trace.push(elbo);
         st.step += 1;
         if self.opts.backoff > 0 && st.step.is_multiple_of(SNAPSHOT_EVERY) {
@@ -403,6 +406,26 @@ impl<'a> Trainer<'a> {
         self.state.stop_evals += self.stop_draws;
         self.upload();
         score
+    }
+
+    /// How far the guide is still travelling: the stop rule's [`StopRule::drift`] at the tail
+    /// average, locations (and a full-rank factor's rows) in units of the guide's sd there, raw
+    /// scales in their own units (about relative changes of the sd).
+    pub(super) fn guide_drift(&self) -> f64 {
+        let auto = self.eng.auto();
+        let guide = auto.learnables();
+        let sds = pathfinder::step_scales(auto, &self.state.average, &[]);
+        let units: Vec<f64> = guide
+            .iter()
+            .flat_map(|&i| match sds.iter().find(|(j, _)| *j == i) {
+                Some((_, sd)) => sd.clone(),
+                None => vec![1.0; self.state.average[i].len()],
+            })
+            .collect();
+        self.state.stop.drift(
+            guide.iter().flat_map(|&i| self.state.average[i].iter()),
+            units.iter(),
+        )
     }
 
     fn keep_the_better_of_average_and_last(&mut self) {
