@@ -376,6 +376,23 @@ impl Session {
         self.values(a)[0]
     }
 
+    /// Rows of a matrix `[m, w]` added into `n` rows by index: `out[rows[r]] += a[r]`, shaped
+    /// `[n, w]`. Untraced (no gradient flows back through it): it serves closed-form updates,
+    /// where a one-hot matrix product would cost `n × m` where this costs `m × w`.
+    pub fn scatter_add_rows(&self, a: &Array, rows: &[usize], n: usize) -> Array {
+        let m = rows.len();
+        let w = a.len() / m.max(1);
+        assert_eq!(a.len(), m * w, "one row per index");
+        let vals = self.values(a);
+        let mut out = vec![0.0; n * w];
+        for (r, &i) in rows.iter().enumerate() {
+            for (o, x) in out[i * w..(i + 1) * w].iter_mut().zip(&vals[r * w..(r + 1) * w]) {
+                *o += x;
+            }
+        }
+        self.array(&out, &[n, w])
+    }
+
     // ---------------------------------------------------------------- params and gradients
 
     pub fn param(&self, values: &[f64], shape: &[usize]) -> Param {

@@ -14,7 +14,7 @@ use super::variational::{Start, Variational};
 use super::Ctx;
 use crate::dist::Family;
 use crate::graph::{LatentId, MapFn};
-use crate::infer::plan::SitePlan;
+use crate::infer::plan::{ArgForm, SitePlan, ValueForm};
 use crate::infer::LatentSummary;
 use crate::interpret::{expand, Layout, Value};
 
@@ -125,6 +125,48 @@ impl Conjugate for Dirichlet {
     fn fused(cx: &mut Ctx, k: usize, lay: &Layout) -> Option<Vec<Value>> {
         let f = cx.fast_prior_at(k)?;
         let counts: Vec<f64> = (0..f.k).map(|j| f.sums(j).0).collect();
+        Some(vec![cx.host(&counts, lay)])
+    }
+
+    /// Observed categories counted straight into the latent's table: per component row k
+    /// and category c, Σ over members with value c of their responsibility φ_k (or 1 without
+    /// a mixture index). Members × components work, where the one-hot message in the
+    /// statement's frame is members × components × categories (tokens × topics × vocabulary
+    /// for LDA).
+    fn direct(cx: &mut Ctx, sp: &SitePlan, slot: usize, lay: &Layout) -> Option<Vec<Value>> {
+        let ValueForm::Data(id) = &sp.value else {
+            return None;
+        };
+        if cx.model.sites[sp.site].dist.family != Family::Categorical {
+            return None;
+        }
+        let x = cx.constant(*id);
+        if x.lay.samples.is_some() || !x.lay.shape.is_empty() {
+            return None;
+        }
+        let kk = *lay.shape.last()?;
+        let rows = lay.dims().iter().product::<usize>() / kk;
+        let values = cx.s.values(&x.arr);
+        let weights = match (&sp.args[slot], sp.index) {
+            (ArgForm::Mix { index, .. }, Some(c)) if *index == c => {
+                let phi = cx.latent_stat(c, Stat::Mean);
+                let fits =
+                    phi.lay.samples.is_none() && phi.lay.plates == x.lay.plates && phi.lay.shape == [rows];
+                if !fits {
+                    return None;
+                }
+                cx.s.values(&phi.arr)
+            }
+            (ArgForm::Latent(_), None) if rows == 1 && lay.plates.is_empty() => vec![1.0; values.len()],
+            _ => return None,
+        };
+        let mut counts = vec![0.0; rows * kk];
+        for (t, c) in values.iter().enumerate() {
+            let c = (c.round().max(0.0) as usize).min(kk - 1);
+            for (r, w) in weights[t * rows..(t + 1) * rows].iter().enumerate() {
+                counts[r * kk + c] += w;
+            }
+        }
         Some(vec![cx.host(&counts, lay)])
     }
 

@@ -6,13 +6,49 @@
 //! Never imports a family's file, `svi` or the posterior tools.
 
 use super::expect::Stat;
-use super::{Ctx, LN_2PI};
+use super::{v, Ctx, LN_2PI};
 use crate::dist::{Family, Parameterization};
 use crate::graph::{LatentId, MapFn};
-use crate::infer::plan::SitePlan;
-use crate::interpret::Value;
+use crate::infer::plan::{SitePlan, ValueForm};
+use crate::interpret::{Layout, Value};
 
 impl Ctx<'_> {
+    /// E[ln p_x] of observed categories read straight from `elp` (per member, and per
+    /// component row of a table of probability vectors), where `elp` shares no plate with the
+    /// data: members × components values, where the one-hot product would build members ×
+    /// components × categories (tokens × topics × vocabulary for LDA). None otherwise.
+    fn observed_category_terms(&mut self, sp: &SitePlan, elp: &Value) -> Option<Value> {
+        let ValueForm::Data(id) = &sp.value else {
+            return None;
+        };
+        let x = self.constant(*id);
+        if elp.lay.samples.is_some()
+            || x.lay.samples.is_some()
+            || !elp.lay.plates.is_empty()
+            || !x.lay.shape.is_empty()
+        {
+            return None;
+        }
+        let (&k, rows) = elp.lay.shape.split_last()?;
+        let per: usize = rows.iter().product();
+        let picks: Vec<usize> = self
+            .s
+            .values(&x.arr)
+            .iter()
+            .flat_map(|c| {
+                let c = (c.round().max(0.0) as usize).min(k - 1);
+                (0..per).map(move |r| r * k + c)
+            })
+            .collect();
+        let lay = Layout {
+            samples: None,
+            plates: x.lay.plates.clone(),
+            shape: rows.to_vec(),
+        };
+        let arr = self.s.gather(&elp.arr, &picks, &lay.dims());
+        Some(v(arr, lay))
+    }
+
     /// Expected log-likelihood of a statement per plate member (and per component for a
     /// mixture): E_q[log p(x | args)] with the component axis kept.
     pub(super) fn expected_loglik(&mut self, sp: &SitePlan) -> Value {
@@ -128,6 +164,9 @@ impl Ctx<'_> {
             }
             (Family::Categorical, _) => {
                 let elp = self.arg_stat(&a(0), Stat::Log);
+                if let Some(picked) = self.observed_category_terms(sp, &elp) {
+                    return picked;
+                }
                 let k = *elp.lay.shape.last().expect("a probability vector");
                 let oh = self.value_one_hot(sp, k);
                 let t = self.mul(&oh, &elp);

@@ -28,6 +28,12 @@ pub(super) trait Conjugate {
     /// The message statement `sp` sends through argument `slot`, in the statement's frame
     /// and before its responsibilities weight it.
     fn message(cx: &mut Ctx, sp: &SitePlan, slot: usize, lay: &Layout) -> Vec<Value>;
+    /// The same message already weighted and summed into `lay`, where the family has a
+    /// cheaper way there than through the statement's frame (which can be far larger than
+    /// either end); None to take the general way.
+    fn direct(_cx: &mut Ctx, _sp: &SitePlan, _slot: usize, _lay: &Layout) -> Option<Vec<Value>> {
+        None
+    }
 }
 
 impl Ctx<'_> {
@@ -76,6 +82,12 @@ impl Ctx<'_> {
                 continue;
             }
             let sp = self.plan.sites[k].clone();
+            if let Some(parts) = F::direct(self, &sp, slot, lay) {
+                for (a, m) in acc.iter_mut().zip(&parts) {
+                    *a = self.add(a, m);
+                }
+                continue;
+            }
             let rank = self.value_rank(&sp) + F::EVENT_RANK;
             let parts = F::message(self, &sp, slot, lay);
             let parts: Vec<Value> = parts.iter().map(|p| self.weighted(&sp, p, rank)).collect();
@@ -118,7 +130,7 @@ impl Ctx<'_> {
         let target = self.latent_layout(l);
         match form {
             ArgForm::Gather { node, .. } => {
-                // Rows were chosen by data: scatter them back with a one-hot matrix product.
+                // Rows were chosen by data: add them back into the rows they came from.
                 let (rows, index) = self.gather_index(*node);
                 let lat = self.model.latent(l);
                 let row_shape = if lat.plates.is_empty() {
@@ -132,14 +144,7 @@ impl Ctx<'_> {
                     shape: row_shape,
                 };
                 let m = reduce_to(&mut self.s, msg, &row_target, true);
-                let n = index.len();
-                let width = m.arr.len() / n.max(1);
-                let mut oh = vec![0.0; rows * n];
-                for (t, r) in index.iter().enumerate() {
-                    oh[r * n + t] = 1.0;
-                }
-                let oh = self.s.array(&oh, &[rows, n]);
-                let out = self.s.matmul(&oh, &m.arr.reshaped(&[n, width]));
+                let out = self.s.scatter_add_rows(&m.arr, &index, rows);
                 // The latent's first axis (or its plate) is the gathered one.
                 v(out.reshaped(&target.dims()), target)
             }
