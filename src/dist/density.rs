@@ -113,6 +113,28 @@ pub fn one_hot(s: &mut Session, x: &Value, k: usize) -> Value {
     Value::new(s.array(&out, &lay.dims()), lay)
 }
 
+/// `a`'s entry at category `x` along its last axis, per element of their joint layout
+/// (categories outside 0..k clamped, as [`one_hot`] does): a gather of one value per element,
+/// where a one-hot product would build and multiply one per category.
+fn pick_last(s: &mut Session, a: &Value, x: &Value) -> Value {
+    let k = *a.lay.shape.last().expect("a vector per element");
+    let mut xk = x.lay.clone();
+    xk.shape.push(k);
+    let joint = joint_layout(&xk, &a.lay);
+    let a = expand(s, a, &joint);
+    let mut lay = joint;
+    lay.shape.pop();
+    let x = expand(s, x, &lay);
+    let picks: Vec<usize> = s
+        .values(&x.arr)
+        .iter()
+        .enumerate()
+        .map(|(i, c)| i * k + (c.round().max(0.0) as usize).min(k - 1))
+        .collect();
+    let arr = s.gather(&a.arr, &picks, &lay.dims());
+    Value::new(arr, lay)
+}
+
 /// log p(x | params) for one family, summed over its event axes.
 pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[Value], x: &Value) -> Value {
     use Family::*;
@@ -306,19 +328,19 @@ pub fn log_prob(s: &mut Session, family: Family, pz: Parameterization, args: &[V
             let g = lgamma(s, &xp1);
             sub(s, &t, &g)
         }
-        (Categorical, pz) => {
-            let k = *args[0].lay.shape.last().expect("a probability vector");
-            let logp = match pz {
-                Parameterization::Logits => Value::new(s.softmax(&args[0].arr, true), args[0].lay.clone()),
-                _ => {
-                    let p = clamp_prob(s, &args[0]);
-                    ln(s, &p)
-                }
-            };
-            let oh = one_hot(s, x, k);
-            let t = mul(s, &oh, &logp);
-            sum_last(s, &t, 1)
-        }
+        (Categorical, pz) => match pz {
+            Parameterization::Logits => {
+                let logp = Value::new(s.softmax(&args[0].arr, true), args[0].lay.clone());
+                pick_last(s, &logp, x)
+            }
+            // The chosen probabilities first, then their logs: one value per draw and member
+            // rather than one per category.
+            _ => {
+                let p = pick_last(s, &args[0], x);
+                let p = clamp_prob(s, &p);
+                ln(s, &p)
+            }
+        },
         (Multinomial, _) => {
             // lgamma(n + 1) − Σ lgamma(x + 1) + Σ x ln p
             let p = clamp_prob(s, &args[1]);
