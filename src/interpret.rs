@@ -693,39 +693,54 @@ impl<'m> Evaluator<'m> {
         });
         let nl = lead_axes.len();
         let (a_pre, a_idx) = (axis, iv.lay.shape.len());
+        let (sl, il) = (src_lead.len(), idx_lead.len());
+        // Where each output lead axis sits in the source's and the index's strides.
+        let lead_src: Vec<usize> = lead_axes
+            .iter()
+            .map(|(ax, _)| {
+                src_lead
+                    .iter()
+                    .position(|(a, _)| a == ax)
+                    .map_or(0, |p| src_strides[p])
+            })
+            .collect();
+        let lead_idx: Vec<usize> = lead_axes
+            .iter()
+            .map(|(ax, _)| {
+                idx_lead
+                    .iter()
+                    .position(|(a, _)| a == ax)
+                    .map_or(0, |p| idx_strides[p])
+            })
+            .collect();
+        // The source's axes after `axis` are the output's last ones, contiguous in both: each
+        // chosen row is one run of `inner` values.
+        let inner: usize = v.lay.shape[axis + 1..].iter().product();
+        let outer_dims = &odims[..odims.len() - (v.lay.shape.len() - axis - 1)];
+        let n_axis = v.lay.shape[axis];
         let mut index_map = Vec::with_capacity(total);
-        let mut mi = vec![0usize; odims.len()];
-        for _ in 0..total {
-            // Split the output multi-index: lead, src-before-axis, index shape, src-after.
+        let mut mi = vec![0usize; outer_dims.len()];
+        for _ in 0..total / inner.max(1) {
+            // Split the output multi-index: lead, src-before-axis, index shape.
             let mut so = 0;
             let mut io = 0;
-            for (j, (ax, _)) in lead_axes.iter().enumerate() {
-                if let Some(p) = src_lead.iter().position(|(a, _)| a == ax) {
-                    so += mi[j] * src_strides[p];
-                }
-                if let Some(p) = idx_lead.iter().position(|(a, _)| a == ax) {
-                    io += mi[j] * idx_strides[p];
-                }
+            for j in 0..nl {
+                so += mi[j] * lead_src[j];
+                io += mi[j] * lead_idx[j];
             }
-            let sl = src_lead.len();
             for k in 0..a_pre {
                 so += mi[nl + k] * src_strides[sl + k];
             }
-            let il = idx_lead.len();
             for k in 0..a_idx {
                 io += mi[nl + a_pre + k] * idx_strides[il + k];
             }
-            let n_axis = v.lay.shape[axis];
             let at = (ivals[io].round().max(0.0) as usize).min(n_axis.saturating_sub(1));
             so += at * src_strides[sl + axis];
-            for k in axis + 1..v.lay.shape.len() {
-                so += mi[nl + a_pre + a_idx + (k - axis - 1)] * src_strides[sl + k];
-            }
-            index_map.push(so);
+            index_map.extend(so..so + inner);
             // Next multi-index.
-            for d in (0..odims.len()).rev() {
+            for d in (0..outer_dims.len()).rev() {
                 mi[d] += 1;
-                if mi[d] < odims[d] {
+                if mi[d] < outer_dims[d] {
                     break;
                 }
                 mi[d] = 0;
