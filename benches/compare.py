@@ -2,7 +2,7 @@
 """Times `vinf fit` against the anchor baselines in ../shared/bench/anchors, in one run, on
 identical data, and prints the figures side by side with their ratios.
 
-    python benches/compare.py [--anchors DIR] [--python PY] [--quick] [--only w1|w2|w34|w5]
+    python benches/compare.py [--anchors DIR] [--python PY] [--quick] [--only w1|w2|w34|w5|w6]
 
 PY is the anchors' virtual environment's interpreter (make it with
 `bash ../shared/bench/anchors/setup.sh DIR`); it defaults to ../.venv-anchors/bin/python.
@@ -20,6 +20,9 @@ Workloads (the anchors' names):
   W5  Kingma & Welling's VAE (784-400-20, tanh, Bernoulli, L^B, batch 100, Adam 1e-3) on the
       MNIST test set (9,000 train, last 1,000 held out), 20 epochs: seconds per epoch against
       the JAX anchor, and the held-out ELBO per image after epochs 1, 5 and 20.
+  W6  LDA by CAVI against scikit-learn's batch variational LDA on one generated corpus (20,000
+      tokens, K=5, V=100): time and topic recovery, then vi's cost with tokens, topics and
+      vocabulary each doubled (benches/lda.py; --quick runs the comparison only).
 
 vi's time per iteration is its loop time (summary.json `loop_time_s` / `iterations`), the best
 of three runs; the anchors report the minimum over their own repeats.
@@ -72,16 +75,23 @@ def main():
     ap.add_argument("--anchors", default=os.path.join(ROOT, "..", "shared", "bench", "anchors"))
     ap.add_argument("--python", default=os.path.join(ROOT, "..", ".venv-anchors", "bin", "python"))
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["w1", "w2", "w34", "w5"], help="run one workload group")
+    ap.add_argument("--only", choices=["w1", "w2", "w34", "w5", "w6"], help="run one workload group")
     a = ap.parse_args()
     anchors = os.path.abspath(a.anchors)
     py = a.python
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
 
-    groups = {"w1": w1, "w2": w2, "w34": w34, "w5": w5}
+    groups = {"w1": w1, "w2": w2, "w34": w34, "w5": w5, "w6": w6}
     for name, run in groups.items():
         if a.only in (None, name):
             run(anchors, py, a.quick)
+
+
+def w6(anchors, py, quick):
+    # In the anchors' interpreter: it needs numpy, scipy and scikit-learn.
+    print()
+    cmd = [py, os.path.join(HERE, "lda.py"), "--vinf", os.path.join(ROOT, "target", "release", "vinf")]
+    subprocess.run(cmd + (["--quick"] if quick else []), check=True)
 
 
 def w1(anchors, py, quick):
