@@ -159,6 +159,33 @@ fn lda_recovers_its_topics() {
     assert_eq!(blocks, vec![0, 1, 2]);
 }
 
+/// LDA's updates cost tokens × topics, whatever the vocabulary: the example corpus declared
+/// over 100,000 words (a one-hot pass would build tokens × topics × words, 3 × 10⁹ values).
+/// Each topic's Dirichlet then holds exactly its prior plus its expected counts: words never
+/// seen keep eta, and the counts over all topics and words add up to the tokens.
+#[test]
+fn lda_updates_do_not_grow_with_the_vocabulary() {
+    let text = std::fs::read_to_string("models/lda.vi")
+        .unwrap()
+        .replace("const V = 12 ", "const V = 100000 ")
+        .replace("restarts = 5", "restarts = 1");
+    assert!(text.contains("const V = 100000"));
+    let loaded = load_text(&text);
+    let start = std::time::Instant::now();
+    let out = fit(&loaded, "cavi");
+    assert!(out.elbo.is_finite());
+    let alpha = state(&out, "q.beta.alpha");
+    let (k, v, eta) = (3, 100_000, 0.5);
+    assert_eq!(alpha.len(), k * v);
+    let tokens = column("models/data/lda.csv", "w").len() as f64;
+    let counts: f64 = alpha.iter().map(|a| a - eta).sum();
+    assert!(rel(counts, tokens) < 1e-9, "{counts} counts for {tokens} tokens");
+    for row in 0..k {
+        assert!(alpha[row * v + 12..(row + 1) * v].iter().all(|a| *a == eta));
+    }
+    assert!(start.elapsed().as_secs() < 120, "took {:?}", start.elapsed());
+}
+
 #[test]
 fn cavi_on_a_non_conjugate_model_points_at_the_culprit() {
     let loaded = load("models/eight_schools.vi");

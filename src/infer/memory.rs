@@ -85,14 +85,19 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
     for latent in &model.latents {
         let n = elements(model, &latent.plates, &latent.shape);
         let q = if cavi {
-            // A categorical's q has a probability per category.
+            // A categorical's q has a probability per category; other families' natural
+            // parameters are about one per element (a Dirichlet's already counts its categories).
             let site = &model.sites[latent.site];
-            let k = site
-                .dist
-                .args
-                .first()
-                .map_or(1.0, |a| dim(model.node(*a).ty.shape.last()));
-            n * k.max(2.0)
+            if site.dist.family == crate::dist::Family::Categorical {
+                let k = site
+                    .dist
+                    .args
+                    .first()
+                    .map_or(1.0, |a| dim(model.node(*a).ty.shape.last()));
+                n * k.max(2.0)
+            } else {
+                2.0 * n
+            }
         } else if opts.guide == super::Guide::FullRank {
             // Its loc; the shared Cholesky factor is counted below.
             n
@@ -231,6 +236,36 @@ fn random_nodes(model: &Model) -> Vec<bool> {
 
 /// The diagnostics and the IW evaluations draw this many data-point evaluations at a time.
 pub(crate) const WORK_PER_CHUNK: f64 = 1e6;
+/// The values one draw's densities read: [`work_per_draw`], with each statement's members
+/// counted as wide as its widest argument (a Categorical over V words reads V values per
+/// token where its value is one).
+pub(crate) fn values_per_draw(model: &Model) -> f64 {
+    model
+        .sites
+        .iter()
+        .map(|s| {
+            let lens = model.full_shape(&s.plates, &s.dist.value_shape());
+            let own: f64 = s.dist.value_shape().iter().map(|d| dim(Some(d))).product();
+            let widest = s
+                .dist
+                .args
+                .iter()
+                .map(|a| {
+                    model
+                        .node(*a)
+                        .ty
+                        .shape
+                        .iter()
+                        .map(|d| dim(Some(d)))
+                        .product::<f64>()
+                })
+                .fold(own, f64::max);
+            lens.iter().map(|&d| d as f64).product::<f64>() * widest / own.max(1.0)
+        })
+        .sum::<f64>()
+        .max(1.0)
+}
+
 /// The number of values one draw evaluates: each statement's plate members times its shape.
 pub(crate) fn work_per_draw(model: &Model) -> f64 {
     model

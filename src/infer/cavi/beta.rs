@@ -8,7 +8,7 @@ use rand_distr::{Beta as BetaD, Distribution};
 
 use super::expect::Stat;
 use super::messages::Conjugate;
-use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::summary::{draw_each, draws_for, exact_moments, Sink};
 use super::variational::{Start, Variational};
 use super::Ctx;
 use crate::dist::Family;
@@ -91,7 +91,7 @@ impl Variational for Beta {
             rng,
         );
         exact_moments(
-            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, DRAWS, a.len()),
+            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, draws_for(a.len()), a.len()),
             |i| {
                 let s = a[i] + b[i];
                 (a[i] / s, (a[i] * b[i] / (s * s * (s + 1.0))).sqrt())

@@ -9,7 +9,7 @@ use rand_distr::{Beta as BetaD, Distribution};
 
 use super::expect::Stat;
 use super::messages::Conjugate;
-use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::summary::{draw_each, draws_for, exact_moments, Sink};
 use super::variational::{Start, Variational};
 use super::Ctx;
 use crate::dist::Family;
@@ -90,23 +90,30 @@ impl Variational for Dirichlet {
         let al = cx.s.values(&self.alpha.arr);
         out.put("alpha", al.clone(), out.shape.clone());
         let kk = *out.shape.last().expect("categories");
-        // Marginals are Beta(α_k, α0 − α_k).
+        // Marginals are Beta(α_k, α0 − α_k), each built once (a row's total read once).
+        let totals: Vec<f64> = al.chunks(kk).map(|row| row.iter().sum()).collect();
+        let tot = |i: usize| totals[i / kk];
+        let marginals: Vec<Option<BetaD<f64>>> = al
+            .iter()
+            .enumerate()
+            .map(|(i, a)| BetaD::new(*a, tot(i) - a).ok())
+            .collect();
         let draws = draw_each(
             &al,
-            |i, r| {
-                let row = i / kk;
-                let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
-                BetaD::new(al[i], tot - al[i]).map_or(f64::NAN, |g| g.sample(r))
-            },
+            |i, r| marginals[i].as_ref().map_or(f64::NAN, |g| g.sample(r)),
             rng,
         );
         exact_moments(
-            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, DRAWS, al.len()),
+            LatentSummary::from_draws(
+                &out.name,
+                out.shape.clone(),
+                &draws,
+                draws_for(al.len()),
+                al.len(),
+            ),
             |i| {
-                let row = i / kk;
-                let tot: f64 = al[row * kk..(row + 1) * kk].iter().sum();
-                let m = al[i] / tot;
-                (m, (m * (1.0 - m) / (tot + 1.0)).sqrt())
+                let m = al[i] / tot(i);
+                (m, (m * (1.0 - m) / (tot(i) + 1.0)).sqrt())
             },
         )
     }

@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Gamma as GammaD};
 
 use super::expect::Stat;
 use super::messages::Conjugate;
-use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::summary::{draw_each, draws_for, exact_moments, Sink};
 use super::variational::{Start, Variational};
 use super::{v, Ctx};
 use crate::dist::Family;
@@ -88,7 +88,7 @@ impl Variational for Gamma {
             rng,
         );
         exact_moments(
-            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, DRAWS, a.len()),
+            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, draws_for(a.len()), a.len()),
             |i| (a[i] / b[i], (a[i] / (b[i] * b[i])).sqrt()),
         )
     }

@@ -8,7 +8,7 @@ use rand_distr::{Distribution, Gamma as GammaD};
 
 use super::expect::Stat;
 use super::messages::Conjugate;
-use super::summary::{draw_each, exact_moments, Sink, DRAWS};
+use super::summary::{draw_each, draws_for, exact_moments, Sink};
 use super::variational::{Start, Variational};
 use super::{v, Ctx};
 use crate::graph::{LatentId, MapFn};
@@ -78,7 +78,8 @@ impl Variational for InverseGamma {
             |i, r| GammaD::new(a[i], 1.0 / b[i]).map_or(f64::NAN, |g| 1.0 / g.sample(r)),
             rng,
         );
-        let summary = LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, DRAWS, a.len());
+        let summary =
+            LatentSummary::from_draws(&out.name, out.shape.clone(), &draws, draws_for(a.len()), a.len());
         // The mean needs α > 1 and the sd α > 2; otherwise keep the sampled figures.
         let sampled = summary.clone();
         exact_moments(summary, |i| {

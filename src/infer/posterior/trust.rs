@@ -5,7 +5,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::infer::memory::{work_per_draw, WORK_PER_CHUNK};
+use crate::infer::memory::{values_per_draw, work_per_draw, WORK_PER_CHUNK};
 use crate::infer::psis;
 
 /// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
@@ -47,12 +47,13 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
     if model.latents.is_empty() {
         return Err("no latent variables".into());
     }
-    let work = work_per_draw(model);
-    if work * draws as f64 > WORK_LIMIT {
+    let values = values_per_draw(model);
+    if values * draws as f64 > WORK_LIMIT {
         return Err(format!(
-            "skipped: {draws} draws × {work:.0} values per draw is over {WORK_LIMIT:.0}; ask for fewer with --diagnostic-draws"
+            "skipped: {draws} draws × {values:.0} values per draw is over {WORK_LIMIT:.0}; ask for fewer with --diagnostic-draws"
         ));
     }
+    let work = work_per_draw(model);
     let chunk = ((WORK_PER_CHUNK / work) as usize).clamp(1, draws);
     let mut s = Session::new(Precision::F64);
     let (log_w, latent_draws) = match out.method {
