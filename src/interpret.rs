@@ -694,25 +694,15 @@ impl<'m> Evaluator<'m> {
         let nl = lead_axes.len();
         let (a_pre, a_idx) = (axis, iv.lay.shape.len());
         let (sl, il) = (src_lead.len(), idx_lead.len());
-        // Where each output lead axis sits in the source's and the index's strides.
-        let lead_src: Vec<usize> = lead_axes
-            .iter()
-            .map(|(ax, _)| {
-                src_lead
-                    .iter()
-                    .position(|(a, _)| a == ax)
-                    .map_or(0, |p| src_strides[p])
-            })
-            .collect();
-        let lead_idx: Vec<usize> = lead_axes
-            .iter()
-            .map(|(ax, _)| {
-                idx_lead
-                    .iter()
-                    .position(|(a, _)| a == ax)
-                    .map_or(0, |p| idx_strides[p])
-            })
-            .collect();
+        // Each output lead axis's stride in the source and in the index (0 where it lacks it).
+        let lead_strides = |own: &[(Axis, usize)], st: &[usize]| -> Vec<usize> {
+            lead_axes
+                .iter()
+                .map(|(ax, _)| own.iter().position(|(a, _)| a == ax).map_or(0, |p| st[p]))
+                .collect()
+        };
+        let lead_src = lead_strides(&src_lead, &src_strides);
+        let lead_idx = lead_strides(&idx_lead, &idx_strides);
         // The source's axes after `axis` are the output's last ones, contiguous in both: each
         // chosen row is one run of `inner` values.
         let inner: usize = v.lay.shape[axis + 1..].iter().product();
