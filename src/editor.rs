@@ -405,8 +405,13 @@ fn facts(m: &Model, plan: &crate::infer::plan::Plan, d: &Def) -> Option<String> 
         }
         DefKind::Net => {
             let n = m.nets.iter().find(|n| n.name == d.name)?;
-            let widths: Vec<String> = n.widths.iter().map(|w| w.to_string()).collect();
-            Some(format!("an MLP of widths {}", widths.join(" → ")))
+            Some(match n.kind() {
+                "mlp" => {
+                    let widths: Vec<String> = n.widths.iter().map(|w| w.to_string()).collect();
+                    format!("an MLP of widths {}", widths.join(" → "))
+                }
+                _ => format!("a convolutional net: {}", n.describe()),
+            })
         }
         DefKind::Let => m
             .derived

@@ -726,6 +726,15 @@ impl Session {
         })
     }
 
+    /// The transpose of a matrix `[m, n]`: `[n, m]`, copied into row-major order.
+    pub fn transpose(&mut self, a: &Array) -> Array {
+        let (m, n) = (a.shape[0], a.shape[1]);
+        traced1!(self, a, vec![n, m], |t| {
+            let x = t.reshape_like(&(m, n)).permute::<(usize, usize), Axes2<1, 0>>();
+            x.reshape_like(&(m * n,))
+        })
+    }
+
     /// Concatenate flat arrays end to end into one of shape `shape`.
     /// Pairs are joined in a balanced tree, so k parts cost O(n log k) copies rather than
     /// O(n k) (a scan stacks one part per step).

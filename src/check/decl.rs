@@ -1,12 +1,10 @@
-//! Declarations: `data` (and binding data to it), `const`, `param`, `net`, and `fit` settings.
+//! Declarations: `data` (and binding data to it), `const`, `param`, and `fit` settings (`net`s are in `net.rs`).
 
 use super::{Checker, Program, Scope, Symbol};
 use crate::data::Array;
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::dist::Domain;
-use crate::graph::{
-    Activation, ConstDecl, DataDecl, DataId, Dim, Init, NetDecl, NetId, NodeId, Op, ParamDecl, ParamId,
-};
+use crate::graph::{ConstDecl, DataDecl, DataId, Dim, NodeId, Op, ParamDecl, ParamId};
 use crate::settings::Value;
 use crate::syntax::ast::{self, ExprKind};
 use crate::syntax::Span;
@@ -431,107 +429,6 @@ impl Checker<'_> {
             let id = ParamId((self.params.len() - 1) as u32);
             self.globals
                 .insert(p.name.name.clone(), (Symbol::Param(id), p.name.span));
-        }
-    }
-
-    pub(super) fn net_decl(&mut self, n: &ast::NetDecl) {
-        let free = self.claim(&n.name, None);
-        if n.kind.name != "mlp" {
-            let mut d = Diagnostic::new("vi::net::kind", format!("unknown network kind `{}`", n.kind.name))
-                .primary(n.kind.span, "not a network kind");
-            d = d.help("networks are `mlp(IN -> HIDDEN -> ... -> OUT, hidden = tanh, out = sigmoid)`");
-            self.error(d);
-            return;
-        }
-        let mut widths = Vec::new();
-        for e in &n.layers {
-            widths.push(self.dim(e));
-        }
-        let Some(widths) = widths.into_iter().collect::<Option<Vec<Dim>>>() else {
-            return;
-        };
-        if let Some((k, _)) = widths.iter().enumerate().find(|(_, w)| w.value() == Some(0)) {
-            self.error(
-                Diagnostic::new("vi::net::width", "a layer of width 0")
-                    .primary(n.layers[k].span, "zero")
-                    .help("every layer needs at least one unit"),
-            );
-            return;
-        }
-        let mut hidden = Activation::Tanh;
-        let mut out = Activation::Identity;
-        let mut init = Init::Glorot;
-        for opt in &n.options {
-            let key = opt.name.as_ref().expect("the grammar only allows named options");
-            let slot = match key.name.as_str() {
-                "hidden" => &mut hidden,
-                "out" => &mut out,
-                "init" => {
-                    let chosen = match &opt.value.kind {
-                        ExprKind::Name(a) => Init::ALL.into_iter().find(|x| x.name() == a),
-                        _ => None,
-                    };
-                    match chosen {
-                        Some(i) => init = i,
-                        None => {
-                            self.error(
-                                Diagnostic::new("vi::net::init", "unknown initialisation")
-                                    .primary(opt.value.span, "not an initialisation")
-                                    .help("`init = glorot` (the default: Glorot uniform) or `init = torch` (U(±1/√fan_in), PyTorch's nn.Linear)"),
-                            );
-                            return;
-                        }
-                    }
-                    continue;
-                }
-                other => {
-                    let mut d = Diagnostic::new("vi::net::option", format!("unknown net option `{other}`"))
-                        .primary(key.span, "not an option");
-                    d = match did_you_mean(other, ["hidden", "out", "init"]) {
-                        Some(s) => d.help(format!("did you mean `{s}`?")),
-                        None => d.help(
-                            "options are `hidden = ACTIVATION`, `out = ACTIVATION` and `init = glorot|torch`",
-                        ),
-                    };
-                    self.error(d);
-                    return;
-                }
-            };
-            let act = match &opt.value.kind {
-                ExprKind::Name(a) => Activation::ALL.into_iter().find(|x| x.name() == a),
-                _ => None,
-            };
-            match act {
-                Some(a) => *slot = a,
-                None => {
-                    self.error(
-                        Diagnostic::new("vi::net::activation", "unknown activation")
-                            .primary(opt.value.span, "not an activation")
-                            .help(format!(
-                                "activations are {}",
-                                Activation::ALL
-                                    .iter()
-                                    .map(|a| a.name())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )),
-                    );
-                    return;
-                }
-            }
-        }
-        if free {
-            self.nets.push(NetDecl {
-                name: n.name.name.clone(),
-                widths,
-                hidden,
-                out,
-                init,
-                span: n.span,
-            });
-            let id = NetId((self.nets.len() - 1) as u32);
-            self.globals
-                .insert(n.name.name.clone(), (Symbol::Net(id), n.name.span));
         }
     }
 

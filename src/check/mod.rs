@@ -16,6 +16,7 @@ mod index;
 mod latent;
 mod matrix;
 mod mixture;
+mod net;
 mod scan;
 mod select;
 mod shape;

@@ -654,16 +654,218 @@ impl Activation {
     }
 }
 
-/// A declared network: an MLP with the given layer widths.
+/// A declared network: a chain of layers from a flat input vector to a flat output vector
+/// (an MLP is all dense layers; a `cnn` may hold images in between).
 #[derive(Clone, Debug)]
 pub struct NetDecl {
     pub name: String,
-    /// Input width, hidden widths..., output width.
+    /// The flat width of the input, then of each weighted layer's output (an image counts as
+    /// channels × height × width): what `layer = k` and the net's callers see.
     pub widths: Vec<Dim>,
+    /// Every layer in order; an MLP's are all dense.
+    pub layers: Vec<Layer>,
     pub hidden: Activation,
     pub out: Activation,
     pub init: Init,
     pub span: Span,
+}
+
+/// One layer of a network. Weighted layers (dense, convolutions) end in the net's hidden
+/// activation, the last of them in its output activation; reshapes and flattens only relabel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Layer {
+    /// A fully connected layer to `width` units, on a flat input.
+    Dense { width: Dim, norm: bool },
+    /// A 2-D convolution (or, `transposed`, a transposed convolution) of an image to
+    /// `channels` channels; square kernels, the same stride and zero padding on both axes.
+    Conv {
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        transposed: bool,
+        norm: bool,
+    },
+    /// A flat input read as an image of (channels, height, width), row-major.
+    Reshape { image: [usize; 3] },
+    /// An image read as a flat vector.
+    Flatten,
+}
+
+impl Layer {
+    /// Whether the layer has weights (and so an activation after it).
+    pub fn weighted(&self) -> bool {
+        matches!(self, Layer::Dense { .. } | Layer::Conv { .. })
+    }
+
+    /// Whether layer normalisation runs before the activation.
+    pub fn norm(&self) -> bool {
+        matches!(
+            self,
+            Layer::Dense { norm: true, .. } | Layer::Conv { norm: true, .. }
+        )
+    }
+}
+
+/// What flows between layers: a flat vector or an image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerShape {
+    Flat(Dim),
+    Image([usize; 3]),
+}
+
+impl LayerShape {
+    /// The flat width: channels × height × width for an image.
+    pub fn width(&self) -> Dim {
+        match self {
+            LayerShape::Flat(d) => d.clone(),
+            LayerShape::Image([c, h, w]) => Dim::Known(c * h * w),
+        }
+    }
+}
+
+impl fmt::Display for LayerShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerShape::Flat(d) => write!(f, "{d}"),
+            LayerShape::Image([c, h, w]) => write!(f, "{c}×{h}×{w}"),
+        }
+    }
+}
+
+/// The output side of a convolution of `n` pixels (`None` when the kernel does not fit).
+pub fn conv_out(n: usize, kernel: usize, stride: usize, padding: usize, transposed: bool) -> Option<usize> {
+    if transposed {
+        ((n.checked_sub(1)?) * stride + kernel)
+            .checked_sub(2 * padding)
+            .filter(|&m| m > 0)
+    } else {
+        (n + 2 * padding).checked_sub(kernel).map(|m| m / stride + 1)
+    }
+}
+
+impl NetDecl {
+    /// The shape after each layer, starting from the input's (one more entry than `layers`).
+    pub fn shapes(&self) -> Vec<LayerShape> {
+        let mut at = LayerShape::Flat(self.widths[0].clone());
+        let mut out = vec![at.clone()];
+        for layer in &self.layers {
+            at = match (layer, &at) {
+                (Layer::Dense { width, .. }, _) => LayerShape::Flat(width.clone()),
+                (Layer::Reshape { image }, _) => LayerShape::Image(*image),
+                (Layer::Flatten, s) => LayerShape::Flat(s.width()),
+                (
+                    Layer::Conv {
+                        channels,
+                        kernel,
+                        stride,
+                        padding,
+                        transposed,
+                        ..
+                    },
+                    LayerShape::Image([_, h, w]),
+                ) => {
+                    let side = |n| conv_out(n, *kernel, *stride, *padding, *transposed).unwrap_or(0);
+                    LayerShape::Image([*channels, side(*h), side(*w)])
+                }
+                (Layer::Conv { .. }, LayerShape::Flat(_)) => {
+                    unreachable!("checked: convolutions take images")
+                }
+            };
+            out.push(at.clone());
+        }
+        out
+    }
+
+    /// How many weights and biases the net learns.
+    pub fn weight_count(&self) -> usize {
+        let shapes = self.shapes();
+        let value = |d: &Dim| d.value().unwrap_or(0);
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| {
+                let (before, after) = (&shapes[k], &shapes[k + 1]);
+                let norm = if layer.norm() { 2 * channels(after) } else { 0 };
+                norm + match (layer, before) {
+                    (Layer::Dense { .. }, _) => {
+                        value(&before.width()) * value(&after.width()) + value(&after.width())
+                    }
+                    (
+                        Layer::Conv {
+                            channels: c, kernel, ..
+                        },
+                        LayerShape::Image([cin, ..]),
+                    ) => cin * c * kernel * kernel + c,
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+
+    /// The layers with the shape after each: `D -> 400 -> 2 * Z` for an MLP,
+    /// `784 -> 1×28×28 -> conv k4 s2 p1 32×14×14 -> … -> 40` for a `cnn`.
+    pub fn describe(&self) -> String {
+        if self.kind() == "mlp" {
+            let widths: Vec<String> = self.widths.iter().map(ToString::to_string).collect();
+            return widths.join(" -> ");
+        }
+        let shapes = self.shapes();
+        let mut parts = vec![shapes[0].to_string()];
+        for (layer, after) in self.layers.iter().zip(&shapes[1..]) {
+            let norm = if layer.norm() { " +norm" } else { "" };
+            parts.push(match layer {
+                Layer::Conv {
+                    kernel,
+                    stride,
+                    padding,
+                    transposed,
+                    ..
+                } => {
+                    let what = if *transposed { "deconv" } else { "conv" };
+                    format!("{what} k{kernel} s{stride} p{padding}{norm} {after}")
+                }
+                _ => format!("{after}{norm}"),
+            });
+        }
+        parts.join(" -> ")
+    }
+
+    /// Per convolution, the values its patches hold for one row: output positions × taps.
+    pub fn patch_counts(&self) -> Vec<usize> {
+        let shapes = self.shapes();
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(k, layer)| match (layer, &shapes[k], &shapes[k + 1]) {
+                (Layer::Conv { kernel, .. }, LayerShape::Image([c, ..]), LayerShape::Image([_, h, w])) => {
+                    Some(h * w * kernel * kernel * c)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether any layer works on images (a `cnn`), else an MLP.
+    pub fn kind(&self) -> &'static str {
+        if self
+            .layers
+            .iter()
+            .all(|l| matches!(l, Layer::Dense { norm: false, .. }))
+        {
+            "mlp"
+        } else {
+            "cnn"
+        }
+    }
+}
+
+/// The channels of a layer's output (a flat vector's units each count as one).
+fn channels(s: &LayerShape) -> usize {
+    match s {
+        LayerShape::Flat(d) => d.value().unwrap_or(0),
+        LayerShape::Image([c, ..]) => *c,
+    }
 }
 
 /// How a network's weights start.

@@ -193,12 +193,12 @@ pub fn to_text(m: &Model) -> String {
         );
     }
     for n in &m.nets {
-        let widths: Vec<String> = n.widths.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             out,
-            "net {}: mlp {} ({}, {})",
+            "net {}: {} {} ({}, {})",
             n.name,
-            widths.join(" -> "),
+            n.kind(),
+            n.describe(),
             n.hidden.name(),
             n.out.name()
         );

@@ -62,7 +62,9 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
                 / input_width.max(1.0);
             let last = layer.unwrap_or(decl.widths.len() - 1).min(decl.widths.len() - 1);
             let hidden: f64 = decl.widths[1..last.max(1)].iter().map(|d| dim(Some(d))).sum();
-            bytes += rows * hidden * per_sample * elem * tape * 2.0;
+            // A convolution also holds its patches: each output position's k·k·c taps.
+            let patches: f64 = decl.patch_counts().iter().map(|&n| n as f64).sum();
+            bytes += rows * (hidden * 2.0 + patches) * per_sample * elem * tape;
         }
         parts.push((
             "the values and gradients of this expression".into(),
@@ -128,8 +130,7 @@ pub fn estimate(loaded: &Loaded, opts: &FitOptions, cavi: bool) -> Estimate {
         ));
     }
     for net in &model.nets {
-        let w: Vec<f64> = net.widths.iter().map(|d| dim(Some(d))).collect();
-        let weights: f64 = w.windows(2).map(|p| p[0] * p[1] + p[1]).sum();
+        let weights = net.weight_count() as f64;
         parts.push((
             format!("the weights of network `{}`", net.name),
             weights * per_learnable,

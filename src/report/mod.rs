@@ -160,14 +160,7 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
             .map(|n| {
                 vec![
                     n.name.clone(),
-                    format!(
-                        "mlp {}",
-                        n.widths
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(" -> ")
-                    ),
+                    format!("{} {}", n.kind(), n.describe()),
                     format!(
                         "hidden {}, out {}, init {}",
                         n.hidden.name(),

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use super::reparam::{self, NonCentred, Reparam};
 use crate::backend::{Array, Param, Session};
 use crate::graph::{Group, Init, LatentId, Model, NetId, ParamId};
+use crate::interpret::net::layer_params;
 use crate::interpret::Value;
 use crate::transform::Bijection;
 
@@ -163,7 +164,8 @@ impl AutoGuide {
     }
 }
 
-/// Glorot-uniform weights and zero biases for every net.
+/// Every net's learnables, started by its `init` (Glorot uniform with zero biases, or
+/// PyTorch's U(±1/√fan_in) for both); normalisations start at gain 1 and shift 0.
 pub fn init_nets(
     s: &Session,
     model: &Model,
@@ -172,36 +174,40 @@ pub fn init_nets(
 ) -> Vec<Vec<(usize, usize)>> {
     let mut out = Vec::new();
     for (k, net) in model.nets.iter().enumerate() {
-        let widths: Vec<usize> = net.widths.iter().map(|d| d.value().expect("bound")).collect();
+        let owner = Owner::Net(NetId(k as u32));
         let mut layers = Vec::new();
-        for (j, w) in widths.windows(2).enumerate() {
-            let (fan_in, fan_out) = (w[0], w[1]);
-            let bound = match net.init {
-                Init::Glorot => (6.0 / (fan_in + fan_out) as f64).sqrt(),
-                Init::Torch => (1.0 / fan_in as f64).sqrt(),
+        for p in layer_params(net) {
+            let n: usize = p.shape.iter().product();
+            let (first, second, names) = match p.fans {
+                Some((fan_in, fan_out)) => {
+                    let bound = match net.init {
+                        Init::Glorot => (6.0 / (fan_in + fan_out) as f64).sqrt(),
+                        Init::Torch => (1.0 / fan_in as f64).sqrt(),
+                    };
+                    let weights: Vec<f64> = (0..n).map(|_| rng.gen_range(-bound..bound)).collect();
+                    let biases: Vec<f64> = match net.init {
+                        Init::Glorot => vec![0.0; p.units],
+                        Init::Torch => (0..p.units).map(|_| rng.gen_range(-bound..bound)).collect(),
+                    };
+                    (weights, biases, ["weight", "bias"])
+                }
+                None => (vec![1.0; n], vec![0.0; p.units], ["gain", "shift"]),
             };
-            let weights: Vec<f64> = (0..fan_in * fan_out)
-                .map(|_| rng.gen_range(-bound..bound))
-                .collect();
-            let biases: Vec<f64> = match net.init {
-                Init::Glorot => vec![0.0; fan_out],
-                Init::Torch => (0..fan_out).map(|_| rng.gen_range(-bound..bound)).collect(),
-            };
-            let wi = learn.add(
+            let a = learn.add(
                 s,
-                format!("{}.{}.weight", net.name, j + 1),
-                Owner::Net(NetId(k as u32)),
-                vec![fan_in, fan_out],
-                weights,
+                format!("{}.{}", p.name, names[0]),
+                owner,
+                p.shape.clone(),
+                first,
             );
-            let bi = learn.add(
+            let b = learn.add(
                 s,
-                format!("{}.{}.bias", net.name, j + 1),
-                Owner::Net(NetId(k as u32)),
-                vec![fan_out],
-                biases,
+                format!("{}.{}", p.name, names[1]),
+                owner,
+                vec![p.units],
+                second,
             );
-            layers.push((wi, bi));
+            layers.push((a, b));
         }
         out.push(layers);
     }

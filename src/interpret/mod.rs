@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 
+pub mod net;
+
 use crate::backend::{Array, Session};
 use crate::graph::{Activation, Dim, MapFn, Model, NodeId, Op, PlateId, ReduceFn, ZipFn};
 
@@ -267,7 +269,7 @@ pub struct Evaluator<'m> {
     pub latents: Vec<Option<Value>>,
     /// Current param values.
     pub params: Vec<Option<Value>>,
-    /// Each net's layers: (weight [in, out], bias [out]) arrays for this step.
+    /// Each net's learnables for this step, in the order `net::forward` reads them.
     pub nets: Vec<Vec<(Array, Array)>>,
     /// The training step, for `anneal`.
     pub step: usize,
@@ -746,22 +748,15 @@ impl<'m> Evaluator<'m> {
 
     fn apply_net(&mut self, s: &mut Session, net: usize, x: &Value, layer: Option<usize>) -> Value {
         let decl = &self.model.nets[net];
-        let layers = &self.nets[net];
-        let stop = layer.unwrap_or(layers.len());
         let width_in = *x.lay.shape.last().expect("net inputs have a last axis");
         let rows = x.arr.len() / width_in;
-        let mut h = x.arr.reshaped(&[rows, width_in]);
-        for (k, (w, b)) in layers.iter().take(stop).enumerate() {
-            let z = s.matmul(&h, w);
-            let bb = s.insert_axis(b, 0, rows);
-            let z = s.zip(ZipFn::Add, &z, &bb);
-            let act = if k + 1 == layers.len() {
-                decl.out
-            } else {
-                decl.hidden
-            };
-            h = activate(s, act, &z);
-        }
+        let h = net::forward(
+            s,
+            decl,
+            &self.nets[net],
+            &x.arr.reshaped(&[rows, width_in]),
+            layer,
+        );
         let width_out = h.shape()[1];
         let mut lay = x.lay.clone();
         *lay.shape.last_mut().expect("checked") = width_out;
