@@ -208,6 +208,25 @@ fn out_of_range_numbers_are_usage_errors_not_crashes() {
 }
 
 #[test]
+fn a_missing_classifier_is_a_diagnostic_before_the_fit() {
+    let out = vi(&[
+        "fit",
+        "models/vae.vi",
+        "--classifier",
+        "no/such.safetensors",
+        "--epochs",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("vi::io::classifier") && err.contains("no/such.safetensors"),
+        "{err}"
+    );
+    assert!(!err.contains("epoch 1/1"), "the fit did not start:\n{err}");
+}
+
+#[test]
 fn a_missing_model_file_is_a_diagnostic() {
     let out = vi(&["check", "models/no_such_model.vi"]);
     assert_eq!(out.status.code(), Some(1));

@@ -26,6 +26,11 @@ pub struct FitArgs {
     /// Output folder (default out/<model name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// An image classifier (safetensors: `layers.K.weight` [in, out], `layers.K.bias`; ReLU
+    /// between, softmax after) that reads 500 decoded prior draws after every epoch of a deep
+    /// generative model: confidence, class histogram, and a warning when classes vanish.
+    #[arg(long, value_name = "FILE")]
+    classifier: Option<PathBuf>,
     /// Where tensors live: `cpu`, or `cuda` in a build with `--features cuda` (its default).
     #[arg(long, value_enum)]
     device: Option<DeviceArg>,
@@ -185,6 +190,9 @@ pub fn fit(mut args: FitArgs) -> Result<u8, Diagnostics> {
     let mut opts = vi::infer::FitOptions::from_settings(&loaded.model.settings, &loaded.model);
     if let Some(d) = args.diagnostic_draws {
         opts.diagnostic_draws = d;
+    }
+    if let Some(c) = &args.classifier {
+        opts.classifier = Some(c.clone());
     }
     let out_dir = args
         .out

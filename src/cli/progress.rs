@@ -31,6 +31,19 @@ fn epoch_line(e: &vi::infer::epoch::EpochReport, rows: Option<usize>) -> String 
     for (name, v) in &e.terms {
         line += &format!("  {name} {v:.3}");
     }
+    if let Some(c) = &e.samples {
+        line += &format!("  draws vary {:.2}", c.diversity);
+        if let Some(k) = &c.classes {
+            let shares: Vec<String> = k.shares.iter().map(|s| format!("{:.0}", 100.0 * s)).collect();
+            line += &format!(
+                "  confident {:.2}, classes % [{}] (entropy {:.2} of {:.2})",
+                k.confidence,
+                shares.join(" "),
+                k.entropy,
+                (k.shares.len() as f64).ln()
+            );
+        }
+    }
     line + &format!("  {:.2} s", e.seconds)
 }
 
@@ -217,7 +230,12 @@ impl Reporter {
             Progress::Backoff { reason, lr, .. } => self.line(&format!(
                 "warning: {reason}; back to the last finite parameters, learning rate halved to {lr:e}"
             )),
-            Progress::Epoch(e) => self.line(&epoch_line(&e, self.rows)),
+            Progress::Epoch(e) => {
+                self.line(&epoch_line(&e, self.rows));
+                if let Some(why) = e.samples.as_ref().and_then(|c| c.collapse()) {
+                    self.line(&format!("warning: epoch {}: {why}", e.epoch));
+                }
+            }
         }
     }
 

@@ -123,6 +123,64 @@ pub struct EpochReport {
     pub heldout: Option<PerRow>,
     /// The model's `term`s, the epoch's mean per row.
     pub terms: Vec<(String, f64)>,
+    /// Decoded prior draws after the epoch (deep generative models).
+    #[serde(default)]
+    pub samples: Option<SampleCheck>,
+}
+
+/// Decoded draws from the prior, looked at after an epoch: how varied they are and, given a
+/// classifier, how confidently and how evenly it reads them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleCheck {
+    pub draws: usize,
+    /// The pixels' sd across the draws over their sd across data rows, averaged over pixels:
+    /// near 1 for draws as varied as the data, near 0 when they collapse onto a few images.
+    pub diversity: f64,
+    pub classes: Option<ClassScore>,
+}
+
+/// A fixed classifier's reading of decoded draws (an Inception-Score analogue).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClassScore {
+    /// The mean of each draw's largest class probability.
+    pub confidence: f64,
+    /// The entropy (nats) of the predicted classes' histogram: ln(classes) when even.
+    pub entropy: f64,
+    /// Each class's share of the draws.
+    pub shares: Vec<f64>,
+}
+
+/// Below this share of the draws, a class counts as lost.
+pub const LOST_CLASS: f64 = 0.05;
+/// Below this diversity, the draws count as collapsed.
+pub const COLLAPSED: f64 = 0.25;
+
+impl SampleCheck {
+    /// Why the draws look collapsed, if they do.
+    pub fn collapse(&self) -> Option<String> {
+        if self.diversity < COLLAPSED {
+            return Some(format!(
+                "decoded prior draws vary {:.0}% as much as the data: collapsed onto a few images, or not yet learned",
+                100.0 * self.diversity
+            ));
+        }
+        let c = self.classes.as_ref()?;
+        let lost: Vec<String> = c
+            .shares
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s < LOST_CLASS)
+            .map(|(k, s)| format!("{k} ({:.1}%)", 100.0 * s))
+            .collect();
+        (!lost.is_empty()).then(|| {
+            format!(
+                "the classifier reads class{} {} in under {:.0}% of decoded prior draws: collapsed onto the others, or not yet learned",
+                if lost.len() > 1 { "es" } else { "" },
+                lost.join(", "),
+                100.0 * LOST_CLASS
+            )
+        })
+    }
 }
 
 /// Running sums of one epoch's minibatch estimates.

@@ -363,7 +363,13 @@ fn run(
         reasons: reasons.clone(),
         rows,
     });
-    let mut out = svi::fit(loaded, &o, progress)?;
+    let classifier = match &opts.classifier {
+        Some(path) => Some(posterior::classify::Classifier::load(path).map_err(Diagnostics::from)?),
+        None => None,
+    };
+    let probe =
+        |state: &[NamedTensor]| posterior::pictures::sample_check(loaded, &o, state, classifier.as_ref());
+    let mut out = svi::fit(loaded, &o, progress, &probe)?;
     out.guide = Some(opts.guide.name());
     out.reasons = reasons;
     out.rows = rows;

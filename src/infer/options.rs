@@ -108,6 +108,9 @@ pub struct FitOptions {
     pub backoff: usize,
     /// The fraction of the batched plate's rows held out of training (see [`epoch`]).
     pub holdout: f64,
+    /// A fixed image classifier (see `posterior::classify`) that reads decoded prior draws
+    /// after every epoch of a deep generative model.
+    pub classifier: Option<std::path::PathBuf>,
     /// Draws from the fitted q for the PSIS k̂ and the importance-weighted bound (0: none).
     pub diagnostic_draws: usize,
     /// Pathfinder's paths (`--method pathfinder`, and `auto`'s escalation).
@@ -161,6 +164,7 @@ impl FitOptions {
             },
             tol,
             holdout,
+            classifier: None,
             checkpoint: None,
             backoff: number("backoff") as usize,
             seed: number("seed") as u64,

@@ -253,6 +253,16 @@ fn epoch_json(e: &EpochReport) -> Json {
         "train": per_row_json(&e.train),
         "heldout": e.heldout.as_ref().map(per_row_json),
         "terms": e.terms.iter().map(|(n, v)| (n.clone(), finite(*v))).collect::<Map<String, Json>>(),
+        "samples": e.samples.as_ref().map(|c| json!({
+            "draws": c.draws,
+            "diversity": finite(c.diversity),
+            "classes": c.classes.as_ref().map(|k| json!({
+                "confidence": finite(k.confidence),
+                "entropy": finite(k.entropy),
+                "shares": k.shares.iter().map(|s| finite(*s)).collect::<Vec<_>>(),
+            })),
+            "collapse": c.collapse(),
+        })),
     })
 }
 

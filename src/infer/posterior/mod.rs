@@ -5,6 +5,7 @@
 //! imports `svi`'s trainer, `cavi`'s sweeps, or the command line.
 
 pub mod arviz;
+pub mod classify;
 pub mod eval;
 pub mod loo;
 pub mod pictures;

@@ -70,17 +70,7 @@ pub(super) fn finish(
             }
         })
         .collect();
-    let state = eng
-        .learn
-        .entries
-        .iter()
-        .zip(values)
-        .map(|(e, v)| NamedTensor {
-            name: e.name.clone(),
-            shape: e.shape.clone(),
-            values: v.clone(),
-        })
-        .collect();
+    let state = eng.learn.named(values);
     let window = StopRule::window_for(trace.len());
     let tail = &trace[trace.len().saturating_sub(window)..];
     let elbo = if tail.is_empty() {

@@ -55,6 +55,19 @@ pub struct Learnables {
 }
 
 impl Learnables {
+    /// The learnables under their names, at `values` (one Vec per learnable).
+    pub fn named(&self, values: &[Vec<f64>]) -> Vec<crate::infer::NamedTensor> {
+        self.entries
+            .iter()
+            .zip(values)
+            .map(|(e, v)| crate::infer::NamedTensor {
+                name: e.name.clone(),
+                shape: e.shape.clone(),
+                values: v.clone(),
+            })
+            .collect()
+    }
+
     pub fn add(
         &mut self,
         s: &Session,

@@ -54,10 +54,16 @@ use trainer::Trainer;
 
 /// Fit by stochastic gradients: step until the stop rule fires, the steps run out, the fit is
 /// interrupted (Ctrl-C: checkpointed to resume) or a fault outlasts the back-offs.
+/// Looks at a deep generative model's decoded prior draws after an epoch, given the
+/// learnables as they stand (the caller's: the tools that decode sit above the engine).
+pub type SampleProbe<'a> =
+    dyn Fn(&[crate::infer::NamedTensor]) -> Option<crate::infer::epoch::SampleCheck> + 'a;
+
 pub fn fit(
     loaded: &Loaded,
     opts: &FitOptions,
     progress: &mut dyn FnMut(Progress),
+    probe: &SampleProbe,
 ) -> Result<FitOutput, Diagnostics> {
     let mut t = Trainer::new(loaded, opts)?;
     let plan = opts.checkpoint.as_ref();
@@ -101,7 +107,7 @@ pub fn fit(
             t.state.stop.observe(score, drift)
         };
         if step % t.per_epoch == 0 || step == t.steps || converged {
-            t.report_epoch(progress);
+            t.report_epoch(progress, probe);
         }
         if converged {
             status = Status::Converged;

@@ -24,6 +24,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::ZipFn;
 use crate::infer::epoch::{self, EpochReport, PerRow, Split};
 use crate::infer::memory::{work_per_draw, WORK_PER_CHUNK};
+use crate::infer::svi::SampleProbe;
 use crate::infer::{FitOptions, FitOutput, Init, Progress, Status, StopRule};
 use crate::interpret::PlateState;
 use crate::Loaded;
@@ -325,7 +326,7 @@ impl<'a> Trainer<'a> {
 
     /// Report the epoch just ended (models with a batched plate): the training estimates'
     /// means and, with held-out rows, the ELBO on them.
-    pub(super) fn report_epoch(&mut self, progress: &mut dyn FnMut(Progress)) {
+    pub(super) fn report_epoch(&mut self, progress: &mut dyn FnMut(Progress), probe: &SampleProbe) {
         let model = self.eng.model;
         let Some((plate, _, _)) = epoch::batched_plate(model) else {
             return;
@@ -339,6 +340,11 @@ impl<'a> Trainer<'a> {
         let heldout = self
             .split
             .map(|sp| heldout_elbo(&mut self.eng, &mut self.s, sp, self.opts.seed ^ 0x4e1d, st.step));
+        let samples = if model.nets.is_empty() {
+            None
+        } else {
+            probe(&self.eng.learn.named(&st.params))
+        };
         let report = EpochReport {
             epoch: st.epochs.len() + 1,
             epochs: self.epochs_total,
@@ -347,6 +353,7 @@ impl<'a> Trainer<'a> {
             train,
             heldout,
             terms,
+            samples,
         };
         progress(Progress::Epoch(report.clone()));
         st.epochs.push(report);
