@@ -3,9 +3,6 @@
 
 use std::path::Path;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use vi::infer::{self, epoch, FitOptions, FitOutput};
 use vi::Loaded;
 
@@ -179,63 +176,40 @@ fn beta_vae_with_beta_one_and_no_capacity_is_the_vae() {
     }
 }
 
-/// An MLP forward pass from saved weights (`name.k.weight` [in, out], `name.k.bias`).
-fn mlp(
-    out: &FitOutput,
-    name: &str,
-    layers: usize,
-    x: &[f64],
-    hidden: fn(f64) -> f64,
-    last: fn(f64) -> f64,
-) -> Vec<f64> {
-    let mut h = x.to_vec();
-    for k in 1..=layers {
-        let w = tensor(out, &format!("{name}.{k}.weight"));
-        let b = tensor(out, &format!("{name}.{k}.bias"));
-        let (n_in, n_out) = (h.len(), b.len());
-        assert_eq!(w.len(), n_in * n_out);
-        let act = if k == layers { last } else { hidden };
-        h = (0..n_out)
-            .map(|j| act(b[j] + (0..n_in).map(|i| h[i] * w[i * n_out + j]).sum::<f64>()))
-            .collect();
-    }
-    h
-}
-
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 #[test]
 fn vae_gan_trains_and_its_discriminator_is_neither_fooled_nor_perfect() {
     let loaded = load_text(&model_text("vae_gan.vi"));
-    let out = fit(&loaded, |o| o.steps = Some(epochs(&loaded, 3)));
+    let out = fit(&loaded, |o| o.steps = Some(epochs(&loaded, 2)));
     assert!(out.diverged.is_none());
     assert!(out.elbo_trace.iter().all(|e| e.is_finite()));
     for t in &out.state {
         assert!(t.values.iter().all(|v| v.is_finite()), "{} is not finite", t.name);
     }
-    // The discriminator on held-out digits and on decoded prior draws.
-    let x = &loaded.data.get("x").unwrap().values;
-    let d = 64;
-    let n = x.len() / d;
-    let leaky = |v: f64| v.max(0.01 * v);
-    let relu = |v: f64| v.max(0.0);
-    let disc = |img: &[f64]| mlp(&out, "disc", 3, img, leaky, sigmoid)[0];
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let (mut right, mut total) = (0, 0);
-    for i in n - 200..n {
-        right += usize::from(disc(&x[i * d..(i + 1) * d]) > 0.5);
-        let z: Vec<f64> = (0..16).map(|_| StandardNormal.sample(&mut rng)).collect();
-        let fake = mlp(&out, "decoder", 2, &z, relu, sigmoid);
-        right += usize::from(disc(&fake) < 0.5);
-        total += 2;
+    // The model's accuracy terms: the discriminator on (noisy) data and on decoded prior draws,
+    // the epoch's mean per row. After two epochs it tells them apart better than chance, but
+    // not perfectly on both (measured: about 0.58 on data and 1.00 on draws).
+    let last = out.epochs.last().expect("epochs");
+    let term = |name: &str| {
+        last.terms
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no term {name}"))
+    };
+    let (data, fakes) = (term("right_on_data"), term("right_on_fakes"));
+    for v in [data, fakes] {
+        assert!((0.0..=1.0).contains(&v), "an accuracy: {v}");
     }
-    let accuracy = right as f64 / total as f64;
+    let accuracy = (data + fakes) / 2.0;
     assert!(
-        accuracy > 0.5 && accuracy < 1.0,
-        "discriminator accuracy {accuracy}"
+        accuracy > 0.5 && accuracy < 0.99,
+        "discriminator accuracy {data} on data, {fakes} on draws"
     );
+    // Its decoded prior draws are looked at after every epoch, like a VAE's.
+    assert!(out
+        .epochs
+        .iter()
+        .all(|e| e.samples.as_ref().is_some_and(|c| c.diversity > 0.05)));
 }
 
 #[test]
