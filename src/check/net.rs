@@ -4,7 +4,7 @@
 
 use super::Checker;
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::graph::{conv_out, Activation, Dim, Init, Layer, LayerShape, NetDecl, NetId};
+use crate::graph::{Activation, Dim, Init, Layer, LayerShape, NetDecl, NetId};
 use crate::syntax::ast::{self, ExprKind};
 use crate::syntax::Span;
 
@@ -52,39 +52,23 @@ impl Checker<'_> {
             let Some(layer) = self.net_layer(e, (before, &at), n.kind.name == "cnn") else {
                 return;
             };
-            at = match (&layer, &at) {
-                (Layer::Dense { width, .. }, _) => LayerShape::Flat(width.clone()),
-                (Layer::Reshape { image }, _) => LayerShape::Image(*image),
-                (Layer::Flatten, s) => LayerShape::Flat(s.width()),
-                (Layer::Conv { .. }, LayerShape::Image([_, h, w])) => {
-                    let Layer::Conv {
-                        channels,
-                        kernel,
-                        stride,
-                        padding,
-                        transposed,
-                        ..
-                    } = layer
-                    else {
-                        unreachable!()
-                    };
-                    let side = |s| conv_out(s, kernel, stride, padding, transposed);
-                    match (side(*h), side(*w)) {
-                        (Some(h2), Some(w2)) if h2 > 0 && w2 > 0 => LayerShape::Image([channels, h2, w2]),
-                        _ => {
-                            self.error(shape_error(
-                                e.span,
-                                format!("a kernel of {kernel} does not fit an image of {h}×{w} padded by {padding}"),
-                                format!("kernel {kernel} on {at}"),
-                                (before, &at),
-                                "use a smaller kernel or more padding",
-                            ));
-                            return;
-                        }
-                    }
-                }
-                (Layer::Conv { .. }, LayerShape::Flat(_)) => unreachable!("net_layer refuses it"),
+            let Some(after) = layer.output(&at) else {
+                let Layer::Conv { kernel, padding, .. } = layer else {
+                    unreachable!("only a convolution can fail to fit, and net_layer gives it an image")
+                };
+                let LayerShape::Image([_, h, w]) = at else {
+                    unreachable!("net_layer refuses a convolution of a flat vector")
+                };
+                self.error(shape_error(
+                    e.span,
+                    format!("a kernel of {kernel} does not fit an image of {h}×{w} padded by {padding}"),
+                    format!("kernel {kernel} on {at}"),
+                    (before, &at),
+                    "use a smaller kernel or more padding",
+                ));
+                return;
             };
+            at = after;
             layers.push(layer);
         }
         if let LayerShape::Image(_) = at {

@@ -698,6 +698,31 @@ impl Layer {
         matches!(self, Layer::Dense { .. } | Layer::Conv { .. })
     }
 
+    /// The shape after this layer, given the shape before; `None` for a convolution whose
+    /// kernel does not fit its padded image, or of a flat vector.
+    pub fn output(&self, before: &LayerShape) -> Option<LayerShape> {
+        Some(match (self, before) {
+            (Layer::Dense { width, .. }, _) => LayerShape::Flat(width.clone()),
+            (Layer::Reshape { image }, _) => LayerShape::Image(*image),
+            (Layer::Flatten, s) => LayerShape::Flat(s.width()),
+            (
+                Layer::Conv {
+                    channels,
+                    kernel,
+                    stride,
+                    padding,
+                    transposed,
+                    ..
+                },
+                LayerShape::Image([_, h, w]),
+            ) => {
+                let side = |n| conv_out(n, *kernel, *stride, *padding, *transposed).filter(|&m| m > 0);
+                LayerShape::Image([*channels, side(*h)?, side(*w)?])
+            }
+            (Layer::Conv { .. }, LayerShape::Flat(_)) => return None,
+        })
+    }
+
     /// Whether layer normalisation runs before the activation.
     pub fn norm(&self) -> bool {
         matches!(
@@ -750,28 +775,7 @@ impl NetDecl {
         let mut at = LayerShape::Flat(self.widths[0].clone());
         let mut out = vec![at.clone()];
         for layer in &self.layers {
-            at = match (layer, &at) {
-                (Layer::Dense { width, .. }, _) => LayerShape::Flat(width.clone()),
-                (Layer::Reshape { image }, _) => LayerShape::Image(*image),
-                (Layer::Flatten, s) => LayerShape::Flat(s.width()),
-                (
-                    Layer::Conv {
-                        channels,
-                        kernel,
-                        stride,
-                        padding,
-                        transposed,
-                        ..
-                    },
-                    LayerShape::Image([_, h, w]),
-                ) => {
-                    let side = |n| conv_out(n, *kernel, *stride, *padding, *transposed).unwrap_or(0);
-                    LayerShape::Image([*channels, side(*h), side(*w)])
-                }
-                (Layer::Conv { .. }, LayerShape::Flat(_)) => {
-                    unreachable!("checked: convolutions take images")
-                }
-            };
+            at = layer.output(&at).expect("checked: every layer fits");
             out.push(at.clone());
         }
         out
