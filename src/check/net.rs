@@ -275,7 +275,8 @@ impl Checker<'_> {
                     ));
                     return None;
                 };
-                if !width.same(&Dim::Known(c * h * w)) {
+                // An unbound width (no data yet) is checked again once the data bind it.
+                if width.value().is_some() && !width.same(&Dim::Known(c * h * w)) {
                     self.error(shape_error(
                         e.span,
                         format!(
