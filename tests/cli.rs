@@ -224,6 +224,21 @@ fn a_missing_classifier_is_a_diagnostic_before_the_fit() {
         "{err}"
     );
     assert!(!err.contains("epoch 1/1"), "the fit did not start:\n{err}");
+    // The kept MNIST classifier reads 784 pixels; vae.vi's digits have 64.
+    let out = vi(&[
+        "fit",
+        "models/vae.vi",
+        "--classifier",
+        "benches/classifiers/mnist_mlp.safetensors",
+        "--epochs",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("reads 784 pixels; the model has images of 64 pixels"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -364,7 +364,22 @@ fn run(
         rows,
     });
     let classifier = match &opts.classifier {
-        Some(path) => Some(posterior::classify::Classifier::load(path).map_err(Diagnostics::from)?),
+        Some(path) => {
+            let c = posterior::classify::Classifier::load(path).map_err(Diagnostics::from)?;
+            match posterior::pictures::image_pixels(model) {
+                Some(pixels) if pixels == c.inputs() => Some(c),
+                found => {
+                    let what = found.map_or("no images".to_string(), |p| format!("images of {p} pixels"));
+                    return Err(Diagnostics::from(
+                        Diagnostic::new(
+                            "vi::io::classifier",
+                            format!("the classifier `{}` reads {} pixels; the model has {what}", path.display(), c.inputs()),
+                        )
+                        .help("give a classifier trained on images like the model's, or leave out `--classifier`"),
+                    ));
+                }
+            }
+        }
         None => None,
     };
     let probe =

@@ -115,6 +115,11 @@ fn subject(model: &Model) -> Option<Subject> {
     })
 }
 
+/// How many pixels the model's images have (`None` for a model without images).
+pub fn image_pixels(model: &Model) -> Option<usize> {
+    subject(model).map(|s| s.pixels)
+}
+
 /// Height × width of an image of `pixels` values: `height` when given, else a square.
 pub fn image_shape(pixels: usize, height: Option<usize>) -> Option<(usize, usize)> {
     match height {
