@@ -781,29 +781,63 @@ impl NetDecl {
         out
     }
 
+    /// Every layer's learnables, in the order the forward pass reads them (a width the data
+    /// have not bound counts as 0).
+    pub fn params(&self) -> Vec<LayerParams> {
+        let shapes = self.shapes();
+        let mut out = Vec::new();
+        let mut j = 0;
+        for (k, layer) in self.layers.iter().enumerate() {
+            let (before, after) = (&shapes[k], &shapes[k + 1]);
+            let (shape, units, fans) = match (layer, before) {
+                (Layer::Dense { .. }, _) => {
+                    let (i, o) = (width(before), width(after));
+                    (vec![i, o], o, (i, o))
+                }
+                (
+                    Layer::Conv {
+                        channels,
+                        kernel,
+                        transposed,
+                        ..
+                    },
+                    LayerShape::Image([c, ..]),
+                ) => {
+                    let (taps_in, taps_out) = (c * kernel * kernel, channels * kernel * kernel);
+                    // PyTorch counts a transposed convolution's fans the other way round.
+                    let (shape, fans) = if *transposed {
+                        (vec![*c, *channels, *kernel, *kernel], (taps_out, taps_in))
+                    } else {
+                        (vec![*channels, *c, *kernel, *kernel], (taps_in, taps_out))
+                    };
+                    (shape, *channels, fans)
+                }
+                _ => continue,
+            };
+            j += 1;
+            out.push(LayerParams {
+                name: format!("{}.{j}", self.name),
+                shape,
+                units,
+                fans: Some(fans),
+            });
+            if layer.norm() {
+                out.push(LayerParams {
+                    name: format!("{}.{j}.norm", self.name),
+                    shape: vec![units],
+                    units,
+                    fans: None,
+                });
+            }
+        }
+        out
+    }
+
     /// How many weights and biases the net learns.
     pub fn weight_count(&self) -> usize {
-        let shapes = self.shapes();
-        let value = |d: &Dim| d.value().unwrap_or(0);
-        self.layers
+        self.params()
             .iter()
-            .enumerate()
-            .map(|(k, layer)| {
-                let (before, after) = (&shapes[k], &shapes[k + 1]);
-                let norm = if layer.norm() { 2 * channels(after) } else { 0 };
-                norm + match (layer, before) {
-                    (Layer::Dense { .. }, _) => {
-                        value(&before.width()) * value(&after.width()) + value(&after.width())
-                    }
-                    (
-                        Layer::Conv {
-                            channels: c, kernel, ..
-                        },
-                        LayerShape::Image([cin, ..]),
-                    ) => cin * c * kernel * kernel + c,
-                    _ => 0,
-                }
-            })
+            .map(|p| p.shape.iter().product::<usize>() + p.units)
             .sum()
     }
 
@@ -864,12 +898,24 @@ impl NetDecl {
     }
 }
 
-/// The channels of a layer's output (a flat vector's units each count as one).
-fn channels(s: &LayerShape) -> usize {
-    match s {
-        LayerShape::Flat(d) => d.value().unwrap_or(0),
-        LayerShape::Image([c, ..]) => *c,
-    }
+/// The learnables of one weighted layer, or of its normalisation, in the order the forward
+/// pass (`interpret::net`) reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerParams {
+    /// `NET.J` for the J-th weighted layer, `NET.J.norm` for its normalisation.
+    pub name: String,
+    /// The first array's shape: a dense weight `[in, out]`, a convolution's `[out, in, k, k]`,
+    /// a transposed convolution's `[in, out, k, k]` (PyTorch's layouts), or a gain `[units]`.
+    /// The second array (bias or shift) is `[units]`.
+    pub shape: Vec<usize>,
+    pub units: usize,
+    /// (fan-in, fan-out) of the weights; `None` for a normalisation (gain 1, shift 0).
+    pub fans: Option<(usize, usize)>,
+}
+
+/// A flat width as a count (0 while the data have not bound it).
+fn width(s: &LayerShape) -> usize {
+    s.width().value().unwrap_or(0)
 }
 
 /// How a network's weights start.

@@ -79,30 +79,20 @@ fn mlp(s: &mut Session, decl: &NetDecl, params: &[(Array, Array)], x: &Array, st
 fn cnn(s: &mut Session, decl: &NetDecl, params: &[(Array, Array)], x: &Array, stop: usize) -> Array {
     let weighted = decl.layers.iter().filter(|l| l.weighted()).count();
     let rows = x.shape()[0];
-    // Columns: [features, rows].
+    let shapes = decl.shapes();
+    // Columns: [features, rows]; reshapes and flattens only relabel them.
     let mut h = s.transpose(x);
-    // The image the columns hold, as (channels, height, width); `None` while flat.
-    let mut image: Option<[usize; 3]> = None;
     let mut done = 0;
     let mut next = params.iter();
-    for layer in &decl.layers {
-        if layer.weighted() && done == stop {
+    for (k, layer) in decl.layers.iter().enumerate() {
+        if !layer.weighted() {
+            continue;
+        }
+        if done == stop {
             break;
         }
-        let (w, b) = match layer {
-            Layer::Reshape { image: shape } => {
-                image = Some(*shape);
-                continue;
-            }
-            Layer::Flatten => {
-                image = None;
-                continue;
-            }
-            Layer::Dense { .. } | Layer::Conv { .. } => {
-                next.next().expect("a weight and bias per weighted layer")
-            }
-        };
-        let (z, units) = match (layer, image) {
+        let (w, b) = next.next().expect("a weight and bias per weighted layer");
+        let (z, units) = match (layer, &shapes[k]) {
             (Layer::Dense { .. }, _) => (s.matmul_tn(w, &h), w.shape()[1]),
             (
                 Layer::Conv {
@@ -113,17 +103,15 @@ fn cnn(s: &mut Session, decl: &NetDecl, params: &[(Array, Array)], x: &Array, st
                     transposed,
                     ..
                 },
-                Some(input),
+                LayerShape::Image(input),
             ) => {
                 let conv = Conv {
-                    input,
+                    input: *input,
                     kernel: *kernel,
                     stride: *stride,
                     padding: *padding,
                     transposed: *transposed,
                 };
-                let [h2, w2] = conv.output();
-                image = Some([*channels, h2, w2]);
                 (convolve(s, &h, w, &conv, rows), *channels)
             }
             _ => unreachable!("checked: convolutions take images"),
@@ -141,81 +129,6 @@ fn cnn(s: &mut Session, decl: &NetDecl, params: &[(Array, Array)], x: &Array, st
         h = activate(s, act, &z);
     }
     s.transpose(&h)
-}
-
-/// The learnables of one weighted layer, or of its normalisation, in the order [`forward`]
-/// reads them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerParams {
-    /// `NET.J` for the J-th weighted layer, `NET.J.norm` for its normalisation.
-    pub name: String,
-    /// The first array's shape: a dense weight `[in, out]`, a convolution's `[out, in, k, k]`,
-    /// a transposed convolution's `[in, out, k, k]` (PyTorch's layouts), or a gain `[units]`.
-    /// The second array (bias or shift) is `[units]`.
-    pub shape: Vec<usize>,
-    pub units: usize,
-    /// (fan-in, fan-out) of the weights; `None` for a normalisation (gain 1, shift 0).
-    pub fans: Option<(usize, usize)>,
-}
-
-/// Every layer's learnables, in the order [`forward`] reads them.
-pub fn layer_params(decl: &NetDecl) -> Vec<LayerParams> {
-    let shapes = decl.shapes();
-    let mut out = Vec::new();
-    let mut j = 0;
-    for (k, layer) in decl.layers.iter().enumerate() {
-        let (before, after) = (&shapes[k], &shapes[k + 1]);
-        let (shape, units, fans) = match (layer, before) {
-            (Layer::Dense { .. }, _) => {
-                let (i, o) = (width(before), width(after));
-                (vec![i, o], o, (i, o))
-            }
-            (
-                Layer::Conv {
-                    channels,
-                    kernel,
-                    transposed,
-                    ..
-                },
-                LayerShape::Image([c, ..]),
-            ) => {
-                let (taps_in, taps_out) = (c * kernel * kernel, channels * kernel * kernel);
-                // PyTorch counts a transposed convolution's fans the other way round.
-                let fans = if *transposed {
-                    (taps_out, taps_in)
-                } else {
-                    (taps_in, taps_out)
-                };
-                let shape = if *transposed {
-                    vec![*c, *channels, *kernel, *kernel]
-                } else {
-                    vec![*channels, *c, *kernel, *kernel]
-                };
-                (shape, *channels, fans)
-            }
-            _ => continue,
-        };
-        j += 1;
-        out.push(LayerParams {
-            name: format!("{}.{j}", decl.name),
-            shape,
-            units,
-            fans: Some(fans),
-        });
-        if layer.norm() {
-            out.push(LayerParams {
-                name: format!("{}.{j}.norm", decl.name),
-                shape: vec![units],
-                units,
-                fans: None,
-            });
-        }
-    }
-    out
-}
-
-fn width(s: &LayerShape) -> usize {
-    s.width().value().expect("a bound width")
 }
 
 /// One convolution's geometry.

@@ -15,7 +15,6 @@ use rand_chacha::ChaCha8Rng;
 use super::reparam::{self, NonCentred, Reparam};
 use crate::backend::{Array, Param, Session};
 use crate::graph::{Group, Init, LatentId, Model, NetId, ParamId};
-use crate::interpret::net::layer_params;
 use crate::interpret::Value;
 use crate::transform::Bijection;
 
@@ -189,7 +188,7 @@ pub fn init_nets(
     for (k, net) in model.nets.iter().enumerate() {
         let owner = Owner::Net(NetId(k as u32));
         let mut layers = Vec::new();
-        for p in layer_params(net) {
+        for p in net.params() {
             let n: usize = p.shape.iter().product();
             let (first, second, names) = match p.fans {
                 Some((fan_in, fan_out)) => {
