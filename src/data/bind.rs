@@ -42,6 +42,8 @@ pub fn bind(
     let mut diags = Diagnostics::new();
     // Names whose `--data` binding failed: their `from` default is not tried on top of the error.
     let mut failed: HashSet<String> = HashSet::new();
+    // Which argument bound each name: a second one is a mistake, not an override.
+    let mut bound_by: HashMap<String, &Binding> = HashMap::new();
     for b in bindings {
         let (arg_src, name_span, path_span) = b.source();
         // Faults of the file as a whole point at its path in the argument.
@@ -77,6 +79,10 @@ pub fn bind(
                     diags.push(d);
                     continue;
                 }
+                if let Some(d) = twice(&mut bound_by, n, b) {
+                    diags.push(d);
+                    continue;
+                }
                 match super::select(&contents, n, &b.columns, true) {
                     Ok(Some(a)) => set.insert(n.clone(), a),
                     Ok(None) => {}
@@ -91,8 +97,11 @@ pub fn bind(
                 for n in &names {
                     match super::select(&contents, n, &b.columns, false) {
                         Ok(Some(a)) => {
-                            set.insert(n.to_string(), a);
                             found += 1;
+                            match twice(&mut bound_by, n, b) {
+                                Some(d) => diags.push(d),
+                                None => set.insert(n.to_string(), a),
+                            }
                         }
                         Ok(None) => {}
                         Err(d) => diags.push(at_path(d)),
@@ -135,6 +144,30 @@ pub fn bind(
         }
     }
     diags.into_result(set)
+}
+
+/// Note that `b` binds `name`; a diagnostic naming both arguments when another already did.
+fn twice<'a>(bound_by: &mut HashMap<String, &'a Binding>, name: &str, b: &'a Binding) -> Option<Diagnostic> {
+    let Some(first) = bound_by.get(name) else {
+        bound_by.insert(name.to_string(), b);
+        return None;
+    };
+    let (arg_src, name_span, _) = b.source();
+    Some(
+        Diagnostic::new(
+            "vi::data::bound_twice",
+            format!(
+                "`{name}` is bound twice: `--data {}` and `--data {}`",
+                first.arg, b.arg
+            ),
+        )
+        .primary(name_span, format!("`{name}` bound again here"))
+        .with_source(&arg_src)
+        .help(format!(
+            "give one `--data` for `{name}` (the first was `--data {}`)",
+            first.arg
+        )),
+    )
 }
 
 fn list_or_none(names: &[&str]) -> String {
