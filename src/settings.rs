@@ -396,6 +396,16 @@ fn show(x: f64) -> String {
     }
 }
 
+/// A choice's words as people type them (`mean-field`; the table keys them `mean_field`, and
+/// both spellings are accepted).
+fn spelled(options: &[&str]) -> String {
+    options
+        .iter()
+        .map(|o| o.replace('_', "-"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn validate(spec: &Spec, value: Value) -> Result<Value, String> {
     match (spec.kind, value) {
         (Kind::Number { min, max, int }, Value::Number(x)) => {
@@ -404,6 +414,8 @@ fn validate(spec: &Spec, value: Value) -> Result<Value, String> {
             } else if !(min..=max).contains(&x) {
                 Err(if max >= 1e15 && x <= max {
                     format!("must be at least {min}")
+                } else if min > 0.0 && min <= 1e-12 && x <= 0.0 {
+                    format!("must be positive (at most {}), found {x}", show(max))
                 } else if max >= 1e15 {
                     "must be at most 10^15".to_string()
                 } else {
@@ -420,11 +432,11 @@ fn validate(spec: &Spec, value: Value) -> Result<Value, String> {
                 Ok(Value::Word((*o).to_string()))
             } else {
                 let hint = did_you_mean(&norm, options.iter().copied())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .map(|s| format!(" (did you mean `{}`?)", s.replace('_', "-")))
                     .unwrap_or_default();
-                Err(format!("expected one of {}{hint}", options.join(", ")))
+                Err(format!("expected one of {}{hint}", spelled(options)))
             }
         }
-        (Kind::Choice(options), Value::Number(_)) => Err(format!("expected one of {}", options.join(", "))),
+        (Kind::Choice(options), Value::Number(_)) => Err(format!("expected one of {}", spelled(options))),
     }
 }

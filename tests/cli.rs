@@ -207,6 +207,36 @@ fn out_of_range_numbers_are_usage_errors_not_crashes() {
     }
 }
 
+/// A setting's bad value is answered by the settings table, in the words a user types: a
+/// negative number is a value (not an unknown flag `-0`), a count wants a whole number of what
+/// it counts, and a choice lists its spellings with hyphens.
+#[test]
+fn bad_setting_values_say_what_the_flag_wants() {
+    for (args, want) in [
+        (
+            &["--steps", "abc"][..],
+            "expected a whole number of steps, found `abc`",
+        ),
+        (&["--lr", "-0.1"], "must be positive"),
+        (&["--tol", "-1"], "must be between 0 and 1"),
+        (&["--seed", "-3"], "must be at least 0"),
+        (&["--guide", "meanfield"], "expected one of mean-field, full-rank"),
+    ] {
+        let mut all = vec!["fit", "models/eight_schools.vi", "--out", "/dev/null/never"];
+        all.extend(args);
+        let r = vi(&all);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("unexpected argument")
+                && !err.contains("mean_field")
+                && !err.contains("invalid float"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_classifier_is_a_diagnostic_before_the_fit() {
     let out = vi(&[

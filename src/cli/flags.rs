@@ -27,11 +27,27 @@ impl SettingFlags {
 fn parser(spec: &'static Spec) -> ValueParser {
     ValueParser::new(move |text: &str| -> Result<Value, String> {
         let value = match spec.kind {
-            Kind::Number { .. } => Value::Number(text.trim().parse::<f64>().map_err(|e| e.to_string())?),
+            Kind::Number { int, .. } => Value::Number(text.trim().parse::<f64>().map_err(|_| {
+                let what = if int { "a whole number" } else { "a number" };
+                format!("expected {what} {}, found `{text}`", noun(spec))
+            })?),
             Kind::Choice(_) => Value::Word(text.to_string()),
         };
         Settings::check_flag(spec.key, value)
     })
+}
+
+/// What a number flag counts, for its parse error: `--steps abc` wants a whole number *of steps*.
+fn noun(spec: &Spec) -> String {
+    match spec.kind {
+        Kind::Number { int: true, .. } => match spec.key {
+            "seed" => "(a random seed)".to_string(),
+            "backoff" => "of back-offs".to_string(),
+            "image_height" => "of pixel rows".to_string(),
+            key => format!("of {}", key.replace('_', " ")),
+        },
+        _ => format!("(the {})", spec.doc),
+    }
 }
 
 fn help(spec: &Spec) -> String {
@@ -74,14 +90,18 @@ impl Args for SettingFlags {
         SPECS.iter().fold(
             cmd.group(ArgGroup::new(GROUP).multiple(true).required(false)),
             |cmd, spec| {
-                cmd.arg(
-                    Arg::new(spec.key)
-                        .long(spec.flag)
-                        .value_name(value_name(spec))
-                        .help(help(spec))
-                        .value_parser(parser(spec))
-                        .group(GROUP),
-                )
+                let arg = Arg::new(spec.key)
+                    .long(spec.flag)
+                    .value_name(value_name(spec))
+                    .help(help(spec))
+                    .value_parser(parser(spec))
+                    .group(GROUP);
+                // `--lr -0.1` is a value out of range (the table says why), not an unknown flag.
+                let arg = match spec.kind {
+                    Kind::Number { .. } => arg.allow_negative_numbers(true),
+                    Kind::Choice(_) => arg,
+                };
+                cmd.arg(arg)
             },
         )
     }
