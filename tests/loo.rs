@@ -84,4 +84,23 @@ fn vinf_loo_reaches_the_exact_leave_one_out_elpd() {
         );
         assert_eq!(loo["pointwise"].as_array().unwrap().len(), ys.len());
     }
+    // A fit of another model is refused by every after-fit command, naming the model it was
+    // made from (it used to warn and compute anyway).
+    let other = dir.join("other.vi");
+    std::fs::copy(&model, &other).unwrap();
+    let from = dir.join("cavi");
+    for cmd in [&["loo"][..], &["sample", "-n", "10"], &["eval"]] {
+        let mut args = vec![cmd[0], other.to_str().unwrap(), "--from", from.to_str().unwrap()];
+        args.extend(&cmd[1..]);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vinf"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("vi::fit::other_model") && err.contains("of model `m`"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -380,21 +380,9 @@ fn load(model: &std::path::Path, opts: &LoadOptions) -> Result<vi::Loaded, Diagn
     Ok(loaded)
 }
 
-/// The tensors and metadata a `vinf fit` saved in `dir`, with a warning when they belong to
-/// another model.
+/// The tensors and metadata a `vinf fit` saved in `dir`; a fit of another model is refused.
 fn read_fit(dir: &std::path::Path, loaded: &vi::Loaded) -> Result<FitState, Diagnostics> {
-    let (state, meta) =
-        vi::store::read_safetensors(&dir.join("params.safetensors")).map_err(Diagnostics::from)?;
-    if let Some(m) = meta.get("model") {
-        if *m != loaded.model.name {
-            eprintln!(
-                "warning: {} was fitted for model `{m}`, not `{}`",
-                dir.display(),
-                loaded.model.name
-            );
-        }
-    }
-    Ok((state, meta))
+    vi::infer::posterior::read_fit(dir, loaded)
 }
 
 type FitState = (
