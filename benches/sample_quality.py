@@ -7,7 +7,7 @@ MNIST, same machine, seeds and epochs.
 Each model is fitted on the MNIST test images (../shared/data/mnist/t10k-images-idx3-ubyte.gz;
 the last 10% held out) with `--classifier benches/classifiers/mnist_mlp.safetensors`, the
 fixed classifier that benches/mnist_classifier.py trained once on the labelled test digits.
-After the last epoch vi decodes 500 prior draws and the classifier reads them.
+After the last epoch vi decodes 2000 prior draws and the classifier reads them.
 
 Per model it prints: the held-out ELBO per row after the last epoch; with --eval-rows R > 0,
 `vinf eval -k 5000` on the first R held-out rows (log p(x), importance-weighted); the

@@ -406,11 +406,11 @@ fn facts(m: &Model, plan: &crate::infer::plan::Plan, d: &Def) -> Option<String> 
         DefKind::Net => {
             let n = m.nets.iter().find(|n| n.name == d.name)?;
             Some(match n.kind() {
-                "mlp" => {
+                crate::graph::NetKind::Mlp => {
                     let widths: Vec<String> = n.widths.iter().map(|w| w.to_string()).collect();
                     format!("an MLP of widths {}", widths.join(" → "))
                 }
-                _ => format!("a convolutional net: {}", n.describe()),
+                crate::graph::NetKind::Cnn => format!("a convolutional net: {}", n.describe()),
             })
         }
         DefKind::Let => m

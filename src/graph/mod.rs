@@ -844,7 +844,7 @@ impl NetDecl {
     /// The layers with the shape after each: `D -> 400 -> 2 * Z` for an MLP,
     /// `784 -> 1×28×28 -> conv k4 s2 p1 32×14×14 -> … -> 40` for a `cnn`.
     pub fn describe(&self) -> String {
-        if self.kind() == "mlp" {
+        if self.kind() == NetKind::Mlp {
             let widths: Vec<String> = self.widths.iter().map(ToString::to_string).collect();
             return widths.join(" -> ");
         }
@@ -884,16 +884,33 @@ impl NetDecl {
             .collect()
     }
 
-    /// Whether any layer works on images (a `cnn`), else an MLP.
-    pub fn kind(&self) -> &'static str {
+    /// A `cnn` when any layer works on images or normalises, else an MLP.
+    pub fn kind(&self) -> NetKind {
         if self
             .layers
             .iter()
             .all(|l| matches!(l, Layer::Dense { norm: false, .. }))
         {
-            "mlp"
+            NetKind::Mlp
         } else {
-            "cnn"
+            NetKind::Cnn
+        }
+    }
+}
+
+/// Which forward pass a net takes: plain dense layers, or the general layer chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    Mlp,
+    Cnn,
+}
+
+impl NetKind {
+    /// The declaration's keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetKind::Mlp => "mlp",
+            NetKind::Cnn => "cnn",
         }
     }
 }

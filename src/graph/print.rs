@@ -197,7 +197,7 @@ pub fn to_text(m: &Model) -> String {
             out,
             "net {}: {} {} ({}, {})",
             n.name,
-            n.kind(),
+            n.kind().name(),
             n.describe(),
             n.hidden.name(),
             n.out.name()

@@ -382,8 +382,9 @@ fn run(
         }
         None => None,
     };
-    let probe =
-        |state: &[NamedTensor]| posterior::pictures::sample_check(loaded, &o, state, classifier.as_ref());
+    let probe = |state: &[NamedTensor], draws: usize| {
+        posterior::pictures::sample_check(loaded, &o, state, draws, classifier.as_ref())
+    };
     let mut out = svi::fit(loaded, &o, progress, &probe)?;
     out.guide = Some(opts.guide.name());
     out.reasons = reasons;

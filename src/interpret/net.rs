@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::{Array, Session};
-use crate::graph::{conv_out, Layer, LayerShape, MapFn, NetDecl, ZipFn};
+use crate::graph::{conv_out, Layer, LayerShape, MapFn, NetDecl, NetKind, ZipFn};
 
 use super::activate;
 
@@ -43,7 +43,7 @@ pub fn forward(
 ) -> Array {
     let weighted = decl.layers.iter().filter(|l| l.weighted()).count();
     let stop = stop.unwrap_or(weighted);
-    if decl.kind() == "mlp" {
+    if decl.kind() == NetKind::Mlp {
         return mlp(s, decl, params, x, stop);
     }
     let rows = x.shape()[0];
@@ -94,25 +94,9 @@ fn cnn(s: &mut Session, decl: &NetDecl, params: &[(Array, Array)], x: &Array, st
         let (w, b) = next.next().expect("a weight and bias per weighted layer");
         let (z, units) = match (layer, &shapes[k]) {
             (Layer::Dense { .. }, _) => (s.matmul_tn(w, &h), w.shape()[1]),
-            (
-                Layer::Conv {
-                    channels,
-                    kernel,
-                    stride,
-                    padding,
-                    transposed,
-                    ..
-                },
-                LayerShape::Image(input),
-            ) => {
-                let conv = Conv {
-                    input: *input,
-                    kernel: *kernel,
-                    stride: *stride,
-                    padding: *padding,
-                    transposed: *transposed,
-                };
-                (convolve(s, &h, w, &conv, rows), *channels)
+            (&Layer::Conv { channels, .. }, &LayerShape::Image(input)) => {
+                let conv = Conv::of(layer, input).expect("a convolution");
+                (convolve(s, &h, w, &conv, rows), channels)
             }
             _ => unreachable!("checked: convolutions take images"),
         };
@@ -143,6 +127,26 @@ struct Conv {
 }
 
 impl Conv {
+    /// The geometry of `layer` on images of shape `input`, when it is a convolution.
+    fn of(layer: &Layer, input: [usize; 3]) -> Option<Conv> {
+        match *layer {
+            Layer::Conv {
+                kernel,
+                stride,
+                padding,
+                transposed,
+                ..
+            } => Some(Conv {
+                input,
+                kernel,
+                stride,
+                padding,
+                transposed,
+            }),
+            _ => None,
+        }
+    }
+
     fn output(&self) -> [usize; 2] {
         let [_, h, w] = self.input;
         let side = |n| conv_out(n, self.kernel, self.stride, self.padding, self.transposed).expect("checked");

@@ -160,7 +160,7 @@ pub fn model_summary(model: &Model, data: &DataSet) -> String {
             .map(|n| {
                 vec![
                     n.name.clone(),
-                    format!("{} {}", n.kind(), n.describe()),
+                    format!("{} {}", n.kind().name(), n.describe()),
                     format!(
                         "hidden {}, out {}, init {}",
                         n.hidden.name(),

@@ -322,12 +322,11 @@ pub fn sample_check(
     loaded: &Loaded,
     opts: &FitOptions,
     state: &[NamedTensor],
+    draws: usize,
     classifier: Option<&Classifier>,
 ) -> Option<SampleCheck> {
-    // 500 draws: a class share's sd is then at most 2.2 points, against the 5% that counts a
-    // class as lost.
-    const PAIRS: usize = 250;
-    let p = pictures(loaded, opts, state, PAIRS).ok()??;
+    // `pictures` decodes twice as many prior draws as it reconstructs rows.
+    let p = pictures(loaded, opts, state, draws.div_ceil(2)).ok()??;
     Some(check(&p.samples, &p.inputs, classifier))
 }
 

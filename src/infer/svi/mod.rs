@@ -52,13 +52,14 @@ use crate::Loaded;
 use crate::infer::epoch;
 use trainer::Trainer;
 
+/// Looks at a deep generative model's decoded prior draws after an epoch, given the
+/// learnables as they stand and how many draws to decode (the caller's: the tools that decode
+/// sit above the engine).
+pub type SampleProbe<'a> =
+    dyn Fn(&[crate::infer::NamedTensor], usize) -> Option<crate::infer::epoch::SampleCheck> + 'a;
+
 /// Fit by stochastic gradients: step until the stop rule fires, the steps run out, the fit is
 /// interrupted (Ctrl-C: checkpointed to resume) or a fault outlasts the back-offs.
-/// Looks at a deep generative model's decoded prior draws after an epoch, given the
-/// learnables as they stand (the caller's: the tools that decode sit above the engine).
-pub type SampleProbe<'a> =
-    dyn Fn(&[crate::infer::NamedTensor]) -> Option<crate::infer::epoch::SampleCheck> + 'a;
-
 pub fn fit(
     loaded: &Loaded,
     opts: &FitOptions,
@@ -106,8 +107,9 @@ pub fn fit(
             let drift = t.guide_drift();
             t.state.stop.observe(score, drift)
         };
-        if step % t.per_epoch == 0 || step == t.steps || converged {
-            t.report_epoch(progress, probe);
+        let last = step == t.steps || converged;
+        if step % t.per_epoch == 0 || last {
+            t.report_epoch(progress, probe, last);
         }
         if converged {
             status = Status::Converged;

@@ -34,6 +34,12 @@ const COMPARE_DRAWS: usize = 100;
 /// Most draws of the stop rule's score at the end of each window; fewer (down to 8) where a
 /// draw evaluates many values, so that one score stays within a few chunks' work.
 const STOP_DRAWS: usize = 128;
+/// Decoded prior draws looked at after each epoch: a class share's sd is then at most 2.2
+/// points, enough to see a collapse (a class near 0%).
+const EPOCH_CHECK_DRAWS: usize = 500;
+/// And after the last, the figure the fit is judged by: an sd of at most 1.1 points, and 0.6
+/// near the 5% that counts a class as lost.
+const FINAL_CHECK_DRAWS: usize = 2000;
 
 pub(super) struct Trainer<'a> {
     pub(super) s: Session,
@@ -325,8 +331,14 @@ impl<'a> Trainer<'a> {
     }
 
     /// Report the epoch just ended (models with a batched plate): the training estimates'
-    /// means and, with held-out rows, the ELBO on them.
-    pub(super) fn report_epoch(&mut self, progress: &mut dyn FnMut(Progress), probe: &SampleProbe) {
+    /// means and, with held-out rows, the ELBO on them; after the `last`, the decoded prior
+    /// draws looked at more closely.
+    pub(super) fn report_epoch(
+        &mut self,
+        progress: &mut dyn FnMut(Progress),
+        probe: &SampleProbe,
+        last: bool,
+    ) {
         let model = self.eng.model;
         let Some((plate, _, _)) = epoch::batched_plate(model) else {
             return;
@@ -343,7 +355,12 @@ impl<'a> Trainer<'a> {
         let samples = if model.nets.is_empty() {
             None
         } else {
-            probe(&self.eng.learn.named(&st.params))
+            let draws = if last {
+                FINAL_CHECK_DRAWS
+            } else {
+                EPOCH_CHECK_DRAWS
+            };
+            probe(&self.eng.learn.named(&st.params), draws)
         };
         let report = EpochReport {
             epoch: st.epochs.len() + 1,
