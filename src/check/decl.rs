@@ -17,6 +17,10 @@ const PARAM_TYPES: &[&str] = &["real", "positive", "unit", "simplex", "bounded"]
 impl Checker<'_> {
     pub(super) fn data_decl(&mut self, d: &ast::DataDecl) {
         let free = self.claim(&d.name, None);
+        if free {
+            // Until the declaration succeeds, its uses say nothing more: one error per mistake.
+            self.poisoned.insert(d.name.name.clone());
+        }
         if let Some(c) = &d.columns {
             if !matches!(c.keyword.name.as_str(), "column" | "columns") {
                 self.error(
@@ -52,6 +56,7 @@ impl Checker<'_> {
         if !free {
             return;
         }
+        self.poisoned.remove(&d.name.name);
         self.data.push(DataDecl {
             name: d.name.name.clone(),
             domain,

@@ -18,22 +18,22 @@ const MAX_ELEMENTS: usize = 50_000_000;
 /// The values an index node takes from one data array: each with the flat position of the
 /// element it came from and, while they are known, its coordinates along the node's shape.
 /// The list may hold more values than the node takes (after a gather), never fewer.
-struct Taken {
-    data: DataId,
-    entries: Vec<Entry>,
+pub(super) struct Taken {
+    pub(super) data: DataId,
+    pub(super) entries: Vec<Entry>,
     /// False once the coordinates no longer follow the node's shape (after a gather).
-    placed: bool,
+    pub(super) placed: bool,
     /// The values are of an expression of this data and other data, not the data's own.
-    combined: bool,
+    pub(super) combined: bool,
 }
 
 /// Two data-derived operands are combined value by value only up to this many pairs.
 const MAX_PAIRS: usize = 10_000_000;
 
-struct Entry {
-    source: usize,
-    coords: Vec<usize>,
-    value: f64,
+pub(super) struct Entry {
+    pub(super) source: usize,
+    pub(super) coords: Vec<usize>,
+    pub(super) value: f64,
 }
 
 impl Checker<'_> {
@@ -53,21 +53,7 @@ impl Checker<'_> {
             .iter()
             .find(|e| e.value < 0.0 || e.value >= n as f64 || e.value.fract() != 0.0)?;
         let decl = &self.data[taken.data.index()];
-        let array = self.dataset.get(&decl.name)?;
-        let dims: Vec<usize> = decl.shape.iter().map(|d| d.value().unwrap_or(1)).collect();
-        let width: usize = dims.iter().skip(1).product::<usize>().max(1);
-        let row = bad.source / width;
-        let at = if dims.len() >= 2 {
-            format!("row {}, column {}", row + 1, bad.source % width + 1)
-        } else if dims.is_empty() {
-            "its only value".to_string()
-        } else {
-            format!("row {}", row + 1)
-        };
-        let place = match array.lines.get(row) {
-            Some(line) => format!("{at} is line {line} of {}", array.origin),
-            None => format!("the value comes from {}", array.origin),
-        };
+        let (at, place) = self.data_place(taken.data, bad.source)?;
         let range = if n == 0 {
             format!("the axis is empty (length {len}): nothing can index it")
         } else {
@@ -112,9 +98,32 @@ impl Checker<'_> {
         )
     }
 
+    /// Where element `source` (flat) of bound data `data` sits, in words: `row 3` or `row 3,
+    /// column 2`, and that with its line in the file (`row 3 is line 4 of y.csv`), so that an
+    /// editor can jump to it.
+    pub(super) fn data_place(&self, data: DataId, source: usize) -> Option<(String, String)> {
+        let decl = &self.data[data.index()];
+        let array = self.dataset.get(&decl.name)?;
+        let dims: Vec<usize> = decl.shape.iter().map(|d| d.value().unwrap_or(1)).collect();
+        let width: usize = dims.iter().skip(1).product::<usize>().max(1);
+        let row = source / width;
+        let at = if dims.len() >= 2 {
+            format!("row {}, column {}", row + 1, source % width + 1)
+        } else if dims.is_empty() {
+            "its only value".to_string()
+        } else {
+            format!("row {}", row + 1)
+        };
+        let place = match array.lines.get(row) {
+            Some(line) => format!("{at} is line {line} of {}", array.origin),
+            None => format!("the value comes from {}", array.origin),
+        };
+        Some((at, place))
+    }
+
     /// The values an index node takes from one bound data array, if it is built from exactly
     /// one such array and constants.
-    fn taken(&self, id: NodeId) -> Option<Taken> {
+    pub(super) fn taken(&self, id: NodeId) -> Option<Taken> {
         crate::limits::deep(|| self.taken_at_depth(id))
     }
 

@@ -152,6 +152,9 @@ impl Checker<'_> {
         scope: &Scope,
     ) {
         let latent = self.latents[id.index()].clone();
+        // A prior statement that fails was reported once: later uses of the name say nothing
+        // more (they would only repeat it, or complain of a support the prior never gave).
+        self.poisoned.insert(latent.name.clone());
         if self.moving_declared.contains_key(&id) {
             self.error(
                 Diagnostic::new(
@@ -208,6 +211,8 @@ impl Checker<'_> {
                 .secondary(latent.span, format!("declared {}", latent.support.keyword()))
                 .help(if latent.support == Domain::CorrCholesky {
                     format!("a correlation factor's prior is `{} ~ LKJCholesky(eta)` (eta = 1: uniform over correlation matrices)", latent.name)
+                } else if let Some(ty) = LATENT_TYPES.iter().find(|t| **t == app.support().keyword()) {
+                    format!("declare it on the prior's support, `latent {}: {ty}`, or drop the declaration; otherwise pick a family whose support contains {}", latent.name, latent.support.keyword())
                 } else {
                     "the prior must have a density everywhere on the declared support: pick a family whose support contains it".into()
                 }),
@@ -248,6 +253,7 @@ impl Checker<'_> {
             plates: Vec::new(),
             span,
         });
+        self.poisoned.remove(&latent.name);
     }
 
     /// Flat between bounds that move: a Uniform(lo, hi) prior (fitted as lo + (hi − lo) u, see

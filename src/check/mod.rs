@@ -17,6 +17,7 @@ mod latent;
 mod matrix;
 mod mixture;
 mod net;
+mod observed;
 mod scan;
 mod select;
 mod shape;

@@ -576,6 +576,9 @@ impl Checker<'_> {
         if !self.observed_within_truncation(value, &app, target.span) {
             return;
         }
+        if !self.observed_in_support(value, &app, target.span) {
+            return;
+        }
         match data {
             Some(id) => {
                 let d = self.data[id.index()].clone();

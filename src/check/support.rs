@@ -831,14 +831,15 @@ impl Checker<'_> {
             if let Some(l) = culprit {
                 let lat = &self.latents[l.index()];
                 who = format!("`{}`", lat.name);
-                let prior = self.sites[lat.site].dist.family;
+                // A declared latent whose prior statement is still to come (or never comes)
+                // has only its declaration to show.
+                let origin = match self.sites.get(lat.site) {
+                    Some(site) => format!("is drawn from {}", site.dist.family),
+                    None => format!("is declared `{}`", lat.support.keyword()),
+                };
                 d = d.secondary(
                     lat.span,
-                    format!(
-                        "`{}` is drawn from {prior}, over {}",
-                        lat.name,
-                        support_words(lat.support)
-                    ),
+                    format!("`{}` {origin}, over {}", lat.name, support_words(lat.support)),
                 );
             }
             self.error(d.help(support_hint(domain, &who)));
