@@ -4,7 +4,7 @@
 //! tensors, nothing of models or engines, and must never import `infer`, `report` or `backend`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::diag::Diagnostic;
 
@@ -23,16 +23,84 @@ pub fn io_error(path: &Path, e: impl std::fmt::Display) -> Diagnostic {
         .help(format!("{e}; choose another folder with `--out DIR`"))
 }
 
-/// Write a file atomically: to a temporary name, then renamed into place.
+/// Write a file atomically: to a temporary name, then renamed into place. A file already at
+/// `path` is replaced only if vinf wrote it (see [`claim`]): no command overwrites a user's file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    claim(path)?;
+    let tmp = temporary(path);
     let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(path, e))?;
     // On disk before the rename, so that a crash leaves the old file or the new one.
-    file.write_all(bytes)
+    let written = file
+        .write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| io_error(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_error(path, e));
+    }
+    Ok(())
+}
+
+/// The record, in each folder vinf writes into, of the names it wrote there: one per line.
+pub const RECORD: &str = ".vinf-outputs";
+
+/// A hidden name beside `path`, unique to this process, to build a file or folder under before
+/// it is renamed into place (never a name a user's file could have by chance).
+pub fn temporary(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.vinf-tmp", std::process::id()))
+}
+
+/// Make `path` vinf's to write: free (nothing there, or an empty folder), or named in its
+/// folder's record. A path held by anything else is refused with a diagnostic naming it; a
+/// free one is recorded before it is written, so that a later run may replace it.
+pub fn claim(path: &Path) -> Result<(), Diagnostic> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Err(io_error(path, "not a file name"));
+    };
+    let mut record = read_record(&dir);
+    if record.contains(&name) {
+        return Ok(());
+    }
+    let held = match std::fs::symlink_metadata(path) {
+        Err(_) => None,
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map_err(|e| io_error(path, e))?
+            .next()
+            .is_some()
+            .then_some("a folder that is not empty"),
+        Ok(_) => Some("a file"),
+    };
+    if let Some(what) = held {
+        return Err(Diagnostic::new(
+            "vi::io::not_ours",
+            format!("`{}` is {what} that vinf did not write", path.display()),
+        )
+        .help(format!(
+            "vinf never replaces what it did not write (it keeps a record of its own outputs in `{}`): move it away, or write elsewhere with `--out`",
+            dir.join(RECORD).display()
+        )));
+    }
+    record.insert(name);
+    let text: String = record.iter().map(|n| format!("{n}\n")).collect();
+    let file = dir.join(RECORD);
+    let tmp = temporary(&file);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| io_error(&file, e))
+}
+
+fn read_record(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(dir.join(RECORD))
+        .map(|t| t.lines().filter(|l| !l.is_empty()).map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// Every learned tensor as f64 (params prefixed `param.`), with the metadata.

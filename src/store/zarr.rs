@@ -6,7 +6,7 @@
 //! Each array is one chunk; xarray's dimension names go in `_ARRAY_DIMENSIONS`, and the
 //! consolidated `.zmetadata` lets readers open the store without listing it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Map, Value as Json};
 
@@ -94,9 +94,11 @@ pub fn write_store(path: &Path, attrs: Map<String, Json>, groups: &[Group]) -> R
             );
         }
     }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    super::claim(path)?;
+    let tmp = super::temporary(path);
     let fail = |e: std::io::Error| io_error(path, e);
     if tmp.exists() {
+        // This process's own half-built store from an earlier failed attempt.
         std::fs::remove_dir_all(&tmp).map_err(fail)?;
     }
     let mut consolidated = Map::new();
@@ -130,10 +132,24 @@ pub fn write_store(path: &Path, attrs: Map<String, Json>, groups: &[Group]) -> R
         serde_json::to_vec_pretty(&meta).expect("JSON"),
     )
     .map_err(fail)?;
-    if path.exists() {
-        std::fs::remove_dir_all(path).map_err(fail)?;
+    // The old store (ours: `claim` said so) goes aside, the new one into its place, then the
+    // old is removed: a crash in between leaves one of them whole.
+    let old = path.with_file_name(format!(
+        "{}.old",
+        super::temporary(path)
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+    ));
+    let replaced = path.exists();
+    if replaced {
+        std::fs::rename(path, &old).map_err(fail)?;
     }
-    std::fs::rename(&tmp, path).map_err(fail)
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    if replaced {
+        std::fs::remove_dir_all(&old).map_err(fail)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
