@@ -111,13 +111,28 @@ pub fn analyse(path: &Path, text: &str) -> Analysis {
         .map_or("model".into(), |s| s.to_string_lossy().into_owned());
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let opts = crate::LoadOptions::default();
-    let (diagnostics, model) = match crate::load_str(&name, &path.display().to_string(), text, &base, &opts) {
-        Ok(loaded) => {
-            let plan = crate::infer::plan::analyse(&loaded.model);
-            (loaded.model.warnings.clone(), Some((loaded.model, plan)))
+    // A bug in the checker must not take the editor's every feature with it: a panic becomes
+    // one diagnostic, and the analysis goes on without a model.
+    let checked = std::panic::catch_unwind(|| {
+        match crate::load_str(&name, &path.display().to_string(), text, &base, &opts) {
+            Ok(loaded) => {
+                let plan = crate::infer::plan::analyse(&loaded.model);
+                (loaded.model.warnings.clone(), Some((loaded.model, plan)))
+            }
+            Err(d) => (d.0, None),
         }
-        Err(d) => (d.0, None),
-    };
+    });
+    let (diagnostics, model) = checked.unwrap_or_else(|panic| {
+        let d = Diagnostic::new(
+            "vi::internal",
+            format!(
+                "internal error in vi while checking: {}",
+                crate::diag::panic_message(&*panic)
+            ),
+        )
+        .help("this is a bug; please report it with the model that caused it");
+        (vec![d], None)
+    });
     let defs = crate::syntax::parse_program(text).map_or_else(|_| Vec::new(), |p| definitions(&p));
     Analysis {
         text: text.to_string(),

@@ -85,6 +85,11 @@ pub fn load_str(
     base: &Path,
     opts: &LoadOptions,
 ) -> Result<Loaded, Diagnostics> {
+    // A deliberate bug, for the tests that prove no panic reaches a user or kills the language
+    // server.
+    if std::env::var_os("VINF_FAILPOINT").is_some_and(|v| v == "check") {
+        panic!("failpoint `check` (VINF_FAILPOINT is set)");
+    }
     let source = diag::source(display, text.to_string());
     let program = syntax::parse_program(text).map_err(|d| d.with_source(&source))?;
     let data = data::bind::bind(&program, &source, base, &opts.bindings, opts.use_defaults)?;

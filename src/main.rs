@@ -17,25 +17,37 @@ fn keep_large_buffers() {
     }
 }
 
-/// A bug in vi must not greet a user with a backtrace: say what happened and where to report it.
+/// What the last panic said, and where: the command line reports it as a diagnostic.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// A bug in vi must not greet a user with a backtrace: the panic's message is kept for `main`
+/// to report as a diagnostic (in the format the user asked for); a panic on another thread,
+/// which `main` does not see, is said at once.
 fn quiet_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(ToString::to_string)
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
+        let msg = vi::diag::panic_message(info.payload());
         let at = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!("error: internal error in vi: {msg}{at}\nThis is a bug; please report it with the model that caused it.");
+        let text = format!("{msg}{at}");
+        if std::thread::current().name() != Some("main") {
+            eprintln!("error: internal error in vi: {text}\nThis is a bug; please report it with the model that caused it.");
+        }
+        if let Ok(mut p) = PANIC.lock() {
+            *p = Some(text);
+        }
     }));
 }
 
 fn main() -> ExitCode {
     keep_large_buffers();
     quiet_panics();
-    cli::main()
+    match std::panic::catch_unwind(cli::main) {
+        Ok(code) => code,
+        Err(_) => {
+            let text = PANIC.lock().ok().and_then(|mut p| p.take());
+            cli::internal_error(text.as_deref().unwrap_or("unknown"))
+        }
+    }
 }

@@ -18,8 +18,13 @@ struct Client {
 
 impl Client {
     fn start() -> Client {
+        Client::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vinf"))
             .arg("lsp")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -184,6 +189,46 @@ fn an_editor_sees_diagnostics_hovers_definitions_and_completions() {
     c.notify("exit", Value::Null);
     let status = c.child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A bug in the checker (here a deliberate panic) is one diagnostic in the editor, and the
+/// server goes on answering: it never exits under the editor.
+#[test]
+fn a_panic_in_the_checker_is_a_diagnostic_and_the_server_keeps_serving() {
+    let mut c = Client::start_with(&[("VINF_FAILPOINT", "check")]);
+    c.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "capabilities": {}}),
+    );
+    c.notify("initialized", json!({}));
+    let text = "mu ~ Normal(0, 1)\n";
+    for version in 1..=2 {
+        let method = if version == 1 {
+            "textDocument/didOpen"
+        } else {
+            "textDocument/didChange"
+        };
+        c.notify(
+            method,
+            json!({"textDocument": {"uri": URI, "languageId": "vi", "version": version, "text": text},
+                   "contentChanges": [{"text": text}]}),
+        );
+        let d = c.notification("textDocument/publishDiagnostics");
+        let diags = d["diagnostics"].as_array().unwrap();
+        assert!(
+            diags
+                .iter()
+                .any(|x| x["code"] == "vi::internal" && x["severity"] == 1),
+            "{d}"
+        );
+        let at = json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 1}});
+        let hover = c.request("textDocument/hover", at);
+        assert!(hover["error"].is_null(), "{hover}");
+    }
+    let bye = c.request("shutdown", Value::Null);
+    assert!(bye["error"].is_null(), "{bye}");
+    c.notify("exit", Value::Null);
+    assert!(c.child.wait().unwrap().success());
 }
 
 /// The editors' TextMate grammar names every distribution and function the checker knows, so

@@ -38,7 +38,16 @@ pub fn serve() -> Result<(), Box<dyn Error + Sync + Send>> {
                 if conn.handle_shutdown(&req)? {
                     break;
                 }
-                let resp = answer(&docs, req);
+                // A request whose answer panics gets an error response; the server goes on.
+                let id = req.id.clone();
+                let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(&docs, req)))
+                    .unwrap_or_else(|panic| {
+                        Response::new_err(
+                            id,
+                            lsp_server::ErrorCode::InternalError as i32,
+                            format!("internal error in vi: {}", vi::diag::panic_message(&*panic)),
+                        )
+                    });
                 conn.sender.send(Message::Response(resp))?;
             }
             Message::Notification(n) => {

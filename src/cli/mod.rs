@@ -82,6 +82,15 @@ fn report(diags: &Diagnostics) {
     }
 }
 
+/// A panic that reached `main`: said as a diagnostic in the format asked for (JSON tools get
+/// JSON), with the exit code Rust gives a panic.
+pub fn internal_error(what: &str) -> ExitCode {
+    let d = vi::diag::Diagnostic::new("vi::internal", format!("internal error in vi: {what}"))
+        .help("this is a bug; please report it with the model and data that caused it");
+    report(&Diagnostics::from(d));
+    ExitCode::from(EXIT_INTERNAL)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Parse and check a model (and its data); print a summary or diagnostics.
@@ -219,6 +228,8 @@ const EXIT_STALLED: u8 = 3;
 const EXIT_DIVERGED: u8 = 4;
 /// Stopped by Ctrl-C (128 + SIGINT, as shells report it), with a checkpoint to resume from.
 const EXIT_INTERRUPTED: u8 = 130;
+/// A bug in vi (a panic), as Rust reports one.
+const EXIT_INTERNAL: u8 = 101;
 
 /// Parse the command line, run it, and say how it went.
 pub fn main() -> ExitCode {
