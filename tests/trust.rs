@@ -71,9 +71,51 @@ fn mean_field_on_a_correlated_gaussian_is_flagged() {
         o.tol = Some(0.0);
         o.diagnostic_draws = 4000;
     });
-    let t = out.trust.expect("diagnostics");
+    let t = out.trust.clone().expect("diagnostics");
     assert!(t.khat > 0.7, "k = {}", t.khat);
     assert_eq!(t.reading, "poor");
+    // The warning proposes a full-rank guide, unless one was fitted (asked for, or tried by
+    // `auto`'s escalation): then it never proposes what already ran.
+    let warning = |out: &infer::FitOutput| {
+        vi::report::narrate::outcome(out, "")
+            .into_iter()
+            .filter_map(|l| match l {
+                vi::report::narrate::Line::Warn(w) => Some(w),
+                vi::report::narrate::Line::Out(_) => None,
+            })
+            .collect::<String>()
+    };
+    assert!(warning(&out).contains("--guide full-rank"), "{}", warning(&out));
+    let mut kept_full_rank = out.clone();
+    kept_full_rank.guide = Some("full_rank");
+    let mut tried_full_rank = out.clone();
+    tried_full_rank.escalation = Some(infer::Escalation {
+        from: "mean_field",
+        to: "full_rank",
+        from_iw_bound: t.iw_bound,
+        to_iw_bound: t.iw_bound,
+        from_iw_bound_se: t.iw_bound_se,
+        to_iw_bound_se: t.iw_bound_se,
+        kept: "mean_field",
+        from_iterations: out.iterations,
+        to_iterations: 9000,
+    });
+    for o in [&kept_full_rank, &tried_full_rank] {
+        let w = warning(o);
+        assert!(w.contains("k-hat") && !w.contains("--guide full-rank"), "{w}");
+    }
+    // The status line's count is the kept fit's, and it says which fit that is.
+    let status = match &vi::report::narrate::outcome(&tried_full_rank, "")[0] {
+        vi::report::narrate::Line::Out(l) => l.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        status.contains(&format!(
+            "after {} steps of the mean-field fit kept (the full-rank fit ran 9000 steps)",
+            out.iterations
+        )),
+        "{status}"
+    );
     // The same target with a full-rank guide is fine.
     let out = fit(&loaded, |o| {
         o.method = vi::infer::MethodChoice::Svi;

@@ -108,6 +108,8 @@ pub fn fit(
                 from_iw_bound_se: se_a,
                 to_iw_bound_se: se_b,
                 kept: if keep_second { richer.name() } else { from },
+                from_iterations: out.iterations,
+                to_iterations: second.iterations,
             };
             if keep_second {
                 // The final state on disk is the first fit's, which no longer is the answer.

@@ -234,6 +234,10 @@ pub struct Escalation {
     pub from_iw_bound_se: f64,
     pub to_iw_bound_se: f64,
     pub kept: &'static str,
+    /// Each fit's own steps (or, for Pathfinder, L-BFGS iterations): the reported fit's are
+    /// its `iterations`; the progress showed both.
+    pub from_iterations: usize,
+    pub to_iterations: usize,
 }
 
 impl FitOutput {

@@ -3,7 +3,7 @@
 //!
 //! It builds text and prints nothing; the command line decides where each line goes.
 
-use crate::infer::{psis, FitOutput, Method, Status};
+use crate::infer::{psis, FitOutput, Guide, Method, Status};
 
 /// A line of the account, for standard output or standard error.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +38,27 @@ pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
         "L-BFGS iterations"
     } else {
         "steps"
+    };
+    // After an escalation the progress showed two fits: say which one the count is of.
+    let unit = match &out.escalation {
+        Some(e) => {
+            let (other, n) = if e.kept == e.from {
+                (e.to, e.to_iterations)
+            } else {
+                (e.from, e.from_iterations)
+            };
+            let other_unit = if other == Method::Pathfinder.name() {
+                "L-BFGS iterations"
+            } else {
+                "steps"
+            };
+            format!(
+                "{unit} of the {} fit kept (the {} fit ran {n} {other_unit})",
+                e.kept.replace('_', "-"),
+                other.replace('_', "-")
+            )
+        }
+        None => unit.to_string(),
     };
     lines.push(Line::Out(match (out.epochs.last(), out.rows) {
         // A total over the training rows, and per row, as the epochs were reported.
@@ -113,8 +134,14 @@ pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
             t.iw_bound - t.elbo
         )));
         if t.reading == "poor" || t.reading == "unreliable" {
+            // Never propose what already ran: a full-rank fit, kept or tried by `auto`.
+            let full_rank = Guide::FullRank.name();
+            let full_rank_ran =
+                out.guide == Some(full_rank) || out.escalation.as_ref().is_some_and(|e| e.to == full_rank);
             let advice = if out.method == Method::Cavi {
                 "the mean-field factorisation misses dependence between latents that the posterior has"
+            } else if full_rank_ran {
+                "a full-rank guide was fitted too: try more steps, or a better parameterisation"
             } else {
                 "try `--guide full-rank`, more steps, or a better parameterisation"
             };
