@@ -425,18 +425,10 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
         .map(|(_, c)| c)
 }
 
+/// Edits between two names, a swap of neighbouring letters counting as one (`sigam` is one
+/// from `sigma`: the commonest slip of the keyboard).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -448,5 +440,7 @@ mod tests {
         assert_eq!(did_you_mean("Normla", ["Normal", "Gamma"]), Some("Normal"));
         assert_eq!(did_you_mean("Foo", ["Normal", "Gamma"]), None);
         assert_eq!(did_you_mean("sigm", ["sigma", "mu"]), Some("sigma"));
+        assert_eq!(did_you_mean("sigam", ["sigma", "mu"]), Some("sigma"));
+        assert_eq!(did_you_mean("tua", ["tau", "mu"]), Some("tau"));
     }
 }
