@@ -122,8 +122,14 @@ pub fn outcome(out: &FitOutput, stalled_hint: &str) -> Vec<Line> {
         )));
     }
     if let Some(t) = &out.trust {
+        // Fewer draws than asked where each evaluates the whole of a large data set.
+        let of = if t.draws < t.asked {
+            format!(" of the {} asked, each evaluating every row", t.asked)
+        } else {
+            String::new()
+        };
         lines.push(Line::Out(format!(
-            "fit diagnostics ({} draws from q): k-hat {:.2} ({}); ELBO {:.4} ± {:.4} at the final parameters, \
+            "fit diagnostics ({} draws from q{of}): k-hat {:.2} ({}); ELBO {:.4} ± {:.4} at the final parameters, \
              importance-weighted bound {:.4} (gap {:.4})",
             t.draws,
             t.khat,

@@ -8,8 +8,12 @@ use rand_chacha::ChaCha8Rng;
 use crate::infer::memory::{values_per_draw, work_per_draw, WORK_PER_CHUNK};
 use crate::infer::psis;
 
-/// Beyond this many evaluations in all, the diagnostics are skipped (say so, and how to ask).
+/// Beyond this many evaluations in all, the diagnostics take fewer draws (never fewer than
+/// [`MIN_DRAWS`]): a fit on a million rows still gets its trust label, on fewer draws.
 const WORK_LIMIT: f64 = 4e8;
+/// Fewest draws the diagnostics take: PSIS needs a tail of some 20 weights to fit (k̂'s
+/// threshold at 100 draws is 0.5, still readable).
+const MIN_DRAWS: usize = 100;
 use crate::backend::{Precision, Session};
 use crate::dist::density::log_prob;
 use crate::dist::{Family, Parameterization};
@@ -22,6 +26,8 @@ use crate::Loaded;
 #[derive(Clone, Debug)]
 pub struct Trust {
     pub draws: usize,
+    /// The draws asked for (`--diagnostic-draws`): more than `draws` where each draw is large.
+    pub asked: usize,
     pub khat: f64,
     pub reading: &'static str,
     /// log (1/S) Σ w_s over the same draws, and its standard error.
@@ -37,8 +43,8 @@ pub struct Trust {
 /// Run the diagnostics on a finished fit; `Err` says why they were not run.
 pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<Trust, String> {
     let model = &loaded.model;
-    let draws = opts.diagnostic_draws;
-    if draws == 0 {
+    let asked = opts.diagnostic_draws;
+    if asked == 0 {
         return Err("diagnostics off (--diagnostic-draws 0)".into());
     }
     if !model.nets.is_empty() {
@@ -48,11 +54,7 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
         return Err("no latent variables".into());
     }
     let values = values_per_draw(model);
-    if values * draws as f64 > WORK_LIMIT {
-        return Err(format!(
-            "skipped: {draws} draws × {values:.0} values per draw is over {WORK_LIMIT:.0}; ask for fewer with --diagnostic-draws"
-        ));
-    }
+    let draws = draws_within_limit(asked, values);
     let work = work_per_draw(model);
     let chunk = ((WORK_PER_CHUNK / work) as usize).clamp(1, draws);
     let mut s = Session::new(Precision::F64);
@@ -84,6 +86,7 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
     let mean = log_w.iter().sum::<f64>() / draws as f64;
     let var = log_w.iter().map(|w| (w - mean).powi(2)).sum::<f64>() / (draws.max(2) - 1) as f64;
     Ok(Trust {
+        asked,
         elbo: mean,
         elbo_se: (var / draws as f64).sqrt(),
         draws,
@@ -93,6 +96,16 @@ pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<T
         iw_bound_se: psis::iw_bound_se(&log_w),
         psis_means,
     })
+}
+
+/// The draws to take of the `asked`, each evaluating `values` values: all of them within
+/// [`WORK_LIMIT`], else as many as it allows but at least [`MIN_DRAWS`] (the work is chunked,
+/// so memory stays bounded either way).
+fn draws_within_limit(asked: usize, values: f64) -> usize {
+    if values * asked as f64 <= WORK_LIMIT {
+        return asked;
+    }
+    ((WORK_LIMIT / values) as usize).clamp(MIN_DRAWS.min(asked), asked)
 }
 
 /// Log weights of draws from CAVI's q factors.
@@ -238,4 +251,18 @@ fn log_q(
         return Err(format!("no saved q factor for `{name}`"));
     };
     Ok(per_draw_total(s, &lp, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_draws_are_fewer_but_never_skipped() {
+        assert_eq!(draws_within_limit(1000, 20.0), 1000);
+        // Logistic regression on a million rows: 400 draws, not none.
+        assert_eq!(draws_within_limit(1000, 1_000_020.0), 399);
+        assert_eq!(draws_within_limit(1000, 1e9), MIN_DRAWS);
+        assert_eq!(draws_within_limit(50, 1e9), 50);
+    }
 }
