@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-600}
 shift || true
-targets=${*:-front_end csv npy idx mat}
+targets=${*:-front_end csv npy idx mat models}
 export RUSTC_BOOTSTRAP=1
 # -a: debug assertions, so that integer overflow is a crash; -s none: safe Rust needs no ASan.
 cargo +stable fuzz build -O -a -s none
@@ -18,7 +18,7 @@ for t in $targets; do
     case $t in
         front_end) seeds=(../models ../tests/errors) ;;
         csv) seeds=(../models/data ../tests/errors/data) ;;
-        *) seeds=(seeds/$t) ;;
+        *) seeds=(seeds/$t) ;; # models: bytes that drive tests/common/random_model.rs
     esac
     cargo +stable fuzz run -O -a -s none "$t" corpus/$t "${seeds[@]}" -- \
         -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=4096 "${dict[@]}" \
@@ -29,6 +29,8 @@ for t in $targets; do
     # `target/x86_64-unknown-linux-gnu/release/$t artifacts/$t/FILE`.)
     cargo +stable fuzz cmin -O -a -s none "$t" corpus/$t -- -max_len=8192 >/dev/null 2>&1 || true
     find ../tests/fuzz_corpus/$t -type f ! -name 'crash-*' ! -name 'timeout-*' ! -name 'oom-*' -delete
-    cp corpus/$t/* ../tests/fuzz_corpus/$t/ 2>/dev/null || true
+    # Each generated model is fitted, so `models` keeps only its crashes for the test to replay
+    # (tests/random_models.rs); its coverage corpus stays in corpus/models for the next run.
+    [[ $t == models ]] || cp corpus/$t/* ../tests/fuzz_corpus/$t/ 2>/dev/null || true
     cp artifacts/$t/* ../tests/fuzz_corpus/$t/ 2>/dev/null || true
 done
