@@ -353,9 +353,25 @@ fn fit_writes_the_contract_files_and_sample_reads_them() {
         }
         assert_eq!(summary["method"], method);
         assert!(summary["psis_khat"].is_number(), "{model}: no k-hat");
-        assert!(std::fs::read_to_string(out.join("elbo.svg"))
-            .unwrap()
-            .contains("<svg"));
+        let svg = std::fs::read_to_string(out.join("elbo.svg")).unwrap();
+        assert!(svg.contains("<svg"));
+        if method == "svi" {
+            // The noisy per-step estimates under their moving average, steps in whole numbers.
+            assert!(svg.contains("moving average of 100 steps"), "{model}: {svg}");
+            let labels: Vec<&str> = svg
+                .split("</text>")
+                .filter_map(|t| t.rsplit('>').next().map(str::trim))
+                .collect();
+            // The step ticks (the ELBOs here are negative).
+            let steps: Vec<&&str> = labels
+                .iter()
+                .filter(|l| l.parse::<f64>().is_ok_and(|x| x > 0.0))
+                .collect();
+            assert!(
+                steps.len() >= 2 && steps.iter().all(|l| !l.contains('.')),
+                "{model}: {labels:?}"
+            );
+        }
         let r = vi(&[
             "sample",
             &format!("models/{model}.vi"),

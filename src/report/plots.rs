@@ -49,24 +49,79 @@ pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
                 .y_label_area_size(80)
                 .build_cartesian_2d(1.0..x_max, (lo - pad)..(hi + pad))
             {
+                // Steps are counted in whole numbers: `1000`, not `1000.0`.
+                let whole = |x: &f64| format!("{}", x.round() as i64);
                 let _ = chart
                     .configure_mesh()
                     .x_desc(unit)
+                    .x_label_formatter(&whole)
                     .y_desc(match out.rows {
                         Some(n) => format!("ELBO (total over {n} rows)"),
                         None => "ELBO".to_string(),
                     })
                     .light_line_style(WHITE.mix(0.0))
                     .draw();
-                let _ = chart.draw_series(LineSeries::new(
-                    pts.into_iter().filter(|p| p.1 >= lo - pad),
-                    BLUE.stroke_width(2),
+                let smooth = smoothed(&pts, out.method);
+                let raw_style = if smooth.is_some() {
+                    BLUE.mix(0.3).stroke_width(1)
+                } else {
+                    BLUE.stroke_width(2)
+                };
+                let raw = chart.draw_series(LineSeries::new(
+                    pts.iter().copied().filter(|p| p.1 >= lo - pad),
+                    raw_style,
                 ));
+                // Gradient steps are noisy estimates: their moving average over the window the
+                // reported ELBO averages (so it ends at that ELBO) shows where the fit went.
+                if let (Some((window, smooth)), Ok(raw)) = (smooth, raw) {
+                    raw.label(format!("ELBO estimate per {unit}"))
+                        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE.mix(0.3)));
+                    if let Ok(avg) = chart.draw_series(LineSeries::new(
+                        smooth.into_iter().filter(|p| p.1 >= lo - pad),
+                        NAVY.stroke_width(2),
+                    )) {
+                        avg.label(format!("moving average of {window} {unit}s"))
+                            .legend(|(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 16, y)], NAVY.stroke_width(2))
+                            });
+                    }
+                    let _ = chart
+                        .configure_series_labels()
+                        .position(SeriesLabelPosition::LowerRight)
+                        .background_style(WHITE.mix(0.8))
+                        .border_style(BLACK.mix(0.3))
+                        .draw();
+                }
             }
         }
         let _ = root.present();
     }
     svg
+}
+
+/// Navy, for the moving average over the light raw trace.
+const NAVY: RGBColor = RGBColor(0, 0, 128);
+
+/// A gradient fit's trace averaged over the trailing window the reported ELBO uses (shorter at
+/// the start), with the window; `None` for CAVI's exact sweeps and traces too short to smooth.
+fn smoothed(pts: &[(f64, f64)], method: Method) -> Option<(usize, Vec<(f64, f64)>)> {
+    let window = crate::infer::StopRule::window_for(pts.len());
+    if method == Method::Cavi || window < 2 || pts.len() < 2 * window {
+        return None;
+    }
+    let mut sum = 0.0;
+    let avg = pts
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            sum += y;
+            if i >= window {
+                sum -= pts[i - window].1;
+            }
+            (x, sum / (i + 1).min(window) as f64)
+        })
+        .collect();
+    Some((window, avg))
 }
 
 /// The summaries a forest plot shows: latents (not categorical ones) and derived quantities,
@@ -259,7 +314,33 @@ pub fn densities_svg(model: &Model, out: &FitOutput) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::kde;
+    use super::{kde, smoothed};
+    use crate::infer::Method;
+
+    #[test]
+    fn a_gradient_trace_is_smoothed_over_the_reported_window_and_cavi_is_not() {
+        // Alternating noise around a rise: the average is smooth and ends at the last
+        // window's mean, the figure the fit reports.
+        let pts: Vec<(f64, f64)> = (0..1000)
+            .map(|i| {
+                (
+                    (i + 1) as f64,
+                    i as f64 / 100.0 + if i % 2 == 0 { 5.0 } else { -5.0 },
+                )
+            })
+            .collect();
+        let (window, avg) = smoothed(&pts, Method::Svi).expect("smoothed");
+        assert_eq!(avg.len(), pts.len());
+        let last: f64 = pts[pts.len() - window..].iter().map(|p| p.1).sum::<f64>() / window as f64;
+        assert!((avg.last().unwrap().1 - last).abs() < 1e-9);
+        let wiggle = avg[window..]
+            .windows(2)
+            .map(|w| (w[1].1 - w[0].1).abs())
+            .fold(0.0, f64::max);
+        assert!(wiggle < 0.2, "{wiggle}");
+        assert!(smoothed(&pts, Method::Cavi).is_none());
+        assert!(smoothed(&pts[..3], Method::Svi).is_none());
+    }
 
     #[test]
     fn the_density_estimate_integrates_to_about_one_and_peaks_at_the_mode() {
