@@ -89,6 +89,8 @@ pub fn claim(path: &Path) -> Result<(), Diagnostic> {
         )));
     }
     record.insert(name);
+    // A folder asked for (`--out a/b/c`) is made: making one destroys nothing.
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let text: String = record.iter().map(|n| format!("{n}\n")).collect();
     let file = dir.join(RECORD);
     let tmp = temporary(&file);
