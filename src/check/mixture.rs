@@ -20,7 +20,7 @@ impl Checker<'_> {
                     .primary(t.span, "a truncated mixture")
                     .help(format!(
                         "truncation renormalises by a closed-form CDF, which vinf has for {}",
-                        crate::dist::cdf::TRUNCATABLE.map(|f| f.name()).join(", ")
+                        Family::TRUNCATABLE.map(|f| f.name()).join(", ")
                     )),
             );
             return None;

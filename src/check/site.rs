@@ -582,7 +582,7 @@ impl Checker<'_> {
         match data {
             Some(id) => {
                 let d = self.data[id.index()].clone();
-                if !observable(app.value_family(), d.domain) {
+                if !app.value_family().observes(d.domain) {
                     self.error(
                         Diagnostic::new(
                             "vi::support::observation",
@@ -728,24 +728,6 @@ fn name_text(e: &ast::Expr) -> String {
 
 fn same_shape(a: &[crate::graph::Dim], b: &[crate::graph::Dim]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y))
-}
-
-/// Whether a family can observe data of a domain. A Bernoulli may observe grey levels in
-/// [0, 1] (the usual VAE likelihood on images).
-fn observable(family: Family, data: Domain) -> bool {
-    match family {
-        Family::Bernoulli => matches!(data, Domain::Binary | Domain::Unit),
-        Family::Categorical => matches!(data, Domain::Int | Domain::Count | Domain::Binary),
-        Family::Binomial
-        | Family::Poisson
-        | Family::Multinomial
-        | Family::NegativeBinomial
-        | Family::BetaBinomial => {
-            matches!(data, Domain::Count | Domain::Binary)
-        }
-        Family::Uniform => data != Domain::PosDef,
-        f => f.support().contains(data),
-    }
 }
 
 fn observation_hint(family: Family, data: Domain) -> String {

@@ -6,7 +6,6 @@
 
 use super::{Checker, Scope};
 use crate::diag::Diagnostic;
-use crate::dist::cdf::TRUNCATABLE;
 use crate::dist::{Domain, Family};
 use crate::graph::{DistApp, NodeId, Op, ShapeDisplay, Truncation};
 use crate::syntax::ast;
@@ -21,7 +20,7 @@ pub(super) fn between(lo: f64, hi: f64) -> Domain {
 }
 
 fn family_list() -> String {
-    TRUNCATABLE
+    Family::TRUNCATABLE
         .iter()
         .map(|f| f.name())
         .collect::<Vec<_>>()
@@ -55,7 +54,7 @@ impl Checker<'_> {
             );
             return Err(());
         }
-        if !TRUNCATABLE.contains(&family) {
+        if !family.truncatable() {
             self.error(
                 Diagnostic::new("vi::dist::truncation_family", format!("{family} cannot be truncated"))
                     .primary(t.span, "needs a closed-form CDF")

@@ -1,5 +1,6 @@
 //! Log-CDFs, for truncated densities (Stan's `T[lo, hi]`): log P(lo < X < hi) of the families
-//! whose CDF is closed-form, on backend values and differentiable in the parameters and bounds.
+//! whose CDF is closed-form (`Family::truncatable`), on backend values and differentiable in the
+//! parameters and bounds.
 //!
 //! Each family gives ln F(v) and ln(1 − F(v)) in forms that stay accurate in both tails; the
 //! mass between two bounds is a difference of exponentials taken on whichever side (lower or
@@ -11,16 +12,6 @@ use crate::backend::Session;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{MapFn, ZipFn};
 use crate::interpret::{joint_layout, map, select, zip, Layout, Value};
-
-/// The families a `T[lo, hi]` may truncate.
-pub const TRUNCATABLE: [Family; 6] = [
-    Family::Normal,
-    Family::HalfNormal,
-    Family::LogNormal,
-    Family::Exponential,
-    Family::Weibull,
-    Family::Gumbel,
-];
 
 fn c(s: &Session, x: f64) -> Value {
     Value::new(s.scalar(x), Layout::scalar())
@@ -152,7 +143,7 @@ fn log_cdf_pair(
             let lq = log1mexp(s, &lf);
             (lf, lq)
         }
-        _ => unreachable!("the checker truncates only TRUNCATABLE families"),
+        _ => unreachable!("the checker truncates only `Family::truncatable` families"),
     }
 }
 

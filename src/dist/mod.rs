@@ -1,5 +1,8 @@
 //! Distribution families: their names, parameterisations, parameter constraints, supports and
-//! shapes. This is the one table the checker, the conjugacy analysis and the engines share.
+//! shapes, and what each may do (be truncated, observe data of a domain, be fitted non-centred).
+//! This is the one table the checker, the conjugacy analysis and the engines share: a leaf that
+//! imports nothing of the crate, so that `graph` and `check` read it without reaching the
+//! interpreter that `density.rs`, `cdf.rs` and `sample.rs` sit on.
 //!
 //! Densities, sampling and KL divergences live with the engines that evaluate them; this module
 //! only says what each family *is*.
@@ -532,9 +535,50 @@ impl Family {
         matches!(self, Family::Flat | Family::HalfFlat)
     }
 
-    /// Whether draws can be written as a differentiable function of parameter-free noise.
-    pub fn is_reparameterizable(self) -> bool {
-        !self.support().is_discrete()
+    /// The families a `T[lo, hi]` may truncate: those whose CDF is closed-form (`cdf.rs`).
+    pub const TRUNCATABLE: [Family; 6] = [
+        Family::Normal,
+        Family::HalfNormal,
+        Family::LogNormal,
+        Family::Exponential,
+        Family::Weibull,
+        Family::Gumbel,
+    ];
+
+    /// Whether `T[lo, hi]` may truncate the family ([`Family::TRUNCATABLE`]).
+    pub fn truncatable(self) -> bool {
+        Family::TRUNCATABLE.contains(&self)
+    }
+
+    /// Whether the family can observe data declared over `data`: its support contains the
+    /// domain, except that a Bernoulli may observe grey levels in [0, 1] (the usual VAE
+    /// likelihood on images), the count families observe `count` or `binary` data, a
+    /// Categorical category numbers, and a Uniform anything but matrices.
+    pub fn observes(self, data: Domain) -> bool {
+        match self {
+            Family::Bernoulli => matches!(data, Domain::Binary | Domain::Unit),
+            Family::Categorical => matches!(data, Domain::Int | Domain::Count | Domain::Binary),
+            Family::Binomial
+            | Family::Poisson
+            | Family::Multinomial
+            | Family::NegativeBinomial
+            | Family::BetaBinomial => {
+                matches!(data, Domain::Count | Domain::Binary)
+            }
+            Family::Uniform => data != Domain::PosDef,
+            f => f.support().contains(data),
+        }
+    }
+
+    /// Whether the family, with its standard parameters `(loc, scale)`, draws `loc + scale · z`
+    /// (its exponential for LogNormal) with `z` from the family at (0, 1): the families a latent
+    /// may be fitted non-centred in that way. (StudentT is one too, with its degrees of freedom
+    /// first; Gumbel is one but is not standardised.)
+    pub fn is_location_scale(self) -> bool {
+        matches!(
+            self,
+            Family::Normal | Family::LogNormal | Family::Cauchy | Family::Laplace
+        )
     }
 }
 

@@ -93,7 +93,7 @@ pub fn draw_scalar(family: Family, pz: Parameterization, p: &[f64], rng: &mut Ch
     }
 }
 
-/// (F(x), 1 − F(x)) of a truncatable family (`dist::cdf::TRUNCATABLE`), each accurate in its
+/// (F(x), 1 − F(x)) of a truncatable family (`Family::truncatable`), each accurate in its
 /// own tail.
 fn cdf_pair(family: Family, pz: Parameterization, p: &[f64], x: f64) -> (f64, f64) {
     use libm::erfc;

@@ -6,7 +6,7 @@
 use crate::diag::Diagnostic;
 use crate::store::NamedTensor;
 
-use super::{epoch, trust};
+use super::epoch;
 
 /// Which engine fitted the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,7 +195,7 @@ pub struct FitOutput {
     /// Seconds in the iterations themselves (no setup, no summaries).
     pub loop_s: f64,
     /// How far to trust the fit (k̂, the IW bound), when the diagnostics ran.
-    pub trust: Option<trust::Trust>,
+    pub trust: Option<Trust>,
     /// Per-epoch reports, for models with a batched plate.
     pub epochs: Vec<epoch::EpochReport>,
     /// Points at which the model's log density was evaluated, each draw of each step counted
@@ -211,6 +211,25 @@ pub struct FitOutput {
     pub derived: Vec<LatentSummary>,
     /// Draws of the first scalars (latent and derived elements), for their density plots.
     pub marginals: Vec<Marginal>,
+}
+
+/// What the after-fit diagnostics found (`posterior::trust::diagnose`): plain data, here
+/// beside the fit it describes.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    pub draws: usize,
+    /// The draws asked for (`--diagnostic-draws`): more than `draws` where each draw is large.
+    pub asked: usize,
+    pub khat: f64,
+    pub reading: &'static str,
+    /// log (1/S) Σ w_s over the same draws, and its standard error.
+    pub iw_bound: f64,
+    pub iw_bound_se: f64,
+    /// The ELBO at the final parameters, (1/S) Σ log w_s, and its standard error.
+    pub elbo: f64,
+    pub elbo_se: f64,
+    /// PSIS-corrected posterior means, per latent (those small enough to summarise).
+    pub psis_means: Vec<(String, Vec<f64>)>,
 }
 
 /// Draws of one scalar of the posterior: a latent's or a derived quantity's element.

@@ -18,27 +18,9 @@ use crate::backend::{Precision, Session};
 use crate::dist::density::log_prob;
 use crate::dist::{Family, Parameterization};
 use crate::graph::{Model, PlateId, Target, ZipFn};
-use crate::infer::{FitOptions, FitOutput, Method, NamedTensor};
+use crate::infer::{FitOptions, FitOutput, Method, NamedTensor, Trust};
 use crate::interpret::{expand, sum_shape, zip, Evaluator, Layout, PlateState, Value};
 use crate::Loaded;
-
-/// What the diagnostics found.
-#[derive(Clone, Debug)]
-pub struct Trust {
-    pub draws: usize,
-    /// The draws asked for (`--diagnostic-draws`): more than `draws` where each draw is large.
-    pub asked: usize,
-    pub khat: f64,
-    pub reading: &'static str,
-    /// log (1/S) Σ w_s over the same draws, and its standard error.
-    pub iw_bound: f64,
-    pub iw_bound_se: f64,
-    /// The ELBO at the final parameters, (1/S) Σ log w_s, and its standard error.
-    pub elbo: f64,
-    pub elbo_se: f64,
-    /// PSIS-corrected posterior means, per latent (those small enough to summarise).
-    pub psis_means: Vec<(String, Vec<f64>)>,
-}
 
 /// Run the diagnostics on a finished fit; `Err` says why they were not run.
 pub fn diagnose(loaded: &Loaded, out: &FitOutput, opts: &FitOptions) -> Result<Trust, String> {

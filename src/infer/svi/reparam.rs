@@ -110,10 +110,7 @@ pub fn choose(model: &Model, latent: LatentId, earlier: &[LatentId], reparam: Re
     let (loc, scale) = match (dist.family, dist.pz) {
         (Family::Normal, Parameterization::Precision) => (0, ScaleArg::Precision(1)),
         (Family::Normal, Parameterization::Variance) => (0, ScaleArg::Variance(1)),
-        (
-            Family::Normal | Family::LogNormal | Family::Cauchy | Family::Laplace,
-            Parameterization::Standard,
-        ) => (0, ScaleArg::Scale(1)),
+        (f, Parameterization::Standard) if f.is_location_scale() => (0, ScaleArg::Scale(1)),
         (Family::StudentT, Parameterization::Standard) => (1, ScaleArg::Scale(2)),
         _ => return None,
     };
