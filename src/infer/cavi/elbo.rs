@@ -212,7 +212,16 @@ impl Ctx<'_> {
                 let r = self.add(&t, &gt);
                 self.sub(&r, &ga)
             }
-            (f, _) => unreachable!("{f} statements are not part of a conjugate plan"),
+            (f, _) => {
+                // A statement of data and constants alone (a StudentT likelihood with fixed
+                // arguments): a latent in it would have sent the model to gradients, so its
+                // expectation is its density as it stands, a constant of the ELBO.
+                let args: Vec<Value> = (0..sp.args.len())
+                    .map(|k| self.arg_stat(&a(k), Stat::Mean))
+                    .collect();
+                let x = self.value_stat(sp, Stat::Mean);
+                crate::dist::density::log_prob(&mut self.s, f, pz, &args, &x)
+            }
         }
     }
 
