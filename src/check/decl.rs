@@ -172,11 +172,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let scale = if array.bytes && domain == Domain::Unit {
-            255.0
-        } else {
-            1.0
-        };
+        let factor = array.unit_factor(domain);
         // A simplex is a row; other values are checked one by one, rows along the first axis.
         let width = if domain == Domain::Simplex || dims.len() >= 2 {
             dims.last().copied().unwrap_or(1).max(1)
@@ -190,10 +186,10 @@ impl Checker<'_> {
                 .position(|row| row.iter().any(|v| *v < 0.0) || (row.iter().sum::<f64>() - 1.0).abs() > 1e-6)
                 .map(|r| r * width)
         } else {
-            array.values.iter().position(|v| !domain.admits(v / scale))
+            array.values.iter().position(|v| !domain.admits(v * factor))
         };
         if let Some(i) = bad {
-            let v = array.values[i] / scale;
+            let v = array.values[i] * factor;
             let row = i / width;
             let (at, what) = if domain == Domain::Simplex {
                 let entries = &array.values[row * width..(row + 1) * width];

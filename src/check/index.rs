@@ -140,6 +140,8 @@ impl Checker<'_> {
                 if dims.iter().product::<usize>() != array.values.len() {
                     return None;
                 }
+                // The values as the model reads them (an image's bytes as grey levels).
+                let factor = array.unit_factor(decl.domain);
                 let entries = array
                     .values
                     .iter()
@@ -147,7 +149,7 @@ impl Checker<'_> {
                     .map(|(k, &value)| Entry {
                         source: k,
                         coords: unravel(&dims, k),
-                        value,
+                        value: value * factor,
                     })
                     .collect();
                 Some(Taken {

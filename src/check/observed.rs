@@ -11,7 +11,7 @@ use super::index::Taken;
 use super::Checker;
 use crate::diag::Diagnostic;
 use crate::dist::Family;
-use crate::graph::{DistApp, NodeId};
+use crate::graph::{DataId, DistApp, NodeId, Op};
 use crate::syntax::Span;
 
 /// What a discrete family allows one observed value to be.
@@ -26,6 +26,12 @@ struct Allowed {
     source: Option<(Span, String)>,
 }
 
+/// Where the observed values come from.
+enum Observed {
+    Direct(DataId),
+    Followed(Taken),
+}
+
 enum Upper {
     None,
     All(f64),
@@ -37,54 +43,78 @@ impl Checker<'_> {
     /// Whether every bound value `value` (observed by `app` at `tspan`) is in the family's
     /// support; reports the first that is not.
     pub(super) fn observed_in_support(&mut self, value: NodeId, app: &DistApp, tspan: Span) -> bool {
-        let Some(taken) = self.discrete_observation(app).and_then(|_| self.taken(value)) else {
+        if self.discrete_observation(app).is_none() {
             return true;
+        }
+        // The data itself (or its view along plates) is read straight from the array, so that
+        // a million images cost one pass and no copy; an expression of it is followed.
+        let observed = match self.data_view(value) {
+            Some(d) => Observed::Direct(d),
+            None => match self.taken(value) {
+                Some(t) => Observed::Followed(t),
+                None => return true,
+            },
         };
-        let Some(allowed) = self.allowed(app, &taken) else {
+        let Some(allowed) = self.allowed(app, value) else {
             return true;
         };
         let upper_at = |k: usize| match &allowed.upper {
             Upper::None => f64::INFINITY,
             Upper::All(u) => *u,
-            Upper::Each(us) => us[k],
+            Upper::Each(us) => us.get(k).copied().unwrap_or(f64::INFINITY),
         };
-        let Some((_, bad)) = taken.entries.iter().enumerate().find(|(k, e)| {
-            !(e.value >= 0.0 && e.value <= upper_at(*k) && (!allowed.whole || e.value.fract() == 0.0))
-        }) else {
+        let admits = |k: usize, v: f64| v >= 0.0 && v <= upper_at(k) && (!allowed.whole || v.fract() == 0.0);
+        let (data, combined) = match &observed {
+            Observed::Direct(d) => (*d, false),
+            Observed::Followed(t) => (t.data, true),
+        };
+        let values = || -> Box<dyn Iterator<Item = (usize, usize, f64)> + '_> {
+            match &observed {
+                Observed::Direct(d) => {
+                    let decl = &self.data[d.index()];
+                    let array = self.dataset.get(&decl.name).expect("a data view is bound");
+                    let factor = array.unit_factor(decl.domain);
+                    Box::new(
+                        array
+                            .values
+                            .iter()
+                            .enumerate()
+                            .map(move |(k, v)| (k, k, v * factor)),
+                    )
+                }
+                Observed::Followed(t) => {
+                    Box::new(t.entries.iter().enumerate().map(|(k, e)| (k, e.source, e.value)))
+                }
+            }
+        };
+        let Some((_, source, bad)) = values().find(|&(k, _, v)| !admits(k, v)) else {
             return true;
         };
-        let Some((at, place)) = self.data_place(taken.data, bad.source) else {
-            return true;
-        };
-        let name = &self.data[taken.data.index()].name;
+        // Categories counted from 1 (R's and Stan's convention) are the usual cause.
         let family = app.value_family();
-        let message = if taken.combined || !self.is_data_view(value) {
+        let one_based = family == Family::Categorical
+            && values().all(|(k, _, v)| v >= 1.0 && v <= upper_at(k) + 1.0)
+            && values().any(|(k, _, v)| v == upper_at(k) + 1.0);
+        let Some((at, place)) = self.data_place(data, source) else {
+            return true;
+        };
+        let name = &self.data[data.index()].name;
+        let message = if combined {
             format!(
                 "this observed value is {} at {at} of `{name}`, outside {family}'s {}",
-                bad.value, allowed.words
+                bad, allowed.words
             )
         } else {
             format!(
                 "`{name}` at {at} is {}, outside {family}'s {}",
-                bad.value, allowed.words
+                bad, allowed.words
             )
         };
-        let mut d = Diagnostic::new("vi::data::observed_support", message)
-            .primary(tspan, format!("{} at {at}", bad.value));
+        let mut d =
+            Diagnostic::new("vi::data::observed_support", message).primary(tspan, format!("{bad} at {at}"));
         if let Some((span, label)) = &allowed.source {
             d = d.secondary(*span, label.clone());
         }
-        // Categories counted from 1 (R's and Stan's convention) are the usual cause.
-        let values = || {
-            taken
-                .entries
-                .iter()
-                .enumerate()
-                .map(|(k, e)| (e.value, upper_at(k)))
-        };
-        let one_based = family == Family::Categorical
-            && values().all(|(v, u)| v >= 1.0 && v <= u + 1.0)
-            && values().any(|(v, u)| v == u + 1.0);
         let hint = if one_based {
             format!("; the values run from 1 to K, as if counted from 1: observe `{name}[…] - 1`")
         } else {
@@ -110,7 +140,7 @@ impl Checker<'_> {
         .then_some(f)
     }
 
-    fn allowed(&self, app: &DistApp, taken: &Taken) -> Option<Allowed> {
+    fn allowed(&self, app: &DistApp, value: NodeId) -> Option<Allowed> {
         let family = app.value_family();
         let mixture = family != app.family;
         let count = || Allowed {
@@ -169,7 +199,7 @@ impl Checker<'_> {
                         source: Some((span, format!("n = {c}"))),
                     }
                 } else {
-                    match self.aligned_bound(n, taken) {
+                    match self.aligned_bound(n, value) {
                         Some(each) => Allowed {
                             whole: true,
                             upper: Upper::Each(each),
@@ -186,8 +216,8 @@ impl Checker<'_> {
 
     /// The values of `n` member by member beside the observed values, when both come from data
     /// along the same plates and axes (`y[i] ~ Binomial(n[i], p)`).
-    fn aligned_bound(&self, n: NodeId, taken: &Taken) -> Option<Vec<f64>> {
-        let tn = self.taken(n)?;
+    fn aligned_bound(&self, n: NodeId, value: NodeId) -> Option<Vec<f64>> {
+        let (tn, taken) = (self.taken(n)?, self.taken(value)?);
         let same = tn.placed
             && taken.placed
             && tn.entries.len() == taken.entries.len()
@@ -199,13 +229,17 @@ impl Checker<'_> {
         same.then(|| tn.entries.iter().map(|e| e.value).collect())
     }
 
-    /// Whether `value` is a data array itself or its view along plates (`y`, `y[i]`).
-    fn is_data_view(&self, value: NodeId) -> bool {
-        use crate::graph::Op;
-        match &self.nodes[value.index()].op {
-            Op::Data(_) => true,
-            Op::PlateView { src, .. } => matches!(self.nodes[src.index()].op, Op::Data(_)),
-            _ => false,
-        }
+    /// The bound data array `value` is, itself or viewed along plates (`y`, `y[i]`): each of
+    /// its elements observed once, in the array's order.
+    fn data_view(&self, value: NodeId) -> Option<DataId> {
+        let data = match &self.nodes[value.index()].op {
+            Op::Data(d) => *d,
+            Op::PlateView { src, .. } => match self.nodes[src.index()].op {
+                Op::Data(d) => d,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        self.dataset.get(&self.data[data.index()].name).map(|_| data)
     }
 }

@@ -40,6 +40,16 @@ impl Array {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }
+
+    /// What a value of this array is multiplied by when bound to data over `domain`: bytes
+    /// (0..=255, IDX images, uint8 .npy) bound to `unit` data are grey levels, v / 255.
+    pub fn unit_factor(&self, domain: crate::dist::Domain) -> f64 {
+        if self.bytes && domain == crate::dist::Domain::Unit {
+            1.0 / 255.0
+        } else {
+            1.0
+        }
+    }
 }
 
 /// Where element `k` of a row-major array of `shape` lies, in words: `row 4, column 6`
@@ -98,28 +108,39 @@ pub enum Contents {
 /// Read any supported file, choosing the reader by its name (`.csv`, `.npy`, IDX by its magic
 /// number; `.gz` for gzip either way).
 pub fn read_file(path: &Path) -> Result<Contents, Diagnostic> {
-    let bytes = read_bytes(path)?;
-    let name = path.to_string_lossy().to_string();
-    let stem = name.strip_suffix(".gz").unwrap_or(&name).to_lowercase();
+    read_file_as(path, &path.to_string_lossy())
+}
+
+/// [`read_file`], with messages (and the arrays' `origin`) naming the file `name` rather than
+/// its path: a temporary file holding an array the user gave another way is named as they gave it.
+pub fn read_file_as(path: &Path, name: &str) -> Result<Contents, Diagnostic> {
+    let bytes = read_bytes_as(path, name)?;
+    let lower = path.to_string_lossy().to_lowercase();
+    let stem = lower.strip_suffix(".gz").unwrap_or(&lower);
     if stem.ends_with(".npy") {
-        return npy::parse(&bytes, &name).map(Contents::Array);
+        return npy::parse(&bytes, name).map(Contents::Array);
     }
     if idx::looks_like_idx(&bytes) || stem.contains("-ubyte") || stem.ends_with(".idx") {
-        return idx::parse(&bytes, &name).map(Contents::Array);
+        return idx::parse(&bytes, name).map(Contents::Array);
     }
     if mat::looks_like_mat(&bytes) || stem.ends_with(".mat") {
-        return mat::parse(&bytes, &name).map(Contents::Array);
+        return mat::parse(&bytes, name).map(Contents::Array);
     }
     if stem.ends_with(".amat") {
-        return csv::parse_whitespace_matrix(&bytes, &name).map(Contents::Array);
+        return csv::parse_whitespace_matrix(&bytes, name).map(Contents::Array);
     }
-    csv::parse(&bytes, &name).map(Contents::Table)
+    csv::parse(&bytes, name).map(Contents::Table)
 }
 
 /// The bytes of a file, gunzipped when it is gzip (by its magic number).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
+    read_bytes_as(path, &path.display().to_string())
+}
+
+/// [`read_bytes`], with messages naming the file `name`.
+fn read_bytes_as(path: &Path, name: &str) -> Result<Vec<u8>, Diagnostic> {
     let unreadable = |e: std::io::Error| {
-        Diagnostic::new("vi::data::unreadable", format!("cannot read data file `{}`", path.display())).help(
+        Diagnostic::new("vi::data::unreadable", format!("cannot read data file `{name}`")).help(
             match e.kind() {
                 std::io::ErrorKind::NotFound => "no file at that path; paths in `--data` are relative to the current directory, paths in `from` to the model file".to_string(),
                 _ => e.to_string(),
@@ -128,7 +149,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     };
     let room = crate::limits::available_bytes();
     let size = std::fs::metadata(path).map_err(unreadable)?.len();
-    fits_in_memory(path, size, room)?;
+    fits_in_memory(name, size, room)?;
     let raw = std::fs::read(path).map_err(unreadable)?;
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
@@ -136,7 +157,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     if raw.len() >= 18 {
         // gzip's trailer holds the unpacked size (mod 2^32).
         let n = u32::from_le_bytes(raw[raw.len() - 4..].try_into().expect("4 bytes"));
-        fits_in_memory(path, u64::from(n), room)?;
+        fits_in_memory(name, u64::from(n), room)?;
     }
     // A gzip bomb must not take the machine: stop where the room ends.
     let cap = room.map_or(u64::MAX / 2, |r| r / TEXT_FACTOR);
@@ -146,14 +167,11 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
         &mut out,
     )
     .map_err(|e| {
-        Diagnostic::new(
-            "vi::data::bad_gzip",
-            format!("`{}` is not valid gzip", path.display()),
-        )
-        .help(format!("the file starts like gzip but does not decompress: {e}"))
+        Diagnostic::new("vi::data::bad_gzip", format!("`{name}` is not valid gzip"))
+            .help(format!("the file starts like gzip but does not decompress: {e}"))
     })?;
     if out.len() as u64 > cap {
-        fits_in_memory(path, u64::MAX / TEXT_FACTOR, room)?;
+        fits_in_memory(name, u64::MAX / TEXT_FACTOR, room)?;
     }
     Ok(out)
 }
@@ -163,14 +181,13 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Diagnostic> {
 const TEXT_FACTOR: u64 = 5;
 
 /// Refuse a file of `bytes` (unpacked) that could not be read into the memory there is.
-fn fits_in_memory(path: &Path, bytes: u64, room: Option<u64>) -> Result<(), Diagnostic> {
+fn fits_in_memory(name: &str, bytes: u64, room: Option<u64>) -> Result<(), Diagnostic> {
     let need = bytes.saturating_mul(TEXT_FACTOR);
     match room {
         Some(room) if need > room => Err(Diagnostic::new(
             "vi::data::too_large",
             format!(
-                "reading `{}` would need {} of memory; {} is available",
-                path.display(),
+                "reading `{name}` would need {} of memory; {} is available",
                 if bytes >= u64::MAX / TEXT_FACTOR {
                     "more".to_string()
                 } else {
@@ -205,6 +222,12 @@ pub struct Binding {
     pub name: Option<String>,
     pub path: PathBuf,
     pub columns: Columns,
+    /// What diagnostics call a binding that no `--data` argument made (the Python module's
+    /// `data=` keyword makes `data['y']`); `None` for an argument, shown as typed.
+    pub label: Option<String>,
+    /// The file only carries an array given another way (a temporary .npy of a numpy array):
+    /// messages about its contents name it by the label, never by its path.
+    pub stand_in: bool,
 }
 
 impl Binding {
@@ -231,12 +254,48 @@ impl Binding {
             name,
             path: PathBuf::from(path),
             columns,
+            label: None,
+            stand_in: false,
         })
     }
 
+    /// A binding of `name` to the file at `path` made by a program rather than typed: its
+    /// diagnostics name it `label` and show no command line; a `stand_in` file's contents are
+    /// named by the label too.
+    pub fn labelled(name: &str, path: impl Into<PathBuf>, label: &str, stand_in: bool) -> Binding {
+        let path = path.into();
+        Binding {
+            arg: format!("{name}={}", path.display()),
+            name: Some(name.to_string()),
+            path,
+            columns: Columns::Auto,
+            label: Some(label.to_string()),
+            stand_in,
+        }
+    }
+
+    /// How messages name this binding: its label, or `` `--data ARG` ``.
+    pub fn describe(&self) -> String {
+        match &self.label {
+            Some(l) => l.clone(),
+            None => format!("`--data {}`", self.arg),
+        }
+    }
+
+    /// What messages call the file's contents: the label of a stand-in, else the path.
+    pub fn file_name(&self) -> String {
+        match &self.label {
+            Some(l) if self.stand_in => l.clone(),
+            _ => self.path.to_string_lossy().into_owned(),
+        }
+    }
+
     /// The argument as a diagnostic source (`--data NAME=PATH`), and the spans of its name
-    /// and path within it.
-    pub fn source(&self) -> (crate::diag::Source, crate::syntax::Span, crate::syntax::Span) {
+    /// and path within it; `None` for a labelled binding, which no command line gave.
+    pub fn source(&self) -> Option<(crate::diag::Source, crate::syntax::Span, crate::syntax::Span)> {
+        if self.label.is_some() {
+            return None;
+        }
         let text = format!("--data {}", self.arg);
         let start = "--data ".len();
         let (name, path) = match self.arg.split_once('=') {
@@ -249,7 +308,7 @@ impl Binding {
                 crate::syntax::Span::new(start, text.len()),
             ),
         };
-        (crate::diag::source("command line", text), name, path)
+        Some((crate::diag::source("command line", text), name, path))
     }
 }
 

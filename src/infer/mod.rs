@@ -44,11 +44,7 @@ pub fn upload_data(s: &Session, loaded: &Loaded) -> (Vec<Option<Array>>, Vec<Opt
                     .iter()
                     .map(|x| x.value().expect("bound by the data"))
                     .collect();
-                let scale = if a.bytes && d.domain == crate::dist::Domain::Unit {
-                    1.0 / 255.0
-                } else {
-                    1.0
-                };
+                let scale = a.unit_factor(d.domain);
                 let vals: Vec<f64> = a.values.iter().map(|v| v * scale).collect();
                 arrays.push(Some(s.array(&vals, &shape)));
                 hosts.push(Some(vals));
