@@ -36,6 +36,7 @@ pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
             let lo = ys[(ys.len() as f64 * 0.05) as usize];
             let hi = ys[ys.len() - 1];
             let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+            let (lo, hi) = axis(lo - pad, hi + pad);
             let x_max = pts.last().map_or(1.0, |p| p.0).max(2.0);
             let unit = if out.method == Method::Cavi {
                 "sweep"
@@ -47,7 +48,7 @@ pub fn elbo_svg(model: &Model, out: &FitOutput) -> String {
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(80)
-                .build_cartesian_2d(1.0..x_max, (lo - pad)..(hi + pad))
+                .build_cartesian_2d(1.0..x_max, lo..hi)
             {
                 // Steps are counted in whole numbers: `1000`, not `1000.0`.
                 let whole = |x: &f64| format!("{}", x.round() as i64);
@@ -185,6 +186,7 @@ pub fn forest_svg(model: &Model, out: &FitOutput) -> Option<String> {
                 continue;
             }
             let pad = ((hi - lo) * 0.08).max(1e-9 + lo.abs() * 1e-6);
+            let (x_lo, x_hi) = axis(lo - pad, hi + pad);
             let more = if l.mean.len() > n {
                 format!(" — first {n} of {}", l.mean.len())
             } else {
@@ -199,7 +201,7 @@ pub fn forest_svg(model: &Model, out: &FitOutput) -> Option<String> {
                 .margin_right(24)
                 .x_label_area_size(24)
                 .y_label_area_size(120)
-                .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..(n as f64 - 0.5))
+                .build_cartesian_2d(x_lo..x_hi, -0.5..(n as f64 - 0.5))
             else {
                 continue;
             };
@@ -233,6 +235,22 @@ pub fn forest_svg(model: &Model, out: &FitOutput) -> Option<String> {
 
 /// A Gaussian kernel density estimate on `points` points across the central 99% of `draws`,
 /// with Silverman's bandwidth.
+/// An axis range plotters can tick: finite, and at least a millionth of its magnitude wide
+/// (its tick search steps by the range's own scale; on a range narrower than the floats'
+/// spacing there, as a runaway improper latent's draws give, the step never advances it).
+fn axis(lo: f64, hi: f64) -> (f64, f64) {
+    let clamp = |v: f64| v.clamp(-1e300, 1e300);
+    let (lo, hi) = (clamp(lo), clamp(hi));
+    let (lo, hi) = if lo.is_nan() || hi.is_nan() {
+        (0.0, 1.0)
+    } else {
+        (lo.min(hi), lo.max(hi))
+    };
+    let mid = 0.5 * lo + 0.5 * hi;
+    let half = (0.5 * (hi - lo)).max(1e-6 * mid.abs()).max(1e-9);
+    (mid - half, mid + half)
+}
+
 fn kde(draws: &[f64], points: usize) -> Vec<(f64, f64)> {
     let mut x: Vec<f64> = draws.iter().copied().filter(|v| v.is_finite()).collect();
     if x.len() < 2 {
@@ -286,7 +304,10 @@ pub fn densities_svg(model: &Model, out: &FitOutput) -> Option<String> {
             let Some(top) = curve.iter().map(|p| p.1).reduce(f64::max) else {
                 continue;
             };
-            let (lo, hi) = (curve[0].0, curve[curve.len() - 1].0);
+            if !top.is_finite() || top <= 0.0 {
+                continue;
+            }
+            let (lo, hi) = axis(curve[0].0, curve[curve.len() - 1].0);
             let Ok(mut chart) = ChartBuilder::on(&area)
                 .caption(&m.label, ("sans-serif", 13))
                 .margin(8)
@@ -314,8 +335,26 @@ pub fn densities_svg(model: &Model, out: &FitOutput) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{kde, smoothed};
+    use super::{axis, kde, smoothed};
     use crate::infer::Method;
+
+    #[test]
+    fn axes_are_finite_and_wide_enough_to_tick() {
+        let cases = [
+            (1e20, 1e20),
+            (1e20, 1e20 + 1e5),
+            (0.0, 0.0),
+            (f64::NEG_INFINITY, 1.0),
+            (f64::NAN, 1.0),
+            (3.0, 1.0),
+        ];
+        for (lo, hi) in cases {
+            let (a, b) = axis(lo, hi);
+            assert!(a.is_finite() && b.is_finite() && b > a, "{lo}..{hi} -> {a}..{b}");
+            assert!(b - a >= 1e-6 * a.abs().max(b.abs()), "{lo}..{hi} -> {a}..{b}");
+        }
+        assert_eq!(axis(1.0, 2.0), (1.0, 2.0));
+    }
 
     #[test]
     fn a_gradient_trace_is_smoothed_over_the_reported_window_and_cavi_is_not() {
