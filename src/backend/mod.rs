@@ -12,7 +12,13 @@
 //! ([`eval`]) aligns layouts before calling in, because dfdx panics on mismatches.
 
 pub mod kernels;
+mod plan;
+mod record;
 mod special;
+
+pub use plan::Plan;
+use record::Op;
+pub use record::Recording;
 
 use dfdx::prelude::*;
 
@@ -172,6 +178,8 @@ pub struct Session {
     dev: Dev,
     precision: Precision,
     tape: Option<TapeBox>,
+    /// The recording under way, if any (see [`record`]).
+    rec: std::cell::RefCell<Option<Recording>>,
 }
 
 /// A tensor holding `values`, allocated through the device's buffer cache. dfdx's
@@ -309,6 +317,7 @@ impl Session {
             dev,
             precision,
             tape: None,
+            rec: std::cell::RefCell::new(None),
         };
         s.begin();
         s
@@ -365,6 +374,12 @@ impl Session {
 
     /// The values of an array, as f64.
     pub fn values(&self, a: &Array) -> Vec<f64> {
+        self.note_read(a);
+        self.host_values(a)
+    }
+
+    /// The values of an array, as f64, unnoticed by a recording.
+    fn host_values(&self, a: &Array) -> Vec<f64> {
         match &a.data {
             Data::F32(t) => t.as_vec().into_iter().map(f64::from).collect(),
             Data::F64(t) => t.as_vec(),
@@ -406,6 +421,7 @@ impl Session {
 
     /// A param's current value as an array whose gradient [`Session::grad`] reads.
     pub fn leaf(&self, p: &Param) -> Array {
+        self.note_param(p);
         p.array.clone()
     }
 
@@ -472,7 +488,7 @@ impl Session {
             MapFn::Digamma => return self.digamma(a),
             _ => {}
         }
-        traced1!(self, a, shape, |t| match f {
+        let out = traced1!(self, a, shape, |t| match f {
             MapFn::Neg => -t,
             MapFn::Exp => t.exp(),
             MapFn::Log => t.ln(),
@@ -534,7 +550,9 @@ impl Session {
                 u.put_tape(tape).ln() - err / uc.clamp(1e-30, f64::from(f32::MAX))
             }
             MapFn::LGamma | MapFn::Digamma => unreachable!("handled above"),
-        })
+        });
+        self.note_op(Op::Map(f), &[a], &out);
+        out
     }
 
     /// `a (op) b` for arrays of the same shape.
@@ -562,14 +580,16 @@ impl Session {
             }
             _ => {}
         }
-        traced2!(self, a, b, shape, |t, u| match f {
+        let out = traced2!(self, a, b, shape, |t, u| match f {
             ZipFn::Add => t + u,
             ZipFn::Sub => t - u,
             ZipFn::Mul => t * u,
             ZipFn::Div => t / u,
             ZipFn::Max => t.maximum(u),
             ZipFn::Pow | ZipFn::Min => unreachable!("handled above"),
-        })
+        });
+        self.note_op(Op::Zip(f), &[a, b], &out);
+        out
     }
 
     /// `a ^ k` for a constant whole number `k`: repeated multiplication (square and multiply),
@@ -626,17 +646,23 @@ impl Session {
 
     /// `a * c`
     pub fn scale(&mut self, a: &Array, c: f64) -> Array {
-        traced1!(self, a, a.shape.clone(), |t| t * num::<E>(c))
+        let out = traced1!(self, a, a.shape.clone(), |t| t * num::<E>(c));
+        self.note_op(Op::Scale(c), &[a], &out);
+        out
     }
 
     /// `a + c`
     pub fn shift(&mut self, a: &Array, c: f64) -> Array {
-        traced1!(self, a, a.shape.clone(), |t| t + num::<E>(c))
+        let out = traced1!(self, a, a.shape.clone(), |t| t + num::<E>(c));
+        self.note_op(Op::Shift(c), &[a], &out);
+        out
     }
 
     /// Clamp into `[lo, hi]` (gradient zero outside).
     pub fn clamp(&mut self, a: &Array, lo: f64, hi: f64) -> Array {
-        traced1!(self, a, a.shape.clone(), |t| t.clamp(lo, hi))
+        let out = traced1!(self, a, a.shape.clone(), |t| t.clamp(lo, hi));
+        self.note_op(Op::Clamp(lo, hi), &[a], &out);
+        out
     }
 
     // ---------------------------------------------------------------- shape ops
@@ -653,11 +679,13 @@ impl Session {
         let mut shape = a.shape.clone();
         shape.insert(axis, n);
         let total = before * n * after;
-        traced1!(self, a, shape, |t| {
+        let out = traced1!(self, a, shape, |t| {
             let m = t.reshape_like(&(before, after));
             let b = m.broadcast_like::<_, Axis<1>>(&(before, n, after));
             b.reshape_like(&(total,))
-        })
+        });
+        self.note_op(Op::InsertAxis { before, n, after }, &[a], &out);
+        out
     }
 
     /// Sum out axes `[from, to)`.
@@ -667,11 +695,13 @@ impl Session {
         let after: usize = a.shape[to..].iter().product();
         let mut shape = a.shape[..from].to_vec();
         shape.extend_from_slice(&a.shape[to..]);
-        traced1!(self, a, shape, |t| {
+        let out = traced1!(self, a, shape, |t| {
             let m = t.reshape_like(&(before, mid, after));
             let s: Tensor<(usize, usize), _, _, _> = m.sum::<_, Axis<1>>();
             s.reshape_like(&(before * after,))
-        })
+        });
+        self.note_op(Op::SumAxes { before, mid, after }, &[a], &out);
+        out
     }
 
     /// The sum of all elements, as a scalar.
@@ -683,12 +713,14 @@ impl Session {
     /// `out[k] = a.flat[index[k]]`, shaped `shape`. Gradients scatter back.
     pub fn gather(&mut self, a: &Array, index: &[usize], shape: &[usize]) -> Array {
         assert_eq!(index.len(), shape.iter().product::<usize>());
+        self.note_unsupported("a gather");
         let idx: Tensor<(usize,), usize, Dev> = upload(&self.dev, index);
         traced1!(self, a, shape.to_vec(), |t| t.gather(idx.clone()))
     }
 
     /// Rows of a matrix `[n, w]` by index: `out[r] = a[rows[r]]`, shaped `[rows.len(), w]`.
     pub fn gather_rows(&mut self, a: &Array, rows: &[usize]) -> Array {
+        self.note_unsupported("a gather of rows");
         let n = a.shape[0];
         let w = a.len() / n.max(1);
         let m = rows.len();
@@ -702,6 +734,7 @@ impl Session {
 
     /// `a @ bᵀ` for `a: [m, k]`, `b: [n, k]` (no copy of the transpose).
     pub fn matmul_t(&mut self, a: &Array, b: &Array) -> Array {
+        self.note_unsupported("a matrix product");
         let (m, k) = (a.shape[0], a.shape[1]);
         let n = b.shape[0];
         assert_eq!(b.shape[1], k);
@@ -715,6 +748,7 @@ impl Session {
 
     /// `aᵀ @ b` for `a: [r, m]`, `b: [r, n]`: sums of outer products over rows.
     pub fn matmul_tn(&mut self, a: &Array, b: &Array) -> Array {
+        self.note_unsupported("a matrix product");
         let (r, m) = (a.shape[0], a.shape[1]);
         let n = b.shape[1];
         assert_eq!(b.shape[0], r);
@@ -728,6 +762,7 @@ impl Session {
 
     /// The transpose of a matrix `[m, n]`: `[n, m]`, copied into row-major order.
     pub fn transpose(&mut self, a: &Array) -> Array {
+        self.note_unsupported("a transpose");
         let (m, n) = (a.shape[0], a.shape[1]);
         traced1!(self, a, vec![n, m], |t| {
             let x = t.reshape_like(&(m, n)).permute::<(usize, usize), Axes2<1, 0>>();
@@ -740,6 +775,7 @@ impl Session {
     /// O(n k) (a scan stacks one part per step).
     pub fn concat(&mut self, parts: &[Array], shape: &[usize]) -> Array {
         assert!(!parts.is_empty());
+        self.note_unsupported("a concatenation");
         let mut level: Vec<Array> = parts.iter().map(|p| p.reshaped(&[p.len()])).collect();
         while level.len() > 1 {
             let mut next = Vec::with_capacity(level.len().div_ceil(2));
@@ -764,6 +800,7 @@ impl Session {
 
     /// `a @ b` for matrices `[m, k] @ [k, n]`, or batches `[l, m, k] @ [l, k, n]`.
     pub fn matmul(&mut self, a: &Array, b: &Array) -> Array {
+        self.note_unsupported("a matrix product");
         match (a.shape.as_slice(), b.shape.as_slice()) {
             (&[m, k], &[k2, n]) => {
                 assert_eq!(k, k2);
@@ -791,7 +828,7 @@ impl Session {
     pub fn softmax(&mut self, a: &Array, log: bool) -> Array {
         let k = *a.shape.last().expect("softmax needs an axis");
         let rows = a.len() / k.max(1);
-        traced1!(self, a, a.shape.clone(), |t| {
+        let out = traced1!(self, a, a.shape.clone(), |t| {
             let m = t.reshape_like(&(rows, k));
             let r = if log {
                 m.log_softmax::<Axis<1>>()
@@ -799,7 +836,9 @@ impl Session {
                 m.softmax::<Axis<1>>()
             };
             r.reshape_like(&(rows * k,))
-        })
+        });
+        self.note_op(Op::Softmax { rows, k, log }, &[a], &out);
+        out
     }
 
     /// Log-sum-exp along the last axis (the axis disappears).
@@ -807,10 +846,12 @@ impl Session {
         let k = *a.shape.last().expect("logsumexp needs an axis");
         let rows = a.len() / k.max(1);
         let shape = a.shape[..a.shape.len() - 1].to_vec();
-        traced1!(self, a, shape, |t| {
+        let out = traced1!(self, a, shape, |t| {
             let m = t.reshape_like(&(rows, k));
             let r: Tensor<(usize,), _, _, _> = m.logsumexp::<_, Axis<1>>();
             r
-        })
+        });
+        self.note_op(Op::LogSumExp { rows, k }, &[a], &out);
+        out
     }
 }

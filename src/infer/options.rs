@@ -119,6 +119,9 @@ pub struct FitOptions {
     pub init: Init,
     /// Whether hierarchical latents are fitted in non-centred form.
     pub reparam: Reparam,
+    /// Whether SVI steps run as a compiled plan where the pass can be traced (not a setting:
+    /// the eager path is the reference that tests compare the plan with).
+    pub compiled: bool,
 }
 
 /// Where gradient VI starts.
@@ -184,6 +187,7 @@ impl FitOptions {
                 "none" => Reparam::None,
                 _ => Reparam::Auto,
             },
+            compiled: true,
         }
     }
 }

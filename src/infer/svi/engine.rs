@@ -327,7 +327,7 @@ impl<'a> Engine<'a> {
             let args: Vec<Value> = g.dist.args.iter().map(|a| ev.eval(s, *a)).collect();
             let lay = ev.layout_of(&g.plates, &model.latent(l).shape, Some(samples));
             let eps = guide::normals(&mut noise_rng, lay.dims().iter().product());
-            let eps = Value::new(s.array(&eps, &lay.dims()), lay.clone());
+            let eps = Value::new(s.noise(&eps, &lay.dims()), lay.clone());
             let scaled = zip(s, ZipFn::Mul, &args[1], &eps);
             let z = zip(s, ZipFn::Add, &args[0], &scaled);
             let z = expand(s, &z, &lay);

@@ -28,6 +28,7 @@
 //! never the trainer.
 
 pub mod checkpoint;
+mod compiled;
 mod engine;
 mod finish;
 pub mod guide;

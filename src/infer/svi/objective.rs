@@ -18,6 +18,13 @@ pub(super) struct Objective {
     maximise: bool,
 }
 
+impl Objective {
+    /// Whether this objective maximises the ELBO itself (no `objective` line).
+    pub(super) fn is_elbo(&self) -> bool {
+        self.objective.is_none() && self.maximise
+    }
+}
+
 /// The objectives of a model. Without objective lines, everything maximises the ELBO.
 pub(super) fn objectives(model: &Model, learn: &Learnables) -> Vec<Objective> {
     if model.objectives.is_empty() {

@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use super::checkpoint::{Checkpoint, Plan};
+use super::compiled::{agree, Compiled, Pass, Planned};
 use super::engine::{sample_mean, Engine};
 use super::finish::finish;
 use super::objective::{objectives, Fault, Objective};
@@ -19,7 +20,7 @@ use super::optim::{self, Optimizer};
 use super::pathfinder;
 use super::state::{TrainerState, SNAPSHOT_EVERY};
 use super::support::{check_split, check_supported};
-use crate::backend::{Grads, Session};
+use crate::backend::{Array, Grads, Recording, Session};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::graph::ZipFn;
 use crate::infer::epoch::{self, EpochReport, PerRow, Split};
@@ -67,6 +68,8 @@ pub(super) struct Trainer<'a> {
     /// When the fit began, and when this run's loop did.
     start: Instant,
     loop_start: Instant,
+    /// Whether steps run as a compiled plan.
+    compiled: Compiled,
 }
 
 impl<'a> Trainer<'a> {
@@ -113,6 +116,15 @@ impl<'a> Trainer<'a> {
             .collect();
         let state = TrainerState::new(params, optimizers, shuffler, tol, steps, opts.backoff > 0);
         let per_epoch = epoch::steps_per_epoch(model, split);
+        let mut start_notes = start_notes;
+        let compiled = match super::compiled::unsupported(model, &objectives) {
+            _ if !opts.compiled => Compiled::Off,
+            Some(why) => {
+                start_notes.push(format!("every step ran eagerly: {why}"));
+                Compiled::Off
+            }
+            None => Compiled::Untried,
+        };
         Ok(Trainer {
             s,
             eng,
@@ -130,6 +142,7 @@ impl<'a> Trainer<'a> {
             epochs_total: steps.div_ceil(per_epoch),
             start,
             loop_start: Instant::now(),
+            compiled,
         })
     }
 
@@ -177,36 +190,133 @@ impl<'a> Trainer<'a> {
         if self.preconditioned.is_some() && step.is_multiple_of(crate::infer::stop::WINDOW) {
             self.refresh_step_scales();
         }
-        let model = self.eng.model;
         let plates: Vec<PlateState> = self.eng.next_batches(&mut self.state.shuffler);
         let noise_seed = self
             .opts
             .seed
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(step as u64 + 1);
+        let pass = match &mut self.compiled {
+            Compiled::Off => self.eager_pass(&plates, noise_seed, false)?.0,
+            Compiled::Running(planned) => {
+                let noise = planned.noise(noise_seed);
+                let members = &self.objectives[0].members;
+                match planned.run(&self.state.params, &noise, members) {
+                    Some(pass) => pass,
+                    // The eager pass locates what is not finite.
+                    None => self.eager_pass(&plates, noise_seed, false)?.0,
+                }
+            }
+            Compiled::Checking(_) => {
+                let (eager, _) = self.eager_pass(&plates, noise_seed, false)?;
+                let Compiled::Checking(mut planned) = std::mem::replace(&mut self.compiled, Compiled::Off)
+                else {
+                    unreachable!("matched above")
+                };
+                let noise = planned.noise(noise_seed);
+                let members = &self.objectives[0].members;
+                let verdict = match planned.run(&self.state.params, &noise, members) {
+                    Some(p) => agree(&p, &eager, self.opts.precision),
+                    None => Err("the plan's pass is not finite where the eager one is".to_string()),
+                };
+                match verdict {
+                    Ok(()) => self.compiled = Compiled::Running(planned),
+                    Err(why) => self.plan_off(&why),
+                }
+                eager
+            }
+            Compiled::Untried => {
+                let (eager, recorded) = self.eager_pass(&plates, noise_seed, true)?;
+                match recorded
+                    .expect("recorded")
+                    .and_then(|(rec, outs)| self.check_plan(&rec, &outs, noise_seed, &eager))
+                {
+                    Ok(planned) => self.compiled = Compiled::Checking(Box::new(planned)),
+                    Err(why) => self.plan_off(&why),
+                }
+                eager
+            }
+        };
+        self.update(pass.grads, pass.elbo);
+        self.state.epoch_acc.add(
+            pass.parts.0,
+            pass.parts.1,
+            &pass.terms,
+            step_start.elapsed().as_secs_f64(),
+        );
+        Ok(pass.elbo)
+    }
+
+    /// Give up on the plan: every step from here runs eagerly, and the notes say why.
+    fn plan_off(&mut self, why: &str) {
+        self.compiled = Compiled::Off;
+        self.start_notes.push(format!("every step ran eagerly: {why}"));
+    }
+
+    /// The plan of a recorded pass, if it reproduces that pass (its ELBO, parts and gradients at
+    /// the same params and noise) and its noise is the guide's stream for `noise_seed`.
+    fn check_plan(
+        &self,
+        rec: &Recording,
+        outs: &[usize],
+        noise_seed: u64,
+        eager: &Pass,
+    ) -> Result<Planned, String> {
+        let mut planned = Planned::new(rec, outs, self.opts.precision, &self.eng.learn)?;
+        let noise = planned.noise(noise_seed);
+        if noise.as_slice() != rec.noise_values() {
+            return Err("the pass draws noise the plan cannot replay".to_string());
+        }
+        let members = &self.objectives[0].members;
+        let p = planned
+            .run(&self.state.params, &noise, members)
+            .ok_or_else(|| "the plan's pass is not finite where the eager one is".to_string())?;
+        agree(&p, eager, self.opts.precision)?;
+        Ok(planned)
+    }
+
+    /// One eager pass per objective (recording the first with `record`: then also the
+    /// recording, or why it cannot be replayed). Moves nothing.
+    #[allow(clippy::type_complexity)]
+    fn eager_pass(
+        &mut self,
+        plates: &[PlateState],
+        noise_seed: u64,
+        record: bool,
+    ) -> Result<(Pass, Option<Result<(Recording, Vec<usize>), String>>), Fault> {
+        let step = self.state.step;
+        let model = self.eng.model;
         let s = &mut self.s;
         let eng = &mut self.eng;
-        let mut step_terms = (f64::NAN, f64::NAN);
+        let mut parts = (f64::NAN, f64::NAN);
         let mut term_values: Vec<f64> = Vec::new();
         let mut elbo_now = f64::NAN;
         let mut all_grads: Vec<Vec<Vec<f64>>> = Vec::new();
+        let mut recorded = None;
         for (g, o) in self.objectives.iter().enumerate() {
             s.begin();
-            let (totals, _) = eng.forward(s, &plates, self.opts.samples, noise_seed, step, true);
+            let record = record && g == 0;
+            if record {
+                s.start_recording();
+            }
+            let (totals, _) = eng.forward(s, plates, self.opts.samples, noise_seed, step, true);
             let ll = sample_mean(s, &totals.loglik);
             let lat = sample_mean(s, &totals.latent);
             let elbo = s.zip(ZipFn::Add, &ll, &lat);
+            let term_means: Vec<Array> = if g == 0 {
+                totals.terms.iter().map(|t| sample_mean(s, t)).collect()
+            } else {
+                Vec::new()
+            };
+            let loss = o.loss(s, model, &totals, &ll, &lat, elbo.clone(), step);
+            if record {
+                let outs: Vec<&Array> = [&loss, &elbo, &ll, &lat].into_iter().chain(&term_means).collect();
+                recorded = Some(s.finish_recording(&outs));
+            }
             elbo_now = s.value(&elbo);
             if g == 0 {
-                step_terms = (s.value(&ll), s.value(&lat));
-                term_values = totals
-                    .terms
-                    .iter()
-                    .map(|t| {
-                        let m = sample_mean(s, t);
-                        s.value(&m)
-                    })
-                    .collect();
+                parts = (s.value(&ll), s.value(&lat));
+                term_values = term_means.iter().map(|m| s.value(m)).collect();
             }
             if !elbo_now.is_finite() {
                 let site = totals
@@ -216,7 +326,6 @@ impl<'a> Trainer<'a> {
                     .map(|(k, _)| *k);
                 return Err(Fault::Elbo { step, site });
             }
-            let loss = o.loss(s, model, &totals, &ll, &lat, elbo, step);
             let mut grads: Grads = s.backward(&loss);
             let gs: Vec<Vec<f64>> = o
                 .members
@@ -232,14 +341,13 @@ impl<'a> Trainer<'a> {
             }
             all_grads.push(gs);
         }
-        self.update(all_grads, elbo_now);
-        self.state.epoch_acc.add(
-            step_terms.0,
-            step_terms.1,
-            &term_values,
-            step_start.elapsed().as_secs_f64(),
-        );
-        Ok(elbo_now)
+        let pass = Pass {
+            elbo: elbo_now,
+            parts,
+            terms: term_values,
+            grads: all_grads,
+        };
+        Ok((pass, recorded))
     }
 
     /// A finite step: remember the values, move every objective's learnables by its own

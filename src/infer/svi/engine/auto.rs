@@ -47,7 +47,7 @@ impl Engine<'_> {
                     let sd = Value::new(sd.reshaped(&lay.dims()), lay.clone());
                     lay.samples = Some(samples);
                     let eps = guide::normals(rng, lay.dims().iter().product());
-                    let eps = Value::new(s.array(&eps, &lay.dims()), lay.clone());
+                    let eps = Value::new(s.noise(&eps, &lay.dims()), lay.clone());
                     let scaled = zip(s, ZipFn::Mul, &sd, &eps);
                     let zeta = zip(s, ZipFn::Add, &loc, &scaled);
                     let lsd = map(s, MapFn::Log, &sd);
@@ -88,7 +88,7 @@ impl Engine<'_> {
                 let l = guide::cholesky_factor(s, &self.learn, dim, *off, *diag);
                 let m = self.learn.leaf(s, *loc);
                 let eps_v = guide::normals(rng, samples * dim);
-                let eps = s.array(&eps_v, &[samples, dim]);
+                let eps = s.noise(&eps_v, &[samples, dim]);
                 let le = s.matmul_t(&eps, &l);
                 let mb = s.insert_axis(&m, 0, samples);
                 let zeta = s.zip(ZipFn::Add, &mb, &le);
