@@ -66,8 +66,17 @@ pub fn claim(path: &Path) -> Result<(), Diagnostic> {
         return Err(io_error(path, "not a file name"));
     };
     let mut record = read_record(&dir);
+    if record.is_empty() && fitted_before_records(&dir) {
+        // Adopt what an older vinf wrote here, once: its outputs become recorded ones.
+        record.extend(
+            OUTPUTS_BEFORE_RECORDS
+                .iter()
+                .filter(|n| dir.join(n).exists())
+                .map(|n| n.to_string()),
+        );
+    }
     if record.contains(&name) {
-        return Ok(());
+        return write_record(&dir, &record);
     }
     let held = match std::fs::symlink_metadata(path) {
         Err(_) => None,
@@ -91,12 +100,56 @@ pub fn claim(path: &Path) -> Result<(), Diagnostic> {
     record.insert(name);
     // A folder asked for (`--out a/b/c`) is made: making one destroys nothing.
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    write_record(&dir, &record)
+}
+
+/// Write `dir`'s record (atomically), unless it already says exactly that.
+fn write_record(dir: &Path, record: &std::collections::BTreeSet<String>) -> Result<(), Diagnostic> {
     let text: String = record.iter().map(|n| format!("{n}\n")).collect();
     let file = dir.join(RECORD);
+    if std::fs::read_to_string(&file).is_ok_and(|t| t == text) {
+        return Ok(());
+    }
     let tmp = temporary(&file);
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, &file))
         .map_err(|e| io_error(&file, e))
+}
+
+/// What a fit folder held before vinf kept records: files it writes by these names.
+const OUTPUTS_BEFORE_RECORDS: &[&str] = &[
+    "summary.json",
+    "elbo.csv",
+    "elbo.svg",
+    "posterior.svg",
+    "densities.svg",
+    "epochs.csv",
+    "params.safetensors",
+    "checkpoint.safetensors",
+    "samples.csv",
+    "samples.zarr",
+    "eval.json",
+    "loo.json",
+    "reconstructions.png",
+    "samples.png",
+    "manifold.png",
+];
+
+/// Whether `dir` is a fit folder of a vinf from before the records: no record, and a
+/// `params.safetensors` whose metadata names the model and method a fit saves. Its outputs by
+/// [`OUTPUTS_BEFORE_RECORDS`]' names are then vinf's; anything else there stays the user's.
+fn fitted_before_records(dir: &Path) -> bool {
+    if dir.join(RECORD).exists() {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(dir.join("params.safetensors")) else {
+        return false;
+    };
+    safetensors::SafeTensors::read_metadata(&bytes).is_ok_and(|(_, meta)| {
+        meta.metadata()
+            .as_ref()
+            .is_some_and(|m| m.contains_key("model") && m.contains_key("method"))
+    })
 }
 
 fn read_record(dir: &Path) -> std::collections::BTreeSet<String> {

@@ -221,3 +221,23 @@ fn pictures_never_replace_a_users_image() {
     assert_eq!(std::fs::read_to_string(dir.join("samples.png")).unwrap(), NOTE);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A fit folder written before vinf kept records (no `.vinf-outputs`, a `params.safetensors`
+/// that a fit saved) is fitted into again as before; a user's file beside it stays untouched.
+#[test]
+fn a_fit_folder_from_before_the_records_is_still_ours() {
+    let dir = folder("legacy");
+    assert_eq!(fit(&dir).status.code(), Some(0));
+    std::fs::remove_file(dir.join(".vinf-outputs")).unwrap();
+    std::fs::write(dir.join("notes.txt"), NOTE).unwrap();
+    let r = fit(&dir);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), NOTE);
+    // Without a fit's params there, the same names are the user's.
+    let other = folder("legacy-not");
+    std::fs::write(other.join("summary.json"), NOTE).unwrap();
+    std::fs::write(other.join("params.safetensors"), NOTE).unwrap();
+    refused(&fit(&other), &other.join("summary.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}
