@@ -39,23 +39,31 @@ fn model_error(py: Python<'_>, d: &Diagnostics) -> PyErr {
     err
 }
 
-/// Load model text (with `path` naming it and placing its relative data files) and bind
-/// `data` (`NAME=PATH` strings, as `vinf --data` takes them).
-fn load(source: &str, path: &str, data: &[String], require_data: bool) -> Result<Loaded, Diagnostics> {
-    let mut bindings = Vec::new();
-    for b in data {
-        let binding = Binding::parse(b).map_err(|e| {
-            Diagnostics::from(
-                vi::diag::Diagnostic::new("vi::data::binding", format!("bad data binding `{b}`: {e}"))
-                    .help("pass data as numpy arrays or paths"),
-            )
-        })?;
-        bindings.push(binding);
-    }
+/// One `data=` entry as `vinf/__init__.py` passes it: (name, file, label, stand_in): the file
+/// holds the data (a path the user gave, or a temporary .npy of an array, a stand-in), and the
+/// label (`data['y']`) is what diagnostics call it.
+type DataArg = (String, String, String, bool);
+
+/// Load model text and bind `data`. `path` names the model file and places its relative data
+/// files; model text given as such (`path` None) is shown as `<model text>`, its `from` files
+/// relative to the current directory.
+fn load(
+    source: &str,
+    path: Option<&str>,
+    data: &[DataArg],
+    require_data: bool,
+) -> Result<Loaded, Diagnostics> {
+    let bindings = data
+        .iter()
+        .map(|(name, file, label, stand_in)| Binding::labelled(name, file, label, *stand_in))
+        .collect();
     let opts = LoadOptions {
         bindings,
         use_defaults: true,
         require_data,
+    };
+    let Some(path) = path else {
+        return vi::load_str("model", "<model text>", source, Path::new(""), &opts);
     };
     let p = Path::new(path);
     let name = p
@@ -68,7 +76,12 @@ fn load(source: &str, path: &str, data: &[String], require_data: bool) -> Result
 /// Check a model: its `vinf check` summary, or a ModelError.
 #[pyfunction]
 #[pyo3(signature = (source, path, data))]
-fn check(py: Python<'_>, source: &str, path: &str, data: Vec<String>) -> PyResult<(String, Vec<String>)> {
+fn check(
+    py: Python<'_>,
+    source: &str,
+    path: Option<&str>,
+    data: Vec<DataArg>,
+) -> PyResult<(String, Vec<String>)> {
     let loaded = py
         .allow_threads(|| load(source, path, &data, false))
         .map_err(|d| model_error(py, &d))?;
@@ -97,8 +110,8 @@ impl Drop for NativeFit {
 fn fit(
     py: Python<'_>,
     source: &str,
-    path: &str,
-    data: Vec<String>,
+    path: Option<&str>,
+    data: Vec<DataArg>,
     settings: Vec<(String, PyObject)>,
 ) -> PyResult<NativeFit> {
     let mut loaded = py

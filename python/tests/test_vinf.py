@@ -96,6 +96,52 @@ def test_model_errors_carry_the_diagnostic():
     assert "checks" in vinf.check(COIN)
 
 
+POSITIVE = """
+data y: positive[N]
+mu ~ Normal(0, 1)
+for i in 1..N {
+    y[i] ~ LogNormal(mu, 1)
+}
+"""
+
+
+def _model_error(*args, **kwargs):
+    with pytest.raises(vinf.ModelError) as e:
+        vinf.check(*args, **kwargs)
+    text = str(e.value)
+    # Nothing the user never gave: no temporary file, no command line, no invented model path.
+    # (The checker's help for a 2-D array bound to a vector still suggests `--data y=PATH:NAME`.)
+    for never in (".npy", "command line", "model.vi", os.getcwd()):
+        assert never not in text, (never, text)
+    return text
+
+
+def test_a_bad_array_is_named_by_its_keyword():
+    text = _model_error(POSITIVE, data={"y": np.array([1.0, np.nan, 2.0])})
+    assert "row 2 (index 1) of `data['y']` is NaN" in text and "--data" not in text
+    text = _model_error(POSITIVE, data={"y": np.ones((3, 2))})
+    assert "data['y']" in text and "[3, 2]" in text
+    text = _model_error(POSITIVE, data={"y": [1.0, -1.0]})
+    assert "comes from data['y']" in text
+    text = _model_error(POSITIVE, data={"y": [1.0], "extra": [2.0]})
+    assert "the model declares no data `extra`" in text and "--data" not in text
+
+
+def test_a_data_file_is_named_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "y.csv").write_text("y\n1\nnan\n")
+    text = _model_error(POSITIVE, data={"y": "y.csv"})
+    assert "y.csv" in text and str(tmp_path) not in text
+
+
+def test_model_text_is_named_model_text():
+    with pytest.raises(vinf.ModelError) as e:
+        vinf.check("mu ~ Normal(0, 1)\nx ~ Normal(mu, mu)\n")
+    text = str(e.value)
+    assert "<model text>" in text
+    assert "model.vi" not in text and os.getcwd() not in text
+
+
 def test_ctrl_c_interrupts_a_fit():
     path = os.path.join(ROOT, "models", "eight_schools.vi")
     timer = threading.Timer(1.0, _thread.interrupt_main)

@@ -35,26 +35,31 @@ class ModelError(Exception):
 
 
 def _model(model):
-    """(text, path) of a model given as a path or as its text."""
+    """(text, path) of a model given as a path or as its text (path None: diagnostics call it
+    `<model text>`)."""
     if isinstance(model, os.PathLike) or (isinstance(model, str) and "\n" not in model
                                            and model.endswith(".vi")):
         path = os.fspath(model)
         with open(path, encoding="utf-8") as f:
             return f.read(), os.path.abspath(path)
-    return str(model), os.path.join(os.getcwd(), "model.vi")
+    return str(model), None
 
 
 def _bindings(data, folder):
-    """`NAME=PATH` bindings: paths as given, arrays (numpy, lists, pandas) saved as .npy."""
+    """(name, file, label, stand_in) for each entry of `data`: paths as given, arrays (numpy,
+    lists, pandas) saved as .npy stand-ins. Diagnostics name each by its label, `data['y']`,
+    never by the temporary file."""
     out = []
     for name, value in (data or {}).items():
+        label = f"data[{name!r}]"
+        name = str(name)
         if isinstance(value, (str, os.PathLike)):
-            out.append(f"{name}={os.fspath(value)}")
+            out.append((name, os.fspath(value), label, False))
             continue
         a = np.asarray(value, dtype=np.float64)
-        path = os.path.join(folder, f"{name}.npy")
+        path = os.path.join(folder, f"{len(out)}.npy")
         np.save(path, a if a.ndim else a.reshape(1))
-        out.append(f"{name}={path}")
+        out.append((name, path, label, True))
     return out
 
 

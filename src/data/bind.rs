@@ -30,11 +30,11 @@ pub fn bind(
     let names: Vec<&str> = decls.iter().map(|d| d.name.name.as_str()).collect();
     // Each file is read once; a file that fails is reported once, however many names use it.
     let mut files: HashMap<PathBuf, Option<Contents>> = HashMap::new();
-    let mut read = |path: &Path| -> Result<Option<Contents>, Diagnostic> {
+    let mut read = |path: &Path, name: &str| -> Result<Option<Contents>, Diagnostic> {
         if let Some(c) = files.get(path) {
             return Ok(c.clone());
         }
-        let c = super::read_file(path);
+        let c = super::read_file_as(path, name);
         files.insert(path.to_path_buf(), c.as_ref().ok().cloned());
         c.map(Some)
     };
@@ -45,16 +45,16 @@ pub fn bind(
     // Which argument bound each name: a second one is a mistake, not an override.
     let mut bound_by: HashMap<String, &Binding> = HashMap::new();
     for b in bindings {
-        let (arg_src, name_span, path_span) = b.source();
-        // Faults of the file as a whole point at its path in the argument.
-        let at_path = |d: Diagnostic| {
-            if d.source.is_some() {
-                d
-            } else {
-                d.primary(path_span, "this file").with_source(&arg_src)
+        let arg = b.source();
+        // Faults of the file as a whole point at its path in the argument (a labelled binding
+        // has no argument to point into: its messages name the file as the user gave it).
+        let at_path = |d: Diagnostic| match &arg {
+            Some((arg_src, _, path_span)) if d.source.is_none() => {
+                d.primary(*path_span, "this file").with_source(arg_src)
             }
+            _ => d,
         };
-        let contents = match read(&b.path) {
+        let contents = match read(&b.path, &b.file_name()) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(d) => {
@@ -69,11 +69,18 @@ pub fn bind(
                     let mut d = Diagnostic::new(
                         "vi::data::undeclared",
                         format!("the model declares no data `{n}`"),
-                    )
-                    .primary(name_span, "not a data name of the model")
-                    .with_source(&arg_src);
+                    );
+                    d = match &arg {
+                        Some((arg_src, name_span, _)) => d
+                            .primary(*name_span, "not a data name of the model")
+                            .with_source(arg_src),
+                        None => d,
+                    };
                     d = match did_you_mean(n, names.iter().copied()) {
-                        Some(s) => d.help(format!("did you mean `{s}`? (`--data {s}=PATH`)")),
+                        Some(s) if arg.is_some() => {
+                            d.help(format!("did you mean `{s}`? (`--data {s}=PATH`)"))
+                        }
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
                         None => d.help(format!("its data names are: {}", list_or_none(&names))),
                     };
                     diags.push(d);
@@ -126,7 +133,7 @@ pub fn bind(
                 continue;
             }
             let path = base.join(&from.value);
-            let result = read(&path).and_then(|c| match c {
+            let result = read(&path, &path.to_string_lossy()).and_then(|c| match c {
                 Some(c) => super::select_from(&c, d, source),
                 None => Ok(None),
             });
@@ -152,22 +159,24 @@ fn twice<'a>(bound_by: &mut HashMap<String, &'a Binding>, name: &str, b: &'a Bin
         bound_by.insert(name.to_string(), b);
         return None;
     };
-    let (arg_src, name_span, _) = b.source();
-    Some(
-        Diagnostic::new(
-            "vi::data::bound_twice",
-            format!(
-                "`{name}` is bound twice: `--data {}` and `--data {}`",
-                first.arg, b.arg
-            ),
-        )
-        .primary(name_span, format!("`{name}` bound again here"))
-        .with_source(&arg_src)
-        .help(format!(
-            "give one `--data` for `{name}` (the first was `--data {}`)",
-            first.arg
-        )),
-    )
+    let d = Diagnostic::new(
+        "vi::data::bound_twice",
+        format!(
+            "`{name}` is bound twice: {} and {}",
+            first.describe(),
+            b.describe()
+        ),
+    );
+    Some(match b.source() {
+        Some((arg_src, name_span, _)) => d
+            .primary(name_span, format!("`{name}` bound again here"))
+            .with_source(&arg_src)
+            .help(format!(
+                "give one `--data` for `{name}` (the first was {})",
+                first.describe()
+            )),
+        None => d.help(format!("bind `{name}` once (the first was {})", first.describe())),
+    })
 }
 
 fn list_or_none(names: &[&str]) -> String {
@@ -175,5 +184,81 @@ fn list_or_none(names: &[&str]) -> String {
         "none".into()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian f64 .npy file of `shape`.
+    fn npy(shape: &[usize], values: &[f64]) -> Vec<u8> {
+        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+        let tuple = if dims.len() == 1 {
+            format!("({},)", dims[0])
+        } else {
+            format!("({})", dims.join(", "))
+        };
+        let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {tuple}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.bytes());
+        for v in values {
+            out.extend(v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Load `model` with `y` bound, as the Python module binds an array, to a temporary .npy
+    /// labelled `data['y']`: the rendered diagnostics, which must not name the temporary file.
+    fn labelled_error(model: &str, shape: &[usize], values: &[f64]) -> String {
+        let dir = std::env::temp_dir().join(format!("vi-labelled-{}-{}", std::process::id(), values.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("0.npy");
+        std::fs::write(&file, npy(shape, values)).unwrap();
+        let opts = crate::LoadOptions {
+            bindings: vec![Binding::labelled("y", &file, "data['y']", true)],
+            use_defaults: true,
+            require_data: true,
+        };
+        let result = crate::load_str("model", "<model text>", model, Path::new(""), &opts);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let Err(diags) = result else {
+            panic!("the model loaded");
+        };
+        let text = diags.render(false);
+        assert!(
+            !text.contains(&*dir.to_string_lossy()),
+            "names the temporary file:\n{text}"
+        );
+        assert!(!text.contains("0.npy"), "{text}");
+        assert!(!text.contains("command line"), "{text}");
+        text
+    }
+
+    #[test]
+    fn a_labelled_array_is_named_by_its_label() {
+        let model =
+            "data y: positive[N]\nmu ~ Normal(0, 1)\nfor i in 1..N {\n    y[i] ~ LogNormal(mu, 1)\n}\n";
+        let text = labelled_error(model, &[3], &[1.0, f64::NAN, 2.0]);
+        assert!(text.contains("row 2 (index 1) of `data['y']` is NaN"), "{text}");
+        assert!(!text.contains("--data"), "{text}");
+        let text = labelled_error(model, &[3, 2], &[1.0; 6]);
+        assert!(text.contains("data['y']") && text.contains("[3, 2]"), "{text}");
+        let text = labelled_error(model, &[2], &[1.0, -1.0]);
+        assert!(text.contains("comes from data['y']"), "{text}");
+        let undeclared = "data x: real[N]\nmu ~ Normal(0, 1)\nfor i in 1..N {\n    x[i] ~ Normal(mu, 1)\n}\n";
+        let text = labelled_error(undeclared, &[2], &[1.0, 2.0]);
+        assert!(text.contains("the model declares no data `y`"), "{text}");
+        assert!(!text.contains("--data"), "{text}");
+        // A file given by path keeps its path in messages about its contents.
+        let b = Binding::labelled("y", "data/y.csv", "data['y']", false);
+        assert_eq!(b.file_name(), "data/y.csv");
+        assert!(b.source().is_none());
+        assert_eq!(b.describe(), "data['y']");
     }
 }
