@@ -454,3 +454,21 @@ fn a_uniform_bound_that_moves_with_another_latent_is_followed() {
         assert!(b > 0.0 && b < a, "draw {draw}: b = {b} outside (0, a = {a})");
     }
 }
+
+/// A full-rank guide over latents drawn per member of a minibatched plate is refused before
+/// fitting, at the latent (the random-model fuzzer found it panicking in a gather).
+#[test]
+fn a_full_rank_guide_refuses_local_latents_of_a_minibatched_plate() {
+    let text = "data y: real[N] from \"data/eight_schools.csv\"\n\
+                for i in 1..N batch 2 {\n    u[i] ~ Normal(0, 1)\n    y[i] ~ Normal(u[i], 10)\n}\n\
+                fit { guide = full_rank }\n";
+    let loaded = load_text(text);
+    let opts = FitOptions::from_settings(&loaded.model.settings, &loaded.model);
+    let err = infer::fit(&loaded, &opts, &mut |_| {}).expect_err("refused");
+    let d = err.iter().next().unwrap();
+    assert_eq!(d.code, "vi::guide::full_rank_local", "{}", err.render_plain());
+    assert!(d.primary_span().is_some() && d.help.is_some());
+    // Mean-field fits it.
+    let out = fit(&loaded, |o| o.guide = vi::infer::Guide::MeanField);
+    assert!(out.elbo.is_finite());
+}

@@ -282,11 +282,42 @@ fn escalation(loaded: &Loaded, opts: &FitOptions, out: &FitOutput) -> Option<Ric
         return None;
     }
     let dim = svi::pathfinder::unconstrained_len(model);
-    Some(if dim <= FULL_RANK_MAX {
+    Some(if dim <= FULL_RANK_MAX && full_rank_covers(model).is_ok() {
         Richer::FullRank
     } else {
         Richer::Pathfinder
     })
+}
+
+/// The full-rank guide is one joint Gaussian over every value of every latent: a latent drawn
+/// per member of a minibatched plate (a local one, seen a batch at a time) it cannot cover.
+fn full_rank_covers(model: &crate::graph::Model) -> Result<(), Diagnostic> {
+    for lat in &model.latents {
+        let Some(p) = lat
+            .plates
+            .iter()
+            .map(|p| &model.plates[p.index()])
+            .find(|p| p.batch.is_some())
+        else {
+            continue;
+        };
+        let mut d = Diagnostic::new(
+            "vi::guide::full_rank_local",
+            format!(
+                "the full-rank guide cannot cover `{}`, drawn for each member of the minibatched plate `{}`",
+                lat.name, p.var
+            ),
+        )
+        .primary(lat.span, "a latent per plate member")
+        .secondary(p.span, "seen a batch at a time");
+        if let Some(span) = model.settings.span("guide") {
+            d = d.secondary(span, "full-rank asked for here");
+        }
+        return Err(d
+            .help("fit it with the mean-field guide (the default), or fit the whole plate at once by dropping `batch`")
+            .with_source(&model.source));
+    }
+    Ok(())
 }
 
 fn run(
@@ -353,6 +384,9 @@ fn run(
     let mut o = opts.clone();
     o.steps.get_or_insert(SVI_STEPS);
     o.tol.get_or_insert(SVI_TOL);
+    if o.guide == Guide::FullRank {
+        full_rank_covers(model).map_err(Diagnostics::from)?;
+    }
     memory::check(loaded, &o, false).map_err(Diagnostics::from)?;
     let reasons = gradient_reasons(model, &plan, opts, learnable);
     let rows = epoch::training_rows(model, opts.holdout);
