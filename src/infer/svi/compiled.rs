@@ -6,7 +6,9 @@
 //! again (new params, new noise: this catches anything the recording took for a constant that
 //! is not one) and from the third on the plan runs alone, its noise drawn from the same random
 //! stream as the engine's guide, so that a planned fit gives the eager fit's numbers. A model
-//! the plan cannot cover runs eagerly, and the fit's notes say why in one line.
+//! the plan cannot cover runs eagerly, and the fit's notes say why in one line. Whenever the
+//! plan ran and agreed, its pass (not the eager one) moves the params, the first two steps
+//! included: a fit resumed mid-way records afresh and still takes the unbroken fit's steps.
 //!
 //! Like the trainer, never imports the after-fit tools, `report/` or the posterior tools.
 

@@ -216,14 +216,22 @@ impl<'a> Trainer<'a> {
                 let noise = planned.noise(noise_seed);
                 let members = &self.objectives[0].members;
                 let verdict = match planned.run(&self.state.params, &noise, members) {
-                    Some(p) => agree(&p, &eager, self.opts.precision),
+                    Some(p) => agree(&p, &eager, self.opts.precision).map(|()| p),
                     None => Err("the plan's pass is not finite where the eager one is".to_string()),
                 };
+                // Once the plan is trusted, its pass moves the params, on this step as on
+                // every later one: a fit resumed mid-way (recording afresh) then takes the very
+                // steps the unbroken fit took, not ones rounded the eager way.
                 match verdict {
-                    Ok(()) => self.compiled = Compiled::Running(planned),
-                    Err(why) => self.plan_off(&why),
+                    Ok(p) => {
+                        self.compiled = Compiled::Running(planned);
+                        p
+                    }
+                    Err(why) => {
+                        self.plan_off(&why);
+                        eager
+                    }
                 }
-                eager
             }
             Compiled::Untried => {
                 let (eager, recorded) = self.eager_pass(&plates, noise_seed, true)?;
@@ -231,10 +239,15 @@ impl<'a> Trainer<'a> {
                     .expect("recorded")
                     .and_then(|(rec, outs)| self.check_plan(&rec, &outs, noise_seed, &eager))
                 {
-                    Ok(planned) => self.compiled = Compiled::Checking(Box::new(planned)),
-                    Err(why) => self.plan_off(&why),
+                    Ok((planned, p)) => {
+                        self.compiled = Compiled::Checking(Box::new(planned));
+                        p
+                    }
+                    Err(why) => {
+                        self.plan_off(&why);
+                        eager
+                    }
                 }
-                eager
             }
         };
         self.update(pass.grads, pass.elbo);
@@ -253,15 +266,16 @@ impl<'a> Trainer<'a> {
         self.start_notes.push(format!("every step ran eagerly: {why}"));
     }
 
-    /// The plan of a recorded pass, if it reproduces that pass (its ELBO, parts and gradients at
-    /// the same params and noise) and its noise is the guide's stream for `noise_seed`.
+    /// The plan of a recorded pass, with its own pass, if it reproduces that pass (its ELBO,
+    /// parts and gradients at the same params and noise) and its noise is the guide's stream for
+    /// `noise_seed`.
     fn check_plan(
         &self,
         rec: &Recording,
         outs: &[usize],
         noise_seed: u64,
         eager: &Pass,
-    ) -> Result<Planned, String> {
+    ) -> Result<(Planned, Pass), String> {
         let mut planned = Planned::new(rec, outs, self.opts.precision, &self.eng.learn)?;
         let noise = planned.noise(noise_seed);
         if noise.as_slice() != rec.noise_values() {
@@ -272,7 +286,7 @@ impl<'a> Trainer<'a> {
             .run(&self.state.params, &noise, members)
             .ok_or_else(|| "the plan's pass is not finite where the eager one is".to_string())?;
         agree(&p, eager, self.opts.precision)?;
-        Ok(planned)
+        Ok((planned, p))
     }
 
     /// One eager pass per objective (recording the first with `record`: then also the
