@@ -32,6 +32,22 @@ fn fit(dir: &Path) -> Output {
     vinf(&["fit", "models/gmm.vi", "--out", &s(dir)])
 }
 
+/// `vinf sample` of the GMM fitted in `from`, five draws in `format`, written to `out`.
+fn sample(from: &Path, format: &str, out: &Path) -> Output {
+    vinf(&[
+        "sample",
+        "models/gmm.vi",
+        "--from",
+        &s(from),
+        "-n",
+        "5",
+        "--format",
+        format,
+        "--out",
+        &s(out),
+    ])
+}
+
 fn refused(r: &Output, path: &Path) {
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{err}");
@@ -81,67 +97,23 @@ fn sample_in_every_format_never_replaces_a_users_file_or_folder() {
     std::fs::write(mine.join("notes.txt"), NOTE).unwrap();
     for format in ["long", "cmdstan"] {
         let target = mine.join("notes.txt");
-        let r = vinf(&[
-            "sample",
-            "models/gmm.vi",
-            "--from",
-            &s(&dir),
-            "-n",
-            "5",
-            "--format",
-            format,
-            "--out",
-            &s(&target),
-        ]);
+        let r = sample(&dir, format, &target);
         refused(&r, &target);
         // Beside it, and then again over its own file, is fine.
         let own = mine.join(format!("draws-{format}.csv"));
         for _ in 0..2 {
-            let r = vinf(&[
-                "sample",
-                "models/gmm.vi",
-                "--from",
-                &s(&dir),
-                "-n",
-                "5",
-                "--format",
-                format,
-                "--out",
-                &s(&own),
-            ]);
+            let r = sample(&dir, format, &own);
             assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
         }
     }
     // A Zarr store is a folder: not over the fit's own folder, nor over one holding a note.
     for target in [dir.clone(), mine.clone()] {
-        let r = vinf(&[
-            "sample",
-            "models/gmm.vi",
-            "--from",
-            &s(&dir),
-            "-n",
-            "5",
-            "--format",
-            "zarr",
-            "--out",
-            &s(&target),
-        ]);
+        let r = sample(&dir, "zarr", &target);
         refused(&r, &target);
     }
     let store = mine.join("draws.zarr");
     for _ in 0..2 {
-        let r = vinf(&[
-            "sample",
-            "models/gmm.vi",
-            "--from",
-            &s(&dir),
-            "-n",
-            "5",
-            "--format",
-            "zarr",
-            "--out",
-            &s(&store),
-        ]);
+        let r = sample(&dir, "zarr", &store);
         assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
         assert!(store.join(".zmetadata").exists());
     }

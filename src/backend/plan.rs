@@ -233,17 +233,20 @@ impl<T: Real> Machine<T> {
 
     fn forward(&mut self) {
         for k in 0..self.schedule.len() {
-            let step = std::mem::replace(
-                &mut self.schedule[k],
-                Step {
-                    op: Op::Scale(1.0),
-                    ins: Vec::new(),
-                    out: 0,
-                },
-            );
-            self.run(&step);
-            self.schedule[k] = step;
+            self.with_step(k, Self::run);
         }
+    }
+
+    /// Run `f` on step `k`, lent out of the schedule so that `f` may borrow the buffers.
+    fn with_step(&mut self, k: usize, f: fn(&mut Self, &Step)) {
+        let placeholder = Step {
+            op: Op::Scale(1.0),
+            ins: Vec::new(),
+            out: 0,
+        };
+        let step = std::mem::replace(&mut self.schedule[k], placeholder);
+        f(self, &step);
+        self.schedule[k] = step;
     }
 
     /// One op forward into its output buffer.
@@ -346,16 +349,7 @@ impl<T: Real> Machine<T> {
             if !self.needs_grad[self.schedule[k].out] {
                 continue;
             }
-            let step = std::mem::replace(
-                &mut self.schedule[k],
-                Step {
-                    op: Op::Scale(1.0),
-                    ins: Vec::new(),
-                    out: 0,
-                },
-            );
-            self.vjp(&step);
-            self.schedule[k] = step;
+            self.with_step(k, Self::vjp);
         }
     }
 
