@@ -37,6 +37,16 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Array, Diagnostic> {
     plain_header(bytes).map_err(bad)?;
     let npy = NpyFile::new(bytes).map_err(|e| bad(e.to_string()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    // A shape whose product overflows, or asks for more values than the file holds, is refused
+    // here: npyz multiplies it unchecked (found by fuzzing).
+    let values = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if values.is_none_or(|n| n > bytes.len()) {
+        return Err(bad(format!(
+            "its header's shape {:?} holds more values than the file's {} bytes",
+            npy.shape(),
+            bytes.len()
+        )));
+    }
     let order = npy.order();
     let DType::Plain(ts) = npy.dtype() else {
         return Err(bad(
@@ -155,6 +165,19 @@ fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shape_larger_than_the_file_is_a_diagnostic() {
+        // (6, 6459797423555346431): the product overflows (the fuzzer's crash).
+        let crash =
+            include_bytes!("../../tests/fuzz_corpus/npy/crash-087b0679f539285dda400244c7c8f5f8d50d602e");
+        let d = parse(crash, "x.npy").expect_err("refused");
+        assert_eq!(d.code, "vi::data::bad_npy");
+        assert!(
+            d.help.as_deref().is_some_and(|h| h.contains("holds more values")),
+            "{d:?}"
+        );
+    }
 
     #[test]
     fn round_trips_an_f64_matrix() {
