@@ -30,6 +30,21 @@ pub(super) struct Taken {
 /// Two data-derived operands are combined value by value only up to this many pairs.
 const MAX_PAIRS: usize = 10_000_000;
 
+impl Taken {
+    /// Whether `self` and `other` hold the same members in the same places, one value each
+    /// (`g[i]` beside `h[i]`), so that they can be read pairwise.
+    pub(super) fn aligned_with(&self, other: &Taken) -> bool {
+        self.placed
+            && other.placed
+            && self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|(x, y)| x.coords == y.coords)
+    }
+}
+
 pub(super) struct Entry {
     pub(super) source: usize,
     pub(super) coords: Vec<usize>,
@@ -239,14 +254,7 @@ impl Checker<'_> {
         let (ta, tb) = (self.taken(a)?, self.taken(b)?);
         let (pa, pb) = (&self.nodes[a.index()].ty.plates, &self.nodes[b.index()].ty.plates);
         let aligned = pa == pb
-            && ta.placed
-            && tb.placed
-            && ta.entries.len() == tb.entries.len()
-            && ta
-                .entries
-                .iter()
-                .zip(&tb.entries)
-                .all(|(x, y)| x.coords == y.coords)
+            && ta.aligned_with(&tb)
             && self.nodes[a.index()].ty.shape.len() == self.nodes[b.index()].ty.shape.len();
         let entries: Vec<Entry> = if aligned {
             ta.entries

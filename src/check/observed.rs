@@ -218,15 +218,8 @@ impl Checker<'_> {
     /// along the same plates and axes (`y[i] ~ Binomial(n[i], p)`).
     fn aligned_bound(&self, n: NodeId, value: NodeId) -> Option<Vec<f64>> {
         let (tn, taken) = (self.taken(n)?, self.taken(value)?);
-        let same = tn.placed
-            && taken.placed
-            && tn.entries.len() == taken.entries.len()
-            && tn
-                .entries
-                .iter()
-                .zip(&taken.entries)
-                .all(|(a, b)| a.coords == b.coords);
-        same.then(|| tn.entries.iter().map(|e| e.value).collect())
+        tn.aligned_with(&taken)
+            .then(|| tn.entries.iter().map(|e| e.value).collect())
     }
 
     /// The bound data array `value` is, itself or viewed along plates (`y`, `y[i]`): each of
